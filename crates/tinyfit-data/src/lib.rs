@@ -1,1 +1,21 @@
-//! placeholder
+//! Datasets in their published layouts, turned into fixed-shape labelled samples with
+//! subject-disjoint splits and training-only normalisation.
+//!
+//! Readers accept every text file plain or gzipped, and every error names the file and line
+//! at fault.
+
+mod config;
+mod dataset;
+mod error;
+mod hapt;
+mod normalize;
+mod split;
+mod text;
+
+pub use config::DataConfig;
+pub use dataset::Dataset;
+pub use error::{DataError, Result};
+pub use hapt::HaptConfig;
+pub use normalize::ChannelNorm;
+pub use split::{SplitSizes, Splits};
+pub use text::{parse_table, read_text};
