@@ -94,7 +94,10 @@ impl HaptConfig {
 
         let mut by_experiment: BTreeMap<(u64, u64), Vec<(usize, &Vec<u64>)>> = BTreeMap::new();
         for (line, row) in labels.iter().enumerate() {
-            by_experiment.entry((row[0], row[1])).or_default().push((line + 1, row));
+            by_experiment
+                .entry((row[0], row[1]))
+                .or_default()
+                .push((line + 1, row));
         }
 
         let mut data = Dataset::empty(vec![6, self.window], names);

@@ -52,7 +52,8 @@ impl Splits {
                 )));
             }
         }
-        let mut train = data.filter_groups(|g| !test_groups.contains(&g) && !val_groups.contains(&g));
+        let mut train =
+            data.filter_groups(|g| !test_groups.contains(&g) && !val_groups.contains(&g));
         let mut val = data.filter_groups(|g| val_groups.contains(&g));
         let mut test = data.filter_groups(|g| test_groups.contains(&g));
         for (name, split) in [("training", &train), ("validation", &val), ("test", &test)] {

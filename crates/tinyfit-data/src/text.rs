@@ -16,7 +16,10 @@ pub fn read_text(path: &Path, what: &'static str) -> Result<(PathBuf, String)> {
         PathBuf::from(s)
     };
     let (found, zipped) = if path.is_file() {
-        (path.to_path_buf(), path.extension().is_some_and(|e| e == "gz"))
+        (
+            path.to_path_buf(),
+            path.extension().is_some_and(|e| e == "gz"),
+        )
     } else if gz.is_file() {
         (gz, true)
     } else {
@@ -36,9 +39,8 @@ pub fn read_text(path: &Path, what: &'static str) -> Result<(PathBuf, String)> {
             .read_to_string(&mut text)
             .map_err(io)?;
     } else {
-        text = String::from_utf8(bytes).map_err(|e| {
-            io(std::io::Error::new(std::io::ErrorKind::InvalidData, e))
-        })?;
+        text = String::from_utf8(bytes)
+            .map_err(|e| io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
     }
     Ok((found, text))
 }
@@ -92,14 +94,21 @@ mod tests {
         std::fs::write(dir.path().join("a.txt.gz"), enc.finish().unwrap()).unwrap();
         let (found, text) = read_text(&plain, "test file").unwrap();
         assert!(found.ends_with("a.txt.gz"));
-        assert_eq!(parse_table::<f32>(&found, &text, 2).unwrap(), vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(
+            parse_table::<f32>(&found, &text, 2).unwrap(),
+            vec![vec![1.0, 2.0], vec![3.0, 4.0]]
+        );
     }
 
     #[test]
     fn malformed_line_names_file_and_line() {
-        let err = parse_table::<f32>(Path::new("x.txt"), "1 2 3\n1 2\n", 3).unwrap_err().to_string();
+        let err = parse_table::<f32>(Path::new("x.txt"), "1 2 3\n1 2\n", 3)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "x.txt, line 2: expected 3 numbers, found 2: '1 2'");
-        let err = parse_table::<f32>(Path::new("x.txt"), "1 2 3\n1 zz 3\n", 3).unwrap_err().to_string();
+        let err = parse_table::<f32>(Path::new("x.txt"), "1 2 3\n1 zz 3\n", 3)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "x.txt, line 2: 'zz' is not a number");
     }
 }

@@ -27,10 +27,19 @@ fn uci_har_protocol_splits_by_user() {
         assert!(!config.test_users.contains(&g) && !config.val_users.contains(&g));
     }
     // UCI-HAR has 10,299 windows; windows cut inside labelled segments come close to it.
-    assert!((9_500..=10_600).contains(&data.len()), "{} windows", data.len());
+    assert!(
+        (9_500..=10_600).contains(&data.len()),
+        "{} windows",
+        data.len()
+    );
     // Training-split statistics standardise the training split.
     let mean0: f64 = (0..splits.train.len())
-        .map(|i| splits.train.sample(i)[..128].iter().map(|&v| v as f64).sum::<f64>())
+        .map(|i| {
+            splits.train.sample(i)[..128]
+                .iter()
+                .map(|&v| v as f64)
+                .sum::<f64>()
+        })
         .sum::<f64>()
         / (splits.train.len() * 128) as f64;
     assert!(mean0.abs() < 1e-4, "{mean0}");
@@ -51,7 +60,10 @@ fn copy_dir(from: &Path, to: &Path) {
 
 #[test]
 fn missing_folder_is_named() {
-    let err = HaptConfig::new("/nonexistent/hapt").load().unwrap_err().to_string();
+    let err = HaptConfig::new("/nonexistent/hapt")
+        .load()
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "HAPT folder not found: /nonexistent/hapt");
 }
 
@@ -68,5 +80,8 @@ fn malformed_line_names_file_and_line() {
     )
     .unwrap();
     let err = HaptConfig::new(dir.path()).load().unwrap_err().to_string();
-    assert!(err.ends_with("gyro_exp01_user01.txt, line 3: expected 3 numbers, found 2: '0.1 0.2'"), "{err}");
+    assert!(
+        err.ends_with("gyro_exp01_user01.txt, line 3: expected 3 numbers, found 2: '0.1 0.2'"),
+        "{err}"
+    );
 }

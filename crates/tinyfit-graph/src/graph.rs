@@ -305,7 +305,9 @@ mod tests {
 
     #[test]
     fn unknown_field_is_rejected() {
-        let v = stack(json!([{"name": "c1", "op": "conv1d", "out_channels": 4, "kernel": 3, "strid": 2}]));
+        let v = stack(
+            json!([{"name": "c1", "op": "conv1d", "out_channels": 4, "kernel": 3, "strid": 2}]),
+        );
         let err = Graph::from_value(v).unwrap_err().to_string();
         assert!(err.contains("strid"), "{err}");
     }
@@ -316,7 +318,11 @@ mod tests {
             {"name": "c1", "op": "conv1d", "out_channels": 4, "kernel": 3},
             {"name": "fc", "op": "linear", "out_features": 2}
         ]));
-        let err = Graph::from_value(v).unwrap().analyze().unwrap_err().to_string();
+        let err = Graph::from_value(v)
+            .unwrap()
+            .analyze()
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("layer 'fc' (linear)"), "{err}");
         assert!(err.contains("[4, 30]"), "{err}");
     }
@@ -327,7 +333,11 @@ mod tests {
             {"name": "a", "op": "relu", "inputs": ["b"]},
             {"name": "b", "op": "relu"}
         ]));
-        let err = Graph::from_value(v).unwrap().analyze().unwrap_err().to_string();
+        let err = Graph::from_value(v)
+            .unwrap()
+            .analyze()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("reads 'b'"), "{err}");
     }
 

@@ -133,8 +133,8 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<OpShape, String> {
             }
             let mut output = x.to_vec();
             for other in &inputs[1..] {
-                let same_elsewhere = other.len() == x.len()
-                    && (0..x.len()).all(|i| i == c.axis || other[i] == x[i]);
+                let same_elsewhere =
+                    other.len() == x.len() && (0..x.len()).all(|i| i == c.axis || other[i] == x[i]);
                 if !same_elsewhere {
                     return Err(format!(
                         "inputs {x:?} and {other:?} differ on an axis other than {}",
@@ -147,7 +147,9 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<OpShape, String> {
         }
         Op::Add => {
             if let Some(other) = inputs.iter().find(|s| **s != x) {
-                return Err(format!("inputs must have equal shapes, got {x:?} and {other:?}"));
+                return Err(format!(
+                    "inputs must have equal shapes, got {x:?} and {other:?}"
+                ));
             }
             Ok(plain(x.to_vec()))
         }
@@ -244,7 +246,9 @@ fn conv(c: &Conv, x: &[usize], axes: usize) -> Result<OpShape, String> {
     if c.out_channels == 0 {
         return Err("out_channels must be positive".into());
     }
-    let span: Vec<usize> = (0..axes).map(|i| (kernel[i] - 1) * dilation[i] + 1).collect();
+    let span: Vec<usize> = (0..axes)
+        .map(|i| (kernel[i] - 1) * dilation[i] + 1)
+        .collect();
     let pad = resolve_padding(&c.padding, spatial, &span, &stride)?;
     let out_spatial = window_output(spatial, &span, &stride, &pad)?;
     let mut weight = vec![c.out_channels, c_in / c.groups];
@@ -279,7 +283,11 @@ fn pool(p: &Pool, x: &[usize], axes: usize) -> Result<Vec<usize>, String> {
         None => kernel.clone(),
     };
     let pad = resolve_padding(&p.padding, spatial, &kernel, &stride)?;
-    if pad.iter().zip(&kernel).any(|(&(b, a), &k)| b.max(a) > k / 2) {
+    if pad
+        .iter()
+        .zip(&kernel)
+        .any(|(&(b, a), &k)| b.max(a) > k / 2)
+    {
         return Err(format!(
             "padding {pad:?} exceeds half the kernel {kernel:?} (PyTorch's limit)"
         ));
@@ -308,7 +316,11 @@ mod tests {
 
     #[test]
     fn conv1d_counts_match_pytorch() {
-        let s = infer(&conv1d(64, 15, Padding::Explicit(Extent::Uniform(1))), &[&[3, 151]]).unwrap();
+        let s = infer(
+            &conv1d(64, 15, Padding::Explicit(Extent::Uniform(1))),
+            &[&[3, 151]],
+        )
+        .unwrap();
         assert_eq!(s.output, vec![64, 139]);
         assert_eq!(s.params(), 64 * 3 * 15 + 64);
         assert_eq!(s.macs, 400_320);
@@ -317,7 +329,8 @@ mod tests {
     #[test]
     fn same_padding_follows_tensorflow() {
         // 49x10 input, 10x4 kernel, stride 2: TF gives 25x5 with pads (4,5) and (1,1).
-        let pad = resolve_padding(&Padding::Mode(PadMode::Same), &[49, 10], &[10, 4], &[2, 2]).unwrap();
+        let pad =
+            resolve_padding(&Padding::Mode(PadMode::Same), &[49, 10], &[10, 4], &[2, 2]).unwrap();
         assert_eq!(pad, vec![(4, 5), (1, 1)]);
     }
 

@@ -70,7 +70,12 @@ impl Weights {
         let bytes: BTreeMap<&str, Vec<u8>> = self
             .tensors
             .iter()
-            .map(|(n, t)| (n.as_str(), t.data.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            .map(|(n, t)| {
+                (
+                    n.as_str(),
+                    t.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                )
+            })
             .collect();
         let views = self
             .tensors
@@ -97,7 +102,12 @@ impl Weights {
                 expected += 1;
                 let name = format!("{}.{}", node.name, p.name);
                 match self.tensors.get(&name) {
-                    None => return Err(err(format!("missing tensor '{name}' (shape {:?})", p.shape))),
+                    None => {
+                        return Err(err(format!(
+                            "missing tensor '{name}' (shape {:?})",
+                            p.shape
+                        )));
+                    }
                     Some(t) if t.shape != p.shape => {
                         return Err(err(format!(
                             "tensor '{name}' has shape {:?}; layer '{}' needs {:?}",
@@ -114,7 +124,10 @@ impl Weights {
                 .keys()
                 .filter(|k| {
                     !graph.nodes.iter().zip(&analysis.nodes).any(|(n, a)| {
-                        a.shape.tensors.iter().any(|p| **k == format!("{}.{}", n.name, p.name))
+                        a.shape
+                            .tensors
+                            .iter()
+                            .any(|p| **k == format!("{}.{}", n.name, p.name))
                     })
                 })
                 .collect();

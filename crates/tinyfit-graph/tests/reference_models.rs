@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use tinyfit_graph::{Graph, Summary};
 
 fn summary(file: &str) -> Summary {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/graphs").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/graphs")
+        .join(file);
     let graph = Graph::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let analysis = graph.analyze().unwrap();
     Summary::new(&graph, &analysis)

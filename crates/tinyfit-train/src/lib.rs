@@ -1,1 +1,26 @@
-//! placeholder
+//! Float training of tinyfit graphs on burn.
+//!
+//! [`GraphModel`] turns any [`tinyfit_graph::Graph`] into a trainable burn module;
+//! [`init::pytorch_default`] gives it PyTorch's initial weights from a seed; [`train`] runs the
+//! epoch loop with validation-based selection, early stopping and resumable checkpoints.
+
+pub mod batch;
+mod checkpoint;
+mod config;
+mod error;
+pub mod init;
+pub mod layers;
+mod metrics;
+mod model;
+mod trainer;
+pub mod value;
+
+pub use checkpoint::TrainState;
+pub use config::{OptimizerConfig, Schedule, TrainConfig};
+pub use error::TrainError;
+pub use metrics::{Metrics, MetricsBuilder};
+pub use model::GraphModel;
+pub use trainer::{
+    EpochRecord, Observer, Silent, TrainOutcome, best_weights_path, cpu, evaluate, optimizer, train,
+};
+pub use value::Value;

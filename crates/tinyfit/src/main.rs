@@ -1,1 +1,102 @@
-fn main() {}
+//! `tinyfit`: fit neural networks onto microcontrollers.
+
+mod cmd;
+mod experiment;
+mod progress;
+mod report;
+mod run_dir;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Train, inspect and evaluate tiny models for microcontrollers.
+#[derive(Parser)]
+#[command(name = "tinyfit", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the model of an experiment config and report validation and test figures.
+    Train {
+        /// Experiment config (TOML with [data], [model], [train]).
+        #[arg(long)]
+        config: PathBuf,
+        /// Run folder (default: runs/<config file name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Dataset folder, replacing the config's `data.path`.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Continue the run in the output folder from its last finished epoch.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Reload a trained run and recompute its accuracy on a split.
+    Eval {
+        /// Run folder written by `tinyfit train`.
+        run: PathBuf,
+        /// Split to evaluate.
+        #[arg(long, value_enum, default_value = "test")]
+        split: cmd::eval::Split,
+    },
+    /// Per-layer shapes, parameters, MACs and activation bytes of a model.
+    Inspect {
+        /// Graph file (.json/.toml) or run folder.
+        model: PathBuf,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Milliseconds per training step on the reference shapes.
+    Train {
+        /// Samples per step.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Timed steps per shape.
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        /// Untimed steps first.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train {
+            config,
+            out,
+            data,
+            resume,
+        } => cmd::train::run(&config, out, data, resume),
+        Command::Eval { run, split } => cmd::eval::run(&run, split),
+        Command::Inspect { model } => cmd::inspect::run(&model),
+        Command::Bench {
+            what:
+                BenchCommand::Train {
+                    batch,
+                    steps,
+                    warmup,
+                },
+        } => cmd::bench::run(batch, steps, warmup),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

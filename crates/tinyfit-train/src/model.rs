@@ -1,0 +1,344 @@
+//! A trainable burn module built from any [`Graph`].
+
+use std::sync::Arc;
+
+use burn::module::{Module, RunningState};
+use burn::nn::DropoutConfig;
+use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, activation, module as f};
+use tinyfit_graph::shape::resolve_padding;
+use tinyfit_graph::{Analysis, Graph, GraphError, Op, Pool, ValueRef, Weights};
+
+use crate::layers::{self, BatchNorm, ConvWeights, Layer, Linear, Stateless};
+use crate::value::{Value, each_rank};
+
+/// A graph executed with burn: one [`Layer`] per node, run in the graph's order.
+#[derive(Module, Debug)]
+pub struct GraphModel {
+    layers: Vec<Layer>,
+    #[module(skip)]
+    plan: Arc<Plan>,
+}
+
+/// What the executor needs to know about the graph, resolved once.
+#[derive(Debug, Clone)]
+struct Plan {
+    graph: Graph,
+    analysis: Analysis,
+    steps: Vec<Step>,
+}
+
+/// A node's op with its window geometry resolved against the input shape.
+#[derive(Debug, Clone)]
+enum Step {
+    Conv1d(ConvOptions<1>),
+    Conv2d(ConvOptions<2>),
+    MaxPool1d(MaxPoolOptions<1>),
+    MaxPool2d(MaxPoolOptions<2>),
+    AvgPool1d(AvgPoolOptions<1>),
+    AvgPool2d(AvgPoolOptions<2>),
+    Other,
+}
+
+impl GraphModel {
+    /// Builds the module for `graph` with `weights` (checked against the graph) on `device`.
+    pub fn new(graph: &Graph, weights: &Weights, device: &Device) -> Result<Self, GraphError> {
+        let analysis = graph.analyze()?;
+        weights.check(graph, &analysis, std::path::Path::new("(in memory)"))?;
+        let mut layers = Vec::with_capacity(graph.nodes.len());
+        let mut steps = Vec::with_capacity(graph.nodes.len());
+        for (node, info) in graph.nodes.iter().zip(&analysis.nodes) {
+            let w = |name: &str| &weights.tensors[&format!("{}.{name}", node.name)];
+            let opt = |name: &str| weights.tensors.get(&format!("{}.{name}", node.name));
+            let spatial = &info.input_shapes[0][1..];
+            let layer = match &node.op {
+                Op::Conv1d(_) => Layer::Conv1d(ConvWeights {
+                    weight: layers::param(w("weight"), device),
+                    bias: opt("bias").map(|b| layers::param(b, device)),
+                }),
+                Op::Conv2d(_) => Layer::Conv2d(ConvWeights {
+                    weight: layers::param(w("weight"), device),
+                    bias: opt("bias").map(|b| layers::param(b, device)),
+                }),
+                Op::BatchNorm(bn) => Layer::BatchNorm(BatchNorm {
+                    gamma: layers::param(w("weight"), device),
+                    beta: layers::param(w("bias"), device),
+                    running_mean: RunningState::new(layers::tensor(w("running_mean"), device)),
+                    running_var: RunningState::new(layers::tensor(w("running_var"), device)),
+                    eps: bn.eps,
+                    momentum: bn.momentum,
+                }),
+                Op::Linear(_) => {
+                    let pytorch = layers::tensor::<2>(w("weight"), device);
+                    Layer::Linear(Linear {
+                        weight: burn::module::Param::from_tensor(pytorch.transpose()),
+                        bias: opt("bias").map(|b| layers::param(b, device)),
+                    })
+                }
+                Op::Dropout(d) => Layer::Dropout(DropoutConfig::new(d.p).init()),
+                _ => Layer::Stateless(Stateless),
+            };
+            let step = match &node.op {
+                Op::Conv1d(c) | Op::Conv2d(c) => {
+                    let axes = spatial.len();
+                    let kernel = c.kernel.expand(axes).expect("checked by analyze");
+                    let stride = c.stride.expand(axes).expect("checked by analyze");
+                    let dilation = c.dilation.expand(axes).expect("checked by analyze");
+                    let span: Vec<usize> = (0..axes)
+                        .map(|i| (kernel[i] - 1) * dilation[i] + 1)
+                        .collect();
+                    let pad = resolve_padding(&c.padding, spatial, &span, &stride)
+                        .expect("checked by analyze");
+                    if axes == 1 {
+                        Step::Conv1d(ConvOptions {
+                            stride: [stride[0]],
+                            padding: [pad[0]],
+                            dilation: [dilation[0]],
+                            groups: c.groups,
+                        })
+                    } else {
+                        Step::Conv2d(ConvOptions {
+                            stride: [stride[0], stride[1]],
+                            padding: [pad[0], pad[1]],
+                            dilation: [dilation[0], dilation[1]],
+                            groups: c.groups,
+                        })
+                    }
+                }
+                Op::MaxPool1d(p) => {
+                    let (k, s, pad) = pool_geometry::<1>(p, spatial);
+                    Step::MaxPool1d(MaxPoolOptions {
+                        kernel_size: k,
+                        stride: s,
+                        padding: pad,
+                        dilation: [1],
+                        ceil_mode: false,
+                    })
+                }
+                Op::MaxPool2d(p) => {
+                    let (k, s, pad) = pool_geometry::<2>(p, spatial);
+                    Step::MaxPool2d(MaxPoolOptions {
+                        kernel_size: k,
+                        stride: s,
+                        padding: pad,
+                        dilation: [1, 1],
+                        ceil_mode: false,
+                    })
+                }
+                Op::AvgPool1d(p) => {
+                    let (k, s, pad) = pool_geometry::<1>(p, spatial);
+                    Step::AvgPool1d(AvgPoolOptions {
+                        kernel_size: k,
+                        stride: s,
+                        padding: pad,
+                        count_include_pad: true,
+                        ceil_mode: false,
+                    })
+                }
+                Op::AvgPool2d(p) => {
+                    let (k, s, pad) = pool_geometry::<2>(p, spatial);
+                    Step::AvgPool2d(AvgPoolOptions {
+                        kernel_size: k,
+                        stride: s,
+                        padding: pad,
+                        count_include_pad: true,
+                        ceil_mode: false,
+                    })
+                }
+                _ => Step::Other,
+            };
+            layers.push(layer);
+            steps.push(step);
+        }
+        Ok(GraphModel {
+            layers,
+            plan: Arc::new(Plan {
+                graph: graph.clone(),
+                analysis,
+                steps,
+            }),
+        })
+    }
+
+    /// The graph this module executes.
+    pub fn graph(&self) -> &Graph {
+        &self.plan.graph
+    }
+
+    /// Runs the graph on one batch per graph input; returns one batch per graph output.
+    ///
+    /// # Shapes
+    /// - inputs: `[N, shape...]` for each graph input, in order
+    /// - outputs: `[N, shape...]` for each graph output, in order
+    pub fn forward(&self, inputs: Vec<Value>) -> Vec<Value> {
+        let plan = &*self.plan;
+        assert_eq!(
+            inputs.len(),
+            plan.graph.inputs.len(),
+            "the graph takes {} inputs",
+            plan.graph.inputs.len()
+        );
+        let mut values: Vec<Value> = Vec::with_capacity(plan.graph.nodes.len());
+        let read = |r: ValueRef, values: &[Value]| -> Value {
+            match r {
+                ValueRef::Input(i) => inputs[i].clone(),
+                ValueRef::Node(i) => values[i].clone(),
+            }
+        };
+        for (i, node) in plan.graph.nodes.iter().enumerate() {
+            let info = &plan.analysis.nodes[i];
+            let args: Vec<Value> = info.inputs.iter().map(|&r| read(r, &values)).collect();
+            let out = self.run(i, &node.op, args, &info.shape.output);
+            values.push(out);
+        }
+        plan.analysis
+            .outputs
+            .iter()
+            .map(|&r| read(r, &values))
+            .collect()
+    }
+
+    /// Logits `[N, classes]` of a single-input graph whose first output is a vector.
+    pub fn logits(&self, x: Value) -> Tensor<2> {
+        self.forward(vec![x]).swap_remove(0).into_r2()
+    }
+
+    fn run(&self, i: usize, op: &Op, mut args: Vec<Value>, out_shape: &[usize]) -> Value {
+        let layer = &self.layers[i];
+        let step = &self.plan.steps[i];
+        let x = args.swap_remove(0);
+        match (op, layer, step, x) {
+            (_, Layer::Conv1d(w), Step::Conv1d(o), Value::R3(x)) => Value::R3(f::conv1d(
+                x,
+                w.weight.val(),
+                w.bias.as_ref().map(|b| b.val()),
+                o.clone(),
+            )),
+            (_, Layer::Conv2d(w), Step::Conv2d(o), Value::R4(x)) => Value::R4(f::conv2d(
+                x,
+                w.weight.val(),
+                w.bias.as_ref().map(|b| b.val()),
+                o.clone(),
+            )),
+            (_, _, Step::MaxPool1d(o), Value::R3(x)) => Value::R3(f::max_pool1d(x, o.clone())),
+            (_, _, Step::MaxPool2d(o), Value::R4(x)) => Value::R4(f::max_pool2d(x, o.clone())),
+            (_, _, Step::AvgPool1d(o), Value::R3(x)) => Value::R3(f::avg_pool1d(x, o.clone())),
+            (_, _, Step::AvgPool2d(o), Value::R4(x)) => Value::R4(f::avg_pool2d(x, o.clone())),
+            (_, Layer::BatchNorm(bn), _, x) => each_rank!(x, t => bn.forward(t)),
+            (_, Layer::Linear(l), _, Value::R2(x)) => Value::R2(f::linear(
+                x,
+                l.weight.val(),
+                l.bias.as_ref().map(|b| b.val()),
+            )),
+            (_, Layer::Dropout(d), _, x) => each_rank!(x, t => d.forward(t)),
+            (Op::Relu, _, _, x) => each_rank!(x, t => activation::relu(t)),
+            (Op::Relu6, _, _, x) => each_rank!(x, t => activation::relu6(t)),
+            (Op::Identity, _, _, x) => x,
+            (Op::GlobalAvgPool, _, _, x) => {
+                let dims = x.dims();
+                let (n, c) = (dims[0], dims[1]);
+                let positions: usize = dims[2..].iter().product();
+                let per_channel: Tensor<3> = x.into_flat().reshape([n, c, positions]);
+                Value::R2(per_channel.mean_dim(2).reshape([n, c]))
+            }
+            (Op::Flatten, _, _, x) => Value::R2(x.into_flat()),
+            (Op::Concat(c), _, _, x) => {
+                let axis = c.axis + 1;
+                args.insert(0, x);
+                match args[0] {
+                    Value::R2(_) => Value::R2(Tensor::cat(
+                        args.into_iter().map(Value::into_r2).collect(),
+                        axis,
+                    )),
+                    Value::R3(_) => {
+                        Value::R3(Tensor::cat(args.into_iter().map(into_r3).collect(), axis))
+                    }
+                    Value::R4(_) => {
+                        Value::R4(Tensor::cat(args.into_iter().map(into_r4).collect(), axis))
+                    }
+                }
+            }
+            (Op::Add, _, _, x) => args.into_iter().fold(x, |acc, y| match (acc, y) {
+                (Value::R2(a), Value::R2(b)) => Value::R2(a + b),
+                (Value::R3(a), Value::R3(b)) => Value::R3(a + b),
+                (Value::R4(a), Value::R4(b)) => Value::R4(a + b),
+                _ => unreachable!("shape inference checks equal shapes"),
+            }),
+            (op, _, _, x) => unreachable!(
+                "shape inference admits {} on {:?} (expected output {out_shape:?})",
+                op.kind(),
+                x.dims()
+            ),
+        }
+    }
+
+    /// Copies every weight and running statistic to the host, in PyTorch layouts.
+    pub fn weights(&self) -> Weights {
+        let mut out = Weights::default();
+        let mut put = |node: &str, name: &str, t: tinyfit_graph::Tensor| {
+            out.tensors.insert(format!("{node}.{name}"), t);
+        };
+        for (node, layer) in self.plan.graph.nodes.iter().zip(&self.layers) {
+            let n = node.name.as_str();
+            match layer {
+                Layer::Conv1d(c) => {
+                    put(n, "weight", layers::to_host(&c.weight.val()));
+                    if let Some(b) = &c.bias {
+                        put(n, "bias", layers::to_host(&b.val()));
+                    }
+                }
+                Layer::Conv2d(c) => {
+                    put(n, "weight", layers::to_host(&c.weight.val()));
+                    if let Some(b) = &c.bias {
+                        put(n, "bias", layers::to_host(&b.val()));
+                    }
+                }
+                Layer::BatchNorm(bn) => {
+                    put(n, "weight", layers::to_host(&bn.gamma.val()));
+                    put(n, "bias", layers::to_host(&bn.beta.val()));
+                    put(n, "running_mean", layers::to_host(&bn.running_mean.value()));
+                    put(n, "running_var", layers::to_host(&bn.running_var.value()));
+                }
+                Layer::Linear(l) => {
+                    put(n, "weight", layers::to_host(&l.weight.val().transpose()));
+                    if let Some(b) = &l.bias {
+                        put(n, "bias", layers::to_host(&b.val()));
+                    }
+                }
+                Layer::Dropout(_) | Layer::Stateless(_) => {}
+            }
+        }
+        out
+    }
+}
+
+fn into_r3(v: Value) -> Tensor<3> {
+    match v {
+        Value::R3(t) => t,
+        other => unreachable!("concat inputs share a rank, got {:?}", other.dims()),
+    }
+}
+
+fn into_r4(v: Value) -> Tensor<4> {
+    match v {
+        Value::R4(t) => t,
+        other => unreachable!("concat inputs share a rank, got {:?}", other.dims()),
+    }
+}
+
+type PoolGeometry<const N: usize> = ([usize; N], [usize; N], [(usize, usize); N]);
+
+fn pool_geometry<const N: usize>(p: &Pool, spatial: &[usize]) -> PoolGeometry<N> {
+    let kernel = p.kernel.expand(N).expect("checked by analyze");
+    let stride = p
+        .stride
+        .as_ref()
+        .map(|s| s.expand(N).expect("checked by analyze"))
+        .unwrap_or_else(|| kernel.clone());
+    let pad = resolve_padding(&p.padding, spatial, &kernel, &stride).expect("checked by analyze");
+    (
+        kernel.try_into().expect("N axes"),
+        stride.try_into().expect("N axes"),
+        pad.try_into().expect("N axes"),
+    )
+}

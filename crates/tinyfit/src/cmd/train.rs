@@ -1,0 +1,94 @@
+//! `tinyfit train --config FILE`: train a model and report validation and test figures.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use tinyfit_graph::Graph;
+use tinyfit_train::{GraphModel, cpu, evaluate};
+
+use crate::experiment::Experiment;
+use crate::progress::TrainProgress;
+use crate::report;
+use crate::run_dir::{Report, RunDir};
+
+/// Runs the experiment in `config`, writing the run folder `out` (default `runs/<config name>`).
+pub fn run(config: &Path, out: Option<PathBuf>, data: Option<PathBuf>, resume: bool) -> Result<()> {
+    let mut exp = Experiment::load(config)?;
+    if let Some(data) = data {
+        exp.data.set_path(&data);
+    }
+    let out = out.unwrap_or_else(|| {
+        let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
+        PathBuf::from("runs").join(stem.unwrap_or_else(|| "run".into()))
+    });
+    let graph = Graph::load(&exp.model.graph)?;
+    let analysis = graph.analyze()?;
+
+    let splits = exp.data.load(None)?;
+    let sizes = splits.sizes();
+    println!(
+        "data: {} classes, samples {:?}; train {} ({} subjects), validation {} ({} subjects), test {} ({} subjects)",
+        splits.train.class_names.len(),
+        splits.train.sample_shape,
+        sizes.train,
+        splits.train.group_ids().len(),
+        sizes.val,
+        splits.val.group_ids().len(),
+        sizes.test,
+        splits.test.group_ids().len(),
+    );
+    println!(
+        "model: {} — {} parameters, {} MACs",
+        graph.name,
+        report::thousands(analysis.params()),
+        report::thousands(analysis.macs())
+    );
+
+    let run = RunDir(out.clone());
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    run.write_json("experiment.json", &exp)?;
+    run.write_json("model.json", &graph)?;
+    run.write_json("normalization.json", &splits.norm)?;
+
+    let started = Instant::now();
+    let mut progress = TrainProgress::new();
+    let outcome = tinyfit_train::train(&graph, &splits, &exp.train, &out, resume, &mut progress)?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    outcome.best.save(&run.file("model.safetensors"))?;
+
+    let device = cpu();
+    let model = GraphModel::new(&graph, &outcome.best, &device)?;
+    let validation = evaluate(&model, &splits.val, exp.train.eval_batch_size, &device);
+    let test = evaluate(&model, &splits.test, exp.train.eval_batch_size, &device);
+    let rep = Report {
+        split_sizes: sizes,
+        classes: splits.train.class_names.clone(),
+        params: analysis.params(),
+        macs: analysis.macs(),
+        history: outcome.history,
+        best_epoch: outcome.best_epoch,
+        stopped_early: outcome.stopped_early,
+        validation,
+        test,
+        train_seconds,
+    };
+    run.write_json("report.json", &rep)?;
+
+    if rep.stopped_early {
+        println!(
+            "stopped early after epoch {} (no validation gain)",
+            rep.history.len()
+        );
+    }
+    println!(
+        "selected epoch {} by validation accuracy; trained in {:.1}s",
+        rep.best_epoch + 1,
+        train_seconds
+    );
+    report::print_metrics("validation", &rep.validation);
+    report::print_metrics("test", &rep.test);
+    report::print_confusion(&rep.classes, &rep.test.confusion);
+    println!("run written to {}", out.display());
+    Ok(())
+}
