@@ -92,23 +92,33 @@ impl HaptConfig {
         let (labels_path, text) = read_text(&raw.join("labels.txt"), "HAPT labels file")?;
         let labels: Vec<Vec<u64>> = parse_table(&labels_path, &text, 5)?;
 
-        let mut by_experiment: BTreeMap<(u64, u64), Vec<(usize, &Vec<u64>)>> = BTreeMap::new();
-        for (line, row) in labels.iter().enumerate() {
+        let mut by_experiment: BTreeMap<(u64, u64), Vec<Segment>> = BTreeMap::new();
+        for (i, row) in labels.iter().enumerate() {
             by_experiment
                 .entry((row[0], row[1]))
                 .or_default()
-                .push((line + 1, row));
+                .push(Segment {
+                    line: i + 1,
+                    activity: row[2],
+                    start: row[3] as usize,
+                    end: row[4] as usize,
+                });
         }
 
         let mut data = Dataset::empty(vec![6, self.window], names);
         let mut sample = vec![0f32; 6 * self.window];
         for ((exp, user), segments) in by_experiment {
             let signals = read_recording(&raw, exp, user)?;
-            for (line, row) in segments {
-                let Some(label) = self.activities.iter().position(|&a| a as u64 == row[2]) else {
+            for Segment {
+                line,
+                activity,
+                start,
+                end,
+            } in segments
+            {
+                let Some(label) = self.activities.iter().position(|&a| a as u64 == activity) else {
                     continue;
                 };
-                let (start, end) = (row[3] as usize, row[4] as usize);
                 if start > end || end >= signals.len() {
                     return Err(DataError::Parse {
                         path: labels_path.clone(),
@@ -163,6 +173,14 @@ impl HaptConfig {
             })
             .collect()
     }
+}
+
+/// One row of `labels.txt`: an activity over inclusive sample indices.
+struct Segment {
+    line: usize,
+    activity: u64,
+    start: usize,
+    end: usize,
 }
 
 /// Reads one experiment's acc and gyro files into rows of 6 values.

@@ -237,7 +237,7 @@ fn conv(c: &Conv, x: &[usize], axes: usize) -> Result<OpShape, String> {
     let kernel = expand(&c.kernel, axes, "kernel")?;
     let stride = expand(&c.stride, axes, "stride")?;
     let dilation = expand(&c.dilation, axes, "dilation")?;
-    if c.groups == 0 || c_in % c.groups != 0 || c.out_channels % c.groups != 0 {
+    if c.groups == 0 || !c_in.is_multiple_of(c.groups) || !c.out_channels.is_multiple_of(c.groups) {
         return Err(format!(
             "groups = {} must divide both the input channels ({c_in}) and out_channels ({})",
             c.groups, c.out_channels

@@ -37,12 +37,12 @@ impl MetricsBuilder {
     pub fn add(&mut self, logits: &[f32], labels: &[u32]) {
         let classes = self.confusion.len();
         for (row, &label) in logits.chunks_exact(classes).zip(labels) {
-            let (pred, max) = row
-                .iter()
-                .enumerate()
-                .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
-                    if v > bv { (i, v) } else { (bi, bv) }
-                });
+            let (pred, max) =
+                row.iter()
+                    .enumerate()
+                    .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+                        if v > bv { (i, v) } else { (bi, bv) }
+                    });
             let log_sum_exp = max as f64
                 + row
                     .iter()

@@ -296,8 +296,16 @@ impl GraphModel {
                 Layer::BatchNorm(bn) => {
                     put(n, "weight", layers::to_host(&bn.gamma.val()));
                     put(n, "bias", layers::to_host(&bn.beta.val()));
-                    put(n, "running_mean", layers::to_host(&bn.running_mean.value()));
-                    put(n, "running_var", layers::to_host(&bn.running_var.value()));
+                    put(
+                        n,
+                        "running_mean",
+                        layers::to_host(&bn.running_mean.value_sync()),
+                    );
+                    put(
+                        n,
+                        "running_var",
+                        layers::to_host(&bn.running_var.value_sync()),
+                    );
                 }
                 Layer::Linear(l) => {
                     put(n, "weight", layers::to_host(&l.weight.val().transpose()));

@@ -1,0 +1,247 @@
+//! The `tinyfit` binary end to end: real data, real processes, real kills.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn tinyfit() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tinyfit"))
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs and expects failure with one clear line on stderr and no panic.
+fn fails_with(cmd: &mut Command, expected: &str) {
+    let out = cmd.output().unwrap();
+    let (_, err) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    assert!(
+        err.contains(expected),
+        "expected {expected:?} in stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}
+
+#[test]
+fn inspect_prints_the_ditmos_counts() {
+    let out = tinyfit()
+        .arg("inspect")
+        .arg(repo().join("examples/graphs/ditmos_strong.json"))
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    assert!(stdout.contains("parameters: 117,031"), "{stdout}");
+    assert!(stdout.contains("(9.02 M)"), "{stdout}");
+    let out = tinyfit()
+        .arg("inspect")
+        .arg(repo().join("examples/graphs/ditmos_selector.json"))
+        .output()
+        .unwrap();
+    let (stdout, _) = text(&out);
+    assert!(stdout.contains("parameters: 4,944"), "{stdout}");
+    assert!(stdout.contains("MACs: 91,752"), "{stdout}");
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+#[test]
+fn unknown_layer_kind_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = write(
+        dir.path(),
+        "g.json",
+        r#"{"inputs": [{"name": "x", "shape": [3, 20]}],
+            "nodes": [{"name": "c1", "op": "conv1d", "out_channels": 4, "kernel": 3},
+                      {"name": "c2", "op": "conv3d", "out_channels": 4, "kernel": 3}]}"#,
+    );
+    fails_with(
+        tinyfit().arg("inspect").arg(&g),
+        "g.json: node #1 'c2': unknown layer kind `conv3d`",
+    );
+}
+
+#[test]
+fn mismatched_shapes_name_the_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let g = write(
+        dir.path(),
+        "g.toml",
+        r#"
+[[inputs]]
+name = "x"
+shape = [3, 20]
+
+[[nodes]]
+name = "c1"
+op = "conv1d"
+out_channels = 4
+kernel = 3
+
+[[nodes]]
+name = "fc"
+op = "linear"
+out_features = 2
+"#,
+    );
+    fails_with(
+        tinyfit().arg("inspect").arg(&g),
+        "g.toml: layer 'fc' (linear): expects a feature vector [features], got [4, 18]",
+    );
+}
+
+#[test]
+fn missing_data_folder_is_named() {
+    fails_with(
+        tinyfit()
+            .args(["train", "--config"])
+            .arg(fixture("tiny_har.toml"))
+            .args(["--data", "/nonexistent/hapt", "--out"])
+            .arg(tempfile::tempdir().unwrap().path()),
+        "error: HAPT folder not found: /nonexistent/hapt",
+    );
+}
+
+#[test]
+fn malformed_hapt_line_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("RawData");
+    std::fs::create_dir(&raw).unwrap();
+    let shared = repo().join("../shared/data/hapt");
+    std::fs::copy(
+        shared.join("activity_labels.txt"),
+        dir.path().join("activity_labels.txt"),
+    )
+    .unwrap();
+    for entry in std::fs::read_dir(shared.join("RawData")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), raw.join(entry.file_name())).unwrap();
+    }
+    std::fs::remove_file(raw.join("acc_exp05_user03.txt.gz")).unwrap();
+    write(&raw, "acc_exp05_user03.txt", "1.0 0.5 0.25\n1.0 0.5 x\n");
+    fails_with(
+        tinyfit()
+            .args(["train", "--config"])
+            .arg(fixture("tiny_har.toml"))
+            .arg("--data")
+            .arg(dir.path())
+            .arg("--out")
+            .arg(dir.path().join("run")),
+        "acc_exp05_user03.txt, line 2: 'x' is not a number",
+    );
+}
+
+fn train(out: &Path, resume: bool) -> Output {
+    let mut cmd = tinyfit();
+    cmd.args(["train", "--config"])
+        .arg(fixture("tiny_har.toml"))
+        .arg("--out")
+        .arg(out);
+    if resume {
+        cmd.arg("--resume");
+    }
+    let output = cmd.output().unwrap();
+    assert!(output.status.success(), "{:?}", text(&output));
+    output
+}
+
+/// Acceptance: two runs with one seed give bit-identical weights; a run killed after its first
+/// checkpoint and resumed continues from there and ends with the same weights; `eval`
+/// reproduces the recorded test accuracy.
+#[test]
+fn seeded_runs_are_identical_and_resume_after_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b, killed) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("killed"),
+    );
+    let (stdout, _) = text(&train(&a, false));
+    assert!(
+        stdout.contains(
+            "train 6005 (17 subjects), validation 1410 (4 subjects), test 2996 (9 subjects)"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("val acc"), "{stdout}");
+    train(&b, false);
+    let weights = |run: &Path| std::fs::read(run.join("model.safetensors")).unwrap();
+    assert_eq!(weights(&a), weights(&b), "same seed, different weights");
+
+    let mut child = tinyfit()
+        .args(["train", "--config"])
+        .arg(fixture("tiny_har.toml"))
+        .arg("--out")
+        .arg(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = killed.join("checkpoints/epoch-0001");
+    let started = Instant::now();
+    while !first.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.join("model.safetensors").exists(),
+        "the run finished before the kill"
+    );
+
+    let (stdout, _) = text(&train(&killed, true));
+    let resumed_after: usize = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("resuming after epoch "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume line in {stdout}"));
+    assert!((1..4).contains(&resumed_after), "{stdout}");
+    assert!(
+        !stdout.contains(&format!(" {resumed_after}/4 ")),
+        "re-ran a finished epoch: {stdout}"
+    );
+    assert_eq!(
+        weights(&a),
+        weights(&killed),
+        "resumed run differs from the uninterrupted one"
+    );
+
+    let out = tinyfit().arg("eval").arg(&a).output().unwrap();
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout.contains("matches the figures recorded at training"),
+        "{stdout}"
+    );
+}
