@@ -57,6 +57,11 @@ impl CheckpointFiles {
     }
 }
 
+/// Whether `run_dir` holds a complete checkpoint (a run that `--resume` would continue).
+pub fn exists(run_dir: &Path) -> bool {
+    completed(run_dir).is_ok_and(|c| !c.is_empty())
+}
+
 /// The newest complete checkpoint under `run_dir`, if any.
 pub fn latest(run_dir: &Path) -> std::io::Result<Option<CheckpointFiles>> {
     Ok(completed(run_dir)?

@@ -40,6 +40,24 @@ pub struct ConvWeights<const D: usize> {
     pub bias: Option<Param<Tensor<1>>>,
 }
 
+impl<const D: usize> ConvWeights<D> {
+    /// Loads a kernel and optional bias from host tensors.
+    pub fn new(weight: &HostTensor, bias: Option<&HostTensor>, device: &Device) -> Self {
+        ConvWeights {
+            weight: param(weight, device),
+            bias: bias.map(|b| param(b, device)),
+        }
+    }
+
+    /// Hands `weight` and, if present, `bias` to `put` as host tensors.
+    pub fn export(&self, mut put: impl FnMut(&str, HostTensor)) {
+        put("weight", to_host(&self.weight.val()));
+        if let Some(b) = &self.bias {
+            put("bias", to_host(&b.val()));
+        }
+    }
+}
+
 /// Fully connected weights stored `[in, out]` (burn's layout; PyTorch's transposed).
 #[derive(Module, Debug)]
 pub struct Linear {

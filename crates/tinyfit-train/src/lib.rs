@@ -15,7 +15,7 @@ mod model;
 mod trainer;
 pub mod value;
 
-pub use checkpoint::TrainState;
+pub use checkpoint::{TrainState, exists as has_checkpoint};
 pub use config::{OptimizerConfig, Schedule, TrainConfig};
 pub use error::TrainError;
 pub use metrics::{Metrics, MetricsBuilder};

@@ -7,7 +7,7 @@ use burn::nn::DropoutConfig;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, activation, module as f};
 use tinyfit_graph::shape::resolve_padding;
-use tinyfit_graph::{Analysis, Graph, GraphError, Op, Pool, ValueRef, Weights};
+use tinyfit_graph::{Analysis, Conv, Graph, GraphError, Op, Pool, ValueRef, Weights};
 
 use crate::layers::{self, BatchNorm, ConvWeights, Layer, Linear, Stateless};
 use crate::value::{Value, each_rank};
@@ -52,14 +52,8 @@ impl GraphModel {
             let opt = |name: &str| weights.tensors.get(&format!("{}.{name}", node.name));
             let spatial = &info.input_shapes[0][1..];
             let layer = match &node.op {
-                Op::Conv1d(_) => Layer::Conv1d(ConvWeights {
-                    weight: layers::param(w("weight"), device),
-                    bias: opt("bias").map(|b| layers::param(b, device)),
-                }),
-                Op::Conv2d(_) => Layer::Conv2d(ConvWeights {
-                    weight: layers::param(w("weight"), device),
-                    bias: opt("bias").map(|b| layers::param(b, device)),
-                }),
+                Op::Conv1d(_) => Layer::Conv1d(ConvWeights::new(w("weight"), opt("bias"), device)),
+                Op::Conv2d(_) => Layer::Conv2d(ConvWeights::new(w("weight"), opt("bias"), device)),
                 Op::BatchNorm(bn) => Layer::BatchNorm(BatchNorm {
                     gamma: layers::param(w("weight"), device),
                     beta: layers::param(w("bias"), device),
@@ -79,72 +73,12 @@ impl GraphModel {
                 _ => Layer::Stateless(Stateless),
             };
             let step = match &node.op {
-                Op::Conv1d(c) | Op::Conv2d(c) => {
-                    let axes = spatial.len();
-                    let kernel = c.kernel.expand(axes).expect("checked by analyze");
-                    let stride = c.stride.expand(axes).expect("checked by analyze");
-                    let dilation = c.dilation.expand(axes).expect("checked by analyze");
-                    let span: Vec<usize> = (0..axes)
-                        .map(|i| (kernel[i] - 1) * dilation[i] + 1)
-                        .collect();
-                    let pad = resolve_padding(&c.padding, spatial, &span, &stride)
-                        .expect("checked by analyze");
-                    if axes == 1 {
-                        Step::Conv1d(ConvOptions {
-                            stride: [stride[0]],
-                            padding: [pad[0]],
-                            dilation: [dilation[0]],
-                            groups: c.groups,
-                        })
-                    } else {
-                        Step::Conv2d(ConvOptions {
-                            stride: [stride[0], stride[1]],
-                            padding: [pad[0], pad[1]],
-                            dilation: [dilation[0], dilation[1]],
-                            groups: c.groups,
-                        })
-                    }
-                }
-                Op::MaxPool1d(p) => {
-                    let (k, s, pad) = pool_geometry::<1>(p, spatial);
-                    Step::MaxPool1d(MaxPoolOptions {
-                        kernel_size: k,
-                        stride: s,
-                        padding: pad,
-                        dilation: [1],
-                        ceil_mode: false,
-                    })
-                }
-                Op::MaxPool2d(p) => {
-                    let (k, s, pad) = pool_geometry::<2>(p, spatial);
-                    Step::MaxPool2d(MaxPoolOptions {
-                        kernel_size: k,
-                        stride: s,
-                        padding: pad,
-                        dilation: [1, 1],
-                        ceil_mode: false,
-                    })
-                }
-                Op::AvgPool1d(p) => {
-                    let (k, s, pad) = pool_geometry::<1>(p, spatial);
-                    Step::AvgPool1d(AvgPoolOptions {
-                        kernel_size: k,
-                        stride: s,
-                        padding: pad,
-                        count_include_pad: true,
-                        ceil_mode: false,
-                    })
-                }
-                Op::AvgPool2d(p) => {
-                    let (k, s, pad) = pool_geometry::<2>(p, spatial);
-                    Step::AvgPool2d(AvgPoolOptions {
-                        kernel_size: k,
-                        stride: s,
-                        padding: pad,
-                        count_include_pad: true,
-                        ceil_mode: false,
-                    })
-                }
+                Op::Conv1d(c) => Step::Conv1d(conv_options(c, spatial)),
+                Op::Conv2d(c) => Step::Conv2d(conv_options(c, spatial)),
+                Op::MaxPool1d(p) => Step::MaxPool1d(max_pool_options(p, spatial)),
+                Op::MaxPool2d(p) => Step::MaxPool2d(max_pool_options(p, spatial)),
+                Op::AvgPool1d(p) => Step::AvgPool1d(avg_pool_options(p, spatial)),
+                Op::AvgPool2d(p) => Step::AvgPool2d(avg_pool_options(p, spatial)),
                 _ => Step::Other,
             };
             layers.push(layer);
@@ -281,18 +215,8 @@ impl GraphModel {
         for (node, layer) in self.plan.graph.nodes.iter().zip(&self.layers) {
             let n = node.name.as_str();
             match layer {
-                Layer::Conv1d(c) => {
-                    put(n, "weight", layers::to_host(&c.weight.val()));
-                    if let Some(b) = &c.bias {
-                        put(n, "bias", layers::to_host(&b.val()));
-                    }
-                }
-                Layer::Conv2d(c) => {
-                    put(n, "weight", layers::to_host(&c.weight.val()));
-                    if let Some(b) = &c.bias {
-                        put(n, "bias", layers::to_host(&b.val()));
-                    }
-                }
+                Layer::Conv1d(c) => c.export(|name, t| put(n, name, t)),
+                Layer::Conv2d(c) => c.export(|name, t| put(n, name, t)),
                 Layer::BatchNorm(bn) => {
                     put(n, "weight", layers::to_host(&bn.gamma.val()));
                     put(n, "bias", layers::to_host(&bn.beta.val()));
@@ -334,6 +258,7 @@ fn into_r4(v: Value) -> Tensor<4> {
     }
 }
 
+/// Kernel, stride and `(before, after)` padding of a pooling window over `N` spatial axes.
 type PoolGeometry<const N: usize> = ([usize; N], [usize; N], [(usize, usize); N]);
 
 fn pool_geometry<const N: usize>(p: &Pool, spatial: &[usize]) -> PoolGeometry<N> {
@@ -344,9 +269,47 @@ fn pool_geometry<const N: usize>(p: &Pool, spatial: &[usize]) -> PoolGeometry<N>
         .map(|s| s.expand(N).expect("checked by analyze"))
         .unwrap_or_else(|| kernel.clone());
     let pad = resolve_padding(&p.padding, spatial, &kernel, &stride).expect("checked by analyze");
-    (
-        kernel.try_into().expect("N axes"),
-        stride.try_into().expect("N axes"),
-        pad.try_into().expect("N axes"),
-    )
+    (array(kernel), array(stride), array(pad))
+}
+
+fn max_pool_options<const N: usize>(p: &Pool, spatial: &[usize]) -> MaxPoolOptions<N> {
+    let (kernel_size, stride, padding) = pool_geometry::<N>(p, spatial);
+    MaxPoolOptions {
+        kernel_size,
+        stride,
+        padding,
+        dilation: [1; N],
+        ceil_mode: false,
+    }
+}
+
+/// Average pooling counts padding in the divisor, as PyTorch does by default.
+fn avg_pool_options<const N: usize>(p: &Pool, spatial: &[usize]) -> AvgPoolOptions<N> {
+    let (kernel_size, stride, padding) = pool_geometry::<N>(p, spatial);
+    AvgPoolOptions {
+        kernel_size,
+        stride,
+        padding,
+        count_include_pad: true,
+        ceil_mode: false,
+    }
+}
+
+fn conv_options<const N: usize>(c: &Conv, spatial: &[usize]) -> ConvOptions<N> {
+    let kernel = c.kernel.expand(N).expect("checked by analyze");
+    let stride = c.stride.expand(N).expect("checked by analyze");
+    let dilation = c.dilation.expand(N).expect("checked by analyze");
+    let span: Vec<usize> = (0..N).map(|i| (kernel[i] - 1) * dilation[i] + 1).collect();
+    let pad = resolve_padding(&c.padding, spatial, &span, &stride).expect("checked by analyze");
+    ConvOptions {
+        stride: array(stride),
+        padding: array(pad),
+        dilation: array(dilation),
+        groups: c.groups,
+    }
+}
+
+/// A per-axis list as an array; shape inference guarantees the length.
+fn array<T: std::fmt::Debug, const N: usize>(v: Vec<T>) -> [T; N] {
+    v.try_into().expect("one value per spatial axis")
 }

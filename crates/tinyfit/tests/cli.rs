@@ -219,6 +219,21 @@ fn seeded_runs_are_identical_and_resume_after_kill() {
         "the run finished before the kill"
     );
 
+    // Without --resume the interrupted run is refused, not overwritten.
+    let saved = std::fs::read(killed.join("experiment.json")).unwrap();
+    fails_with(
+        tinyfit()
+            .args(["train", "--config"])
+            .arg(fixture("tiny_har.toml"))
+            .arg("--out")
+            .arg(&killed),
+        "already holds a training run; pass --resume",
+    );
+    assert_eq!(
+        std::fs::read(killed.join("experiment.json")).unwrap(),
+        saved
+    );
+
     let (stdout, _) = text(&train(&killed, true));
     let resumed_after: usize = stdout
         .lines()

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use tinyfit_graph::Graph;
 use tinyfit_train::{GraphModel, cpu, evaluate};
 
@@ -46,10 +46,27 @@ pub fn run(config: &Path, out: Option<PathBuf>, data: Option<PathBuf>, resume: b
     );
 
     let run = RunDir(out.clone());
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    run.write_json("experiment.json", &exp)?;
-    run.write_json("model.json", &graph)?;
-    run.write_json("normalization.json", &splits.norm)?;
+    if tinyfit_train::has_checkpoint(&out) {
+        if !resume {
+            bail!(
+                "{} already holds a training run; pass --resume to continue it, or choose another --out",
+                out.display()
+            );
+        }
+        let saved: Experiment = run.read_json("experiment.json")?;
+        if saved != exp {
+            bail!(
+                "{} was started with another experiment config (see its experiment.json); resume with the same config",
+                out.display()
+            );
+        }
+    } else {
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        run.write_json("experiment.json", &exp)?;
+        run.write_json("model.json", &graph)?;
+        run.write_json("normalization.json", &splits.norm)?;
+    }
 
     let started = Instant::now();
     let mut progress = TrainProgress::new();
