@@ -1,12 +1,13 @@
 //! The `[data]` section of an experiment config: which dataset and how to split it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::hapt::HaptConfig;
 use crate::normalize::ChannelNorm;
+use crate::speech::SpeechCommandsConfig;
 use crate::split::Splits;
 
 /// A dataset and its protocol, selected by `kind`.
@@ -15,25 +16,22 @@ use crate::split::Splits;
 pub enum DataConfig {
     /// UCI HAPT raw recordings with the UCI-HAR protocol.
     Hapt(HaptConfig),
+    /// Google Speech Commands through the MLPerf Tiny KWS front-end, speaker-disjoint.
+    SpeechCommands(SpeechCommandsConfig),
 }
 
 impl DataConfig {
     /// Resolves relative dataset paths against `base` (the config file's folder).
     pub fn resolve_paths(&mut self, base: &Path) {
-        match self {
-            DataConfig::Hapt(c) => {
-                if c.path.is_relative() {
-                    c.path = base.join(&c.path);
-                }
-            }
+        let path = self.path_mut();
+        if path.is_relative() {
+            *path = base.join(&*path);
         }
     }
 
     /// Replaces the dataset location.
     pub fn set_path(&mut self, path: &Path) {
-        match self {
-            DataConfig::Hapt(c) => c.path = path.to_path_buf(),
-        }
+        *self.path_mut() = path.to_path_buf();
     }
 
     /// Loads the dataset and splits it by subject; normalises with `norm` when given, else with
@@ -41,6 +39,17 @@ impl DataConfig {
     pub fn load(&self, norm: Option<ChannelNorm>) -> Result<Splits> {
         match self {
             DataConfig::Hapt(c) => Splits::by_group(&c.load()?, &c.test_users, &c.val_users, norm),
+            DataConfig::SpeechCommands(c) => {
+                let (data, speakers) = c.load()?;
+                Splits::by_group(&data, &speakers.test, &speakers.validation, norm)
+            }
+        }
+    }
+
+    fn path_mut(&mut self) -> &mut PathBuf {
+        match self {
+            DataConfig::Hapt(c) => &mut c.path,
+            DataConfig::SpeechCommands(c) => &mut c.path,
         }
     }
 }

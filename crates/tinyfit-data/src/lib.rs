@@ -4,11 +4,13 @@
 //! Readers accept every text file plain or gzipped, and every error names the file and line
 //! at fault.
 
+pub mod audio;
 mod config;
 mod dataset;
 mod error;
 mod hapt;
 mod normalize;
+mod speech;
 mod split;
 mod text;
 
@@ -17,5 +19,8 @@ pub use dataset::Dataset;
 pub use error::{DataError, Result};
 pub use hapt::HaptConfig;
 pub use normalize::ChannelNorm;
+pub use speech::{
+    SetName, SpeakerSplit, SpeakerSplitMethod, SpeechCommandsConfig, speaker_of, which_set,
+};
 pub use split::{SplitSizes, Splits};
 pub use text::{parse_table, read_text};
