@@ -9,6 +9,7 @@ use crate::hapt::HaptConfig;
 use crate::normalize::ChannelNorm;
 use crate::speech::SpeechCommandsConfig;
 use crate::split::Splits;
+use crate::stress::StressConfig;
 
 /// A dataset and its protocol, selected by `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,6 +19,8 @@ pub enum DataConfig {
     Hapt(HaptConfig),
     /// Google Speech Commands through the MLPerf Tiny KWS front-end, speaker-disjoint.
     SpeechCommands(SpeechCommandsConfig),
+    /// Stress-Predict Empatica E4 recordings, stress vs. rest, subject-disjoint.
+    StressPredict(StressConfig),
 }
 
 impl DataConfig {
@@ -43,6 +46,9 @@ impl DataConfig {
                 let (data, speakers) = c.load()?;
                 Splits::by_group(&data, &speakers.test, &speakers.validation, norm)
             }
+            DataConfig::StressPredict(c) => {
+                Splits::by_group(&c.load()?, &c.test_subjects, &c.val_subjects, norm)
+            }
         }
     }
 
@@ -50,6 +56,7 @@ impl DataConfig {
         match self {
             DataConfig::Hapt(c) => &mut c.path,
             DataConfig::SpeechCommands(c) => &mut c.path,
+            DataConfig::StressPredict(c) => &mut c.path,
         }
     }
 }

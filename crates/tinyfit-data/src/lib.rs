@@ -12,6 +12,7 @@ mod hapt;
 mod normalize;
 mod speech;
 mod split;
+mod stress;
 mod text;
 
 pub use config::DataConfig;
@@ -23,4 +24,5 @@ pub use speech::{
     SetName, SpeakerSplit, SpeakerSplitMethod, SpeechCommandsConfig, speaker_of, which_set,
 };
 pub use split::{SplitSizes, Splits};
+pub use stress::{Signal, StressConfig, stress_intervals};
 pub use text::{parse_table, read_text};

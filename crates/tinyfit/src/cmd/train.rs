@@ -105,6 +105,19 @@ pub fn run(config: &Path, out: Option<PathBuf>, data: Option<PathBuf>, resume: b
     );
     report::print_metrics("validation", &rep.validation);
     report::print_metrics("test", &rep.test);
+    let counts = splits.train.class_counts();
+    let majority = (0..counts.len()).max_by_key(|&c| counts[c]).unwrap_or(0);
+    let hits = splits
+        .test
+        .y
+        .iter()
+        .filter(|&&y| y as usize == majority)
+        .count();
+    println!(
+        "majority-class baseline ('{}', the most frequent in training): {:.2}% on test",
+        splits.train.class_names[majority],
+        100.0 * hits as f64 / splits.test.len().max(1) as f64
+    );
     report::print_confusion(&rep.classes, &rep.test.confusion);
     println!("run written to {}", out.display());
     Ok(())
