@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::dataset::Dataset;
 use crate::error::Result;
 use crate::hapt::HaptConfig;
 use crate::normalize::ChannelNorm;
-use crate::speech::SpeechCommandsConfig;
+use crate::speech::{SpeakerSplit, SpeechCommandsConfig};
 use crate::split::Splits;
 use crate::stress::StressConfig;
 
@@ -40,15 +41,79 @@ impl DataConfig {
     /// Loads the dataset and splits it by subject; normalises with `norm` when given, else with
     /// statistics fitted on the training split.
     pub fn load(&self, norm: Option<ChannelNorm>) -> Result<Splits> {
+        let (data, held_out) = self.load_dataset()?;
+        Splits::by_group(&data, &held_out.test, &held_out.validation, norm)
+    }
+
+    /// Loads every sample, unnormalised, with the groups the protocol holds out.
+    pub fn load_dataset(&self) -> Result<(Dataset, SpeakerSplit)> {
         match self {
-            DataConfig::Hapt(c) => Splits::by_group(&c.load()?, &c.test_users, &c.val_users, norm),
-            DataConfig::SpeechCommands(c) => {
-                let (data, speakers) = c.load()?;
-                Splits::by_group(&data, &speakers.test, &speakers.validation, norm)
-            }
-            DataConfig::StressPredict(c) => {
-                Splits::by_group(&c.load()?, &c.test_subjects, &c.val_subjects, norm)
-            }
+            DataConfig::Hapt(c) => Ok((
+                c.load()?,
+                SpeakerSplit {
+                    validation: c.val_users.clone(),
+                    test: c.test_users.clone(),
+                },
+            )),
+            DataConfig::SpeechCommands(c) => c.load(),
+            DataConfig::StressPredict(c) => Ok((
+                c.load()?,
+                SpeakerSplit {
+                    validation: c.val_subjects.clone(),
+                    test: c.test_subjects.clone(),
+                },
+            )),
+        }
+    }
+
+    /// The layout name as written in configs (`hapt`, `speech_commands`, `stress_predict`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DataConfig::Hapt(_) => "hapt",
+            DataConfig::SpeechCommands(_) => "speech_commands",
+            DataConfig::StressPredict(_) => "stress_predict",
+        }
+    }
+
+    /// The time axis of one sample, in words (source rate and what the model sees).
+    pub fn rate_note(&self) -> String {
+        match self {
+            DataConfig::Hapt(c) => format!(
+                "50 Hz accelerometer + gyroscope; {} samples = {:.2} s per window, hop {}",
+                c.window,
+                c.window as f64 / 50.0,
+                c.hop
+            ),
+            DataConfig::SpeechCommands(c) => format!(
+                "16 kHz audio, 1 s clips → {:?} features at 50 frames/s (30 ms frames, 20 ms hop)",
+                c.features
+            ),
+            DataConfig::StressPredict(c) => format!(
+                "E4 signals (BVP 64 Hz, EDA/TEMP 4 Hz, ACC 32 Hz) resampled to {} Hz; {} s windows, hop {} s",
+                c.rate, c.window_seconds, c.hop_seconds
+            ),
+        }
+    }
+
+    /// The dataset folder.
+    pub fn path(&self) -> &Path {
+        match self {
+            DataConfig::Hapt(c) => &c.path,
+            DataConfig::SpeechCommands(c) => &c.path,
+            DataConfig::StressPredict(c) => &c.path,
+        }
+    }
+
+    /// Recognises a dataset folder by its layout and returns its default protocol.
+    pub fn detect(path: &Path) -> Option<DataConfig> {
+        if path.join("RawData").is_dir() {
+            Some(DataConfig::Hapt(HaptConfig::new(path)))
+        } else if path.join("Raw_data").is_dir() {
+            Some(DataConfig::StressPredict(StressConfig::new(path)))
+        } else if path.join("_silence_").is_dir() || path.join("yes").is_dir() {
+            Some(DataConfig::SpeechCommands(SpeechCommandsConfig::new(path)))
+        } else {
+            None
         }
     }
 

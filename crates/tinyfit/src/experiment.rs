@@ -42,7 +42,25 @@ pub struct ModelSection {
     pub graph: PathBuf,
 }
 
+/// A config file read only for its `[data]` section.
+#[derive(Deserialize)]
+struct DataOnly {
+    data: DataConfig,
+}
+
 impl Experiment {
+    /// Reads only the `[data]` section of a config (an experiment or a data-only file),
+    /// resolving its paths against the file's folder.
+    pub fn load_data(path: &Path) -> Result<DataConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        let mut only: DataOnly =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        only.data
+            .resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(only.data)
+    }
+
     /// Reads `path`, resolving relative paths in it against the file's folder.
     pub fn load(path: &Path) -> Result<Experiment> {
         let text = std::fs::read_to_string(path)

@@ -49,10 +49,24 @@ enum Command {
         /// Graph file (.json/.toml) or run folder.
         model: PathBuf,
     },
+    /// Datasets.
+    Data {
+        #[command(subcommand)]
+        what: DataCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Classes, counts per split, shapes and value ranges of a dataset folder or config.
+    Inspect {
+        /// Dataset folder, or a config with a [data] section.
+        path: PathBuf,
     },
 }
 
@@ -83,6 +97,9 @@ fn main() -> ExitCode {
         } => cmd::train::run(&config, out, data, resume),
         Command::Eval { run, split } => cmd::eval::run(&run, split),
         Command::Inspect { model } => cmd::inspect::run(&model),
+        Command::Data {
+            what: DataCommand::Inspect { path },
+        } => cmd::data::inspect(&path),
         Command::Bench {
             what:
                 BenchCommand::Train {

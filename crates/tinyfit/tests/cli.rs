@@ -61,6 +61,26 @@ fn inspect_prints_the_ditmos_counts() {
     assert!(stdout.contains("MACs: 91,752"), "{stdout}");
 }
 
+#[test]
+fn data_inspect_counts_each_split() {
+    let out = tinyfit()
+        .args(["data", "inspect"])
+        .arg(repo().join("../shared/data/hapt"))
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout.contains("10,411 samples of shape [6, 128], 6 classes, 30 subjects"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("total                  6005     1410     2996"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("rate: 50 Hz"), "{stdout}");
+}
+
 fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, content).unwrap();
