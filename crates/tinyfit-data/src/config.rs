@@ -6,9 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::Result;
+use crate::files::FilesConfig;
 use crate::hapt::HaptConfig;
 use crate::normalize::ChannelNorm;
-use crate::speech::{SpeakerSplit, SpeechCommandsConfig};
+use crate::speech::SpeechCommandsConfig;
+use crate::split::HeldOut;
 use crate::split::Splits;
 use crate::stress::StressConfig;
 
@@ -22,11 +24,17 @@ pub enum DataConfig {
     SpeechCommands(SpeechCommandsConfig),
     /// Stress-Predict Empatica E4 recordings, stress vs. rest, subject-disjoint.
     StressPredict(StressConfig),
+    /// A user's own files: CSV, UCR `.tsv`, sktime `.ts`, NPY or NPZ.
+    Files(FilesConfig),
 }
 
 impl DataConfig {
     /// Resolves relative dataset paths against `base` (the config file's folder).
     pub fn resolve_paths(&mut self, base: &Path) {
+        if let DataConfig::Files(c) = self {
+            c.resolve_paths(base);
+            return;
+        }
         let path = self.path_mut();
         if path.is_relative() {
             *path = base.join(&*path);
@@ -46,11 +54,11 @@ impl DataConfig {
     }
 
     /// Loads every sample, unnormalised, with the groups the protocol holds out.
-    pub fn load_dataset(&self) -> Result<(Dataset, SpeakerSplit)> {
+    pub fn load_dataset(&self) -> Result<(Dataset, HeldOut)> {
         match self {
             DataConfig::Hapt(c) => Ok((
                 c.load()?,
-                SpeakerSplit {
+                HeldOut {
                     validation: c.val_users.clone(),
                     test: c.test_users.clone(),
                 },
@@ -58,11 +66,12 @@ impl DataConfig {
             DataConfig::SpeechCommands(c) => c.load(),
             DataConfig::StressPredict(c) => Ok((
                 c.load()?,
-                SpeakerSplit {
+                HeldOut {
                     validation: c.val_subjects.clone(),
                     test: c.test_subjects.clone(),
                 },
             )),
+            DataConfig::Files(c) => c.load_dataset(),
         }
     }
 
@@ -72,6 +81,7 @@ impl DataConfig {
             DataConfig::Hapt(_) => "hapt",
             DataConfig::SpeechCommands(_) => "speech_commands",
             DataConfig::StressPredict(_) => "stress_predict",
+            DataConfig::Files(_) => "files",
         }
     }
 
@@ -92,6 +102,7 @@ impl DataConfig {
                 "E4 signals (BVP 64 Hz, EDA/TEMP 4 Hz, ACC 32 Hz) resampled to {} Hz; {} s windows, hop {} s",
                 c.rate, c.window_seconds, c.hop_seconds
             ),
+            DataConfig::Files(_) => "as stored in the files (no rate recorded)".into(),
         }
     }
 
@@ -101,6 +112,7 @@ impl DataConfig {
             DataConfig::Hapt(c) => &c.path,
             DataConfig::SpeechCommands(c) => &c.path,
             DataConfig::StressPredict(c) => &c.path,
+            DataConfig::Files(c) => &c.path,
         }
     }
 
@@ -122,6 +134,7 @@ impl DataConfig {
             DataConfig::Hapt(c) => &mut c.path,
             DataConfig::SpeechCommands(c) => &mut c.path,
             DataConfig::StressPredict(c) => &mut c.path,
+            DataConfig::Files(c) => &mut c.path,
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod audio;
 mod config;
 mod dataset;
 mod error;
+mod files;
 mod hapt;
 mod normalize;
 mod speech;
@@ -18,11 +19,10 @@ mod text;
 pub use config::DataConfig;
 pub use dataset::Dataset;
 pub use error::{DataError, Result};
+pub use files::{Column, FileFormat, FileSplit, FilesConfig};
 pub use hapt::HaptConfig;
 pub use normalize::ChannelNorm;
-pub use speech::{
-    SetName, SpeakerSplit, SpeakerSplitMethod, SpeechCommandsConfig, speaker_of, which_set,
-};
-pub use split::{SplitSizes, Splits};
+pub use speech::{SetName, SpeakerSplitMethod, SpeechCommandsConfig, speaker_of, which_set};
+pub use split::{HeldOut, SplitSizes, Splits};
 pub use stress::{Signal, StressConfig, stress_intervals};
 pub use text::{parse_table, read_text};

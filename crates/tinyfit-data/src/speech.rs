@@ -15,6 +15,7 @@ use sha1::{Digest, Sha1};
 use crate::audio::{Features, FrontEnd, read_wav_i16};
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
+use crate::split::HeldOut;
 
 /// Where the clips are and how to featurise and split them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,7 +154,7 @@ impl SpeechCommandsConfig {
 
     /// Reads and featurises every clip; `groups` number the speakers. Also returns the
     /// speakers that `which_set` assigns to validation and to test.
-    pub fn load(&self) -> Result<(Dataset, SpeakerSplit)> {
+    pub fn load(&self) -> Result<(Dataset, HeldOut)> {
         if !self.path.is_dir() {
             return Err(DataError::Missing {
                 what: "Speech Commands folder",
@@ -164,7 +165,7 @@ impl SpeechCommandsConfig {
         let [frames, coefficients] = self.features.shape();
         let mut data = Dataset::empty(vec![1, frames, coefficients], self.labels.clone());
         let mut speakers: HashMap<String, u32> = HashMap::new();
-        let mut split = SpeakerSplit::default();
+        let mut split = HeldOut::default();
         for (label, name) in self.labels.iter().enumerate() {
             let folder = self.path.join(name);
             let clips = wav_files(&folder)?;
@@ -203,15 +204,6 @@ impl SpeechCommandsConfig {
         }
         Ok((data, split))
     }
-}
-
-/// Speakers held out of training, by group id.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SpeakerSplit {
-    /// Validation speakers.
-    pub validation: Vec<u32>,
-    /// Test speakers.
-    pub test: Vec<u32>,
 }
 
 /// The `.wav` files of a folder, sorted by name.

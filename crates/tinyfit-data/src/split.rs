@@ -19,6 +19,15 @@ pub struct Splits {
     pub norm: ChannelNorm,
 }
 
+/// The groups (subjects, speakers) a protocol holds out of training.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeldOut {
+    /// Validation groups.
+    pub validation: Vec<u32>,
+    /// Test groups.
+    pub test: Vec<u32>,
+}
+
 /// Sample counts of each split, for reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SplitSizes {
