@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 
-use crate::audio::{Features, FrontEnd, read_wav_i16};
+use crate::audio::{Augment, Augmenter, Features, FrontEnd, read_wav_i16};
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 use crate::split::HeldOut;
@@ -38,6 +38,16 @@ pub struct SpeechCommandsConfig {
     /// Percentage of speakers (by hash) for test.
     #[serde(default = "ten")]
     pub test_percent: f64,
+    /// Training-set augmentation (time shift, background noise); none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub augment: Option<Augment>,
+    /// The label whose clips are background noise for augmentation.
+    #[serde(default = "silence")]
+    pub noise_label: String,
+}
+
+fn silence() -> String {
+    "_silence_".into()
 }
 
 fn default_labels() -> Vec<String> {
@@ -135,6 +145,8 @@ impl SpeechCommandsConfig {
             split: SpeakerSplitMethod::default(),
             validation_percent: ten(),
             test_percent: ten(),
+            augment: None,
+            noise_label: silence(),
         }
     }
 
@@ -166,6 +178,14 @@ impl SpeechCommandsConfig {
         let mut data = Dataset::empty(vec![1, frames, coefficients], self.labels.clone());
         let mut speakers: HashMap<String, u32> = HashMap::new();
         let mut split = HeldOut::default();
+        let noise = match &self.augment {
+            Some(_) => self.training_noise()?,
+            None => Vec::new(),
+        };
+        let mut augmenter = self
+            .augment
+            .as_ref()
+            .map(|a| (a.copies, Augmenter::new(a, &noise)));
         for (label, name) in self.labels.iter().enumerate() {
             let folder = self.path.join(name);
             let clips = wav_files(&folder)?;
@@ -200,9 +220,37 @@ impl SpeechCommandsConfig {
                     }
                 }
                 data.push(&features, label as u32, speaker);
+                if let Some((copies, aug)) = &mut augmenter
+                    && self.set_of(file) == SetName::Training
+                {
+                    for _ in 0..*copies {
+                        let perturbed = aug.perturb(&samples, 16_000);
+                        let features = fe
+                            .compute(&perturbed, self.features)
+                            .expect("a perturbed clip keeps its length");
+                        data.push(&features, label as u32, speaker);
+                    }
+                }
             }
         }
         Ok((data, split))
+    }
+}
+
+impl SpeechCommandsConfig {
+    /// The noise clips of training speakers, for augmentation.
+    fn training_noise(&self) -> Result<Vec<Vec<i16>>> {
+        wav_files(&self.path.join(&self.noise_label))?
+            .into_iter()
+            .filter(|clip| {
+                let file = clip
+                    .file_name()
+                    .and_then(|f| f.to_str())
+                    .unwrap_or_default();
+                self.set_of(file) == SetName::Training
+            })
+            .map(|clip| read_wav_i16(&clip, 16_000))
+            .collect()
     }
 }
 

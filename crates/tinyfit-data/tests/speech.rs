@@ -159,3 +159,23 @@ fn empty_class_folder_is_named() {
         "{err}"
     );
 }
+
+#[test]
+fn augmentation_only_grows_training() {
+    let plain = DataConfig::SpeechCommands(SpeechCommandsConfig::new(speech_dir()))
+        .load(None)
+        .unwrap();
+    let mut config = SpeechCommandsConfig::new(speech_dir());
+    config.augment = Some(tinyfit_data::audio::Augment {
+        copies: 1,
+        time_shift_ms: 100.0,
+        noise_probability: 0.8,
+        noise_volume: 0.1,
+        seed: 0,
+    });
+    let augmented = DataConfig::SpeechCommands(config).load(None).unwrap();
+    assert_eq!(augmented.train.len(), 2 * plain.train.len());
+    assert_eq!(augmented.val.len(), plain.val.len());
+    assert_eq!(augmented.test.len(), plain.test.len());
+    assert_eq!(augmented.train.group_ids(), plain.train.group_ids());
+}
