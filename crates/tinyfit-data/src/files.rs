@@ -604,70 +604,33 @@ fn npy_numbers<R: std::io::Read>(
             "structured array; expected a plain numeric array".into()
         ));
     };
-    let io = |e: std::io::Error| err(e.to_string());
-    let values: Vec<f64> = match (ts.type_char(), ts.size_field()) {
-        (TypeChar::Float, 4) => file
-            .into_vec::<f32>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        (TypeChar::Float, 8) => file.into_vec::<f64>().map_err(io)?,
-        (TypeChar::Int, 1) => file
-            .into_vec::<i8>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        (TypeChar::Int, 2) => file
-            .into_vec::<i16>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        (TypeChar::Int, 4) => file
-            .into_vec::<i32>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        (TypeChar::Int, 8) => file
-            .into_vec::<i64>()
-            .map_err(io)?
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
-        (TypeChar::Uint, 1) => file
-            .into_vec::<u8>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        (TypeChar::Uint, 2) => file
-            .into_vec::<u16>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        (TypeChar::Uint, 4) => file
-            .into_vec::<u32>()
-            .map_err(io)?
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        (TypeChar::Uint, 8) => file
-            .into_vec::<u64>()
-            .map_err(io)?
-            .into_iter()
-            .map(|v| v as f64)
-            .collect(),
+    let values = match (ts.type_char(), ts.size_field()) {
+        (TypeChar::Float, 4) => widen(file, <f64 as From<f32>>::from),
+        (TypeChar::Float, 8) => widen(file, |v: f64| v),
+        (TypeChar::Int, 1) => widen(file, <f64 as From<i8>>::from),
+        (TypeChar::Int, 2) => widen(file, <f64 as From<i16>>::from),
+        (TypeChar::Int, 4) => widen(file, <f64 as From<i32>>::from),
+        (TypeChar::Int, 8) => widen(file, |v: i64| v as f64),
+        (TypeChar::Uint, 1) => widen(file, <f64 as From<u8>>::from),
+        (TypeChar::Uint, 2) => widen(file, <f64 as From<u16>>::from),
+        (TypeChar::Uint, 4) => widen(file, <f64 as From<u32>>::from),
+        (TypeChar::Uint, 8) => widen(file, |v: u64| v as f64),
         _ => {
             return Err(err(format!(
                 "dtype {ts}; expected an integer or float array"
             )));
         }
-    };
+    }
+    .map_err(|e| err(e.to_string()))?;
     Ok((shape, values))
+}
+
+/// Reads every element as `T` and widens it to f64.
+fn widen<T: npyz::Deserialize, R: std::io::Read>(
+    file: npyz::NpyFile<R>,
+    to_f64: impl Fn(T) -> f64,
+) -> std::io::Result<Vec<f64>> {
+    Ok(file.into_vec::<T>()?.into_iter().map(to_f64).collect())
 }
 
 /// Builds rows from `x` (`[N, ...]`), `y` (`[N]`) and optional groups (`[N]`).
