@@ -21,6 +21,6 @@ pub use error::TrainError;
 pub use metrics::{Metrics, MetricsBuilder};
 pub use model::GraphModel;
 pub use trainer::{
-    EpochRecord, Observer, Silent, TrainOutcome, best_weights_path, cpu, evaluate, optimizer, train,
+    EpochRecord, Observer, TrainOutcome, best_weights_path, cpu, evaluate, optimizer, train,
 };
 pub use value::Value;

@@ -72,10 +72,6 @@ pub trait Observer {
     fn epoch(&mut self, _record: &EpochRecord, _improved: bool) {}
 }
 
-/// An observer that ignores everything.
-pub struct Silent;
-impl Observer for Silent {}
-
 /// The CPU device training runs on (burn's Flex backend).
 pub fn cpu() -> Device {
     Device::flex()
@@ -103,7 +99,7 @@ pub fn train(
     let initial = init::pytorch_default(graph, &analysis, config.seed);
     let mut model = GraphModel::new(graph, &initial, &device)?;
     let mut optim = optimizer(&config.optimizer);
-    let best_path = run_dir.join("best.safetensors");
+    let best_path = best_weights_path(run_dir);
 
     let latest = checkpoint::latest(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
     let mut state = match (latest, resume) {
