@@ -7,3 +7,4 @@
 #![no_std]
 
 pub mod fixed_point;
+pub mod planner;
