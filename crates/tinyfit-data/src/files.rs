@@ -161,6 +161,12 @@ impl FilesConfig {
     /// Every sample (the test file's too) with the groups held out of training.
     pub fn load_dataset(&self) -> Result<(Dataset, HeldOut)> {
         let mut rows = self.read(&self.path)?;
+        if rows.shape.contains(&0) {
+            return Err(DataError::Invalid {
+                path: self.path.clone(),
+                message: format!("samples of shape {:?} hold no values", rows.shape),
+            });
+        }
         let test_rows = match &self.split.test {
             Some(t) => Some(self.read(t)?),
             None => None,
