@@ -13,7 +13,7 @@
 //! the training groups for validation. Groups come from a group column / array; without one every
 //! sample is its own group, which makes the split random rather than subject-disjoint.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -195,7 +195,10 @@ impl FilesConfig {
             None => sorted_labels(&rows.labels),
         };
         let mut data = Dataset::empty(rows.shape.clone(), classes.clone());
+        // Group keys in first-seen order, with a map for the lookup (one group per sample is
+        // common: a linear search would be quadratic).
         let mut group_ids: Vec<String> = Vec::new();
+        let mut group_index: HashMap<String, usize> = HashMap::new();
         let n = data.sample_len();
         for (i, label) in rows.labels.iter().enumerate() {
             let y = classes
@@ -208,13 +211,10 @@ impl FilesConfig {
                     ),
                 })?;
             let key = rows.groups[i].clone().unwrap_or_else(|| format!("#{i}"));
-            let g = match group_ids.iter().position(|k| *k == key) {
-                Some(g) => g,
-                None => {
-                    group_ids.push(key);
-                    group_ids.len() - 1
-                }
-            };
+            let g = *group_index.entry(key.clone()).or_insert_with(|| {
+                group_ids.push(key);
+                group_ids.len() - 1
+            });
             data.push(&rows.x[i * n..(i + 1) * n], y as u32, g as u32);
         }
         let mut held_out = HeldOut::default();
