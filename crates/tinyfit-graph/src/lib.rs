@@ -9,6 +9,7 @@
 mod error;
 mod graph;
 mod op;
+pub mod quant;
 pub mod shape;
 mod summary;
 mod weights;

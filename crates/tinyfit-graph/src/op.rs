@@ -42,6 +42,8 @@ pub enum Op {
     Concat(Concat),
     /// Element-wise sum of inputs of equal shape.
     Add,
+    /// Softmax over the channel axis (PyTorch `nn.Softmax(dim=1)`).
+    Softmax,
 }
 
 impl Op {
@@ -64,6 +66,7 @@ impl Op {
             Op::Dropout(_) => "dropout",
             Op::Concat(_) => "concat",
             Op::Add => "add",
+            Op::Softmax => "softmax",
         }
     }
 
@@ -113,6 +116,10 @@ pub struct Pool {
     /// Padding (default none).
     #[serde(default)]
     pub padding: Padding,
+    /// Whether average pooling divides by the whole window, padding included (PyTorch's
+    /// default, `true`) or by the taps inside the input (TFLite's rule, `false`).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub count_include_pad: bool,
 }
 
 /// Batch normalisation hyper-parameters (PyTorch defaults).
@@ -221,6 +228,10 @@ fn one() -> usize {
 
 fn yes() -> bool {
     true
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 fn default_eps() -> f64 {

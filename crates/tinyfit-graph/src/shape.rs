@@ -87,7 +87,7 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<OpShape, String> {
                 macs: 0,
             })
         }
-        Op::Relu | Op::Relu6 | Op::Identity => Ok(plain(x.to_vec())),
+        Op::Relu | Op::Relu6 | Op::Identity | Op::Softmax => Ok(plain(x.to_vec())),
         Op::Dropout(d) => {
             if !(0.0..1.0).contains(&d.p) {
                 return Err(format!("p must be in [0, 1), got {}", d.p));

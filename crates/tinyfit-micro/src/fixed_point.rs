@@ -77,6 +77,95 @@ pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
     (x >> exponent) + i32::from(remainder > threshold)
 }
 
+/// gemmlowp's `SaturatingRoundingMultiplyByPOT`: `x · 2^exponent`, saturating when shifting
+/// left and rounding to nearest when shifting right.
+pub fn saturating_rounding_multiply_by_pot(x: i32, exponent: i32) -> i32 {
+    if exponent > 0 {
+        let threshold = (1i32 << (31 - exponent)) - 1;
+        if x > threshold {
+            i32::MAX
+        } else if x < -threshold {
+            i32::MIN
+        } else {
+            x << exponent
+        }
+    } else {
+        rounding_divide_by_pot(x, -exponent)
+    }
+}
+
+/// Product of two fixed-point numbers (gemmlowp's `FixedPoint` multiplication).
+fn mul(a: i32, b: i32) -> i32 {
+    saturating_rounding_doubling_high_mul(a, b)
+}
+
+/// gemmlowp's `exp_on_interval_between_negative_one_quarter_and_0_excl`: a Taylor expansion
+/// around −1/8, on Q0.31 values.
+fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
+    const EXP_MINUS_ONE_EIGHTH: i32 = 1_895_147_668;
+    const ONE_THIRD: i32 = 715_827_883;
+    let x = a.wrapping_add(1 << 28);
+    let x2 = mul(x, x);
+    let x3 = mul(x2, x);
+    let x4 = mul(x2, x2);
+    let x4_over_4 = saturating_rounding_multiply_by_pot(x4, -2);
+    let poly = saturating_rounding_multiply_by_pot(
+        mul(x4_over_4.wrapping_add(x3), ONE_THIRD).wrapping_add(x2),
+        -1,
+    );
+    EXP_MINUS_ONE_EIGHTH.wrapping_add(mul(EXP_MINUS_ONE_EIGHTH, x.wrapping_add(poly)))
+}
+
+/// gemmlowp's `exp_on_negative_values` for a Q5.26 input (`kScaledDiffIntegerBits = 5`, as
+/// TFLite's softmax uses): returns `exp(a)` in Q0.31.
+pub fn exp_on_negative_values_q5(a: i32) -> i32 {
+    const INTEGER_BITS: i32 = 5;
+    const FRACTIONAL_BITS: i32 = 31 - INTEGER_BITS;
+    let one_quarter = 1i32 << (FRACTIONAL_BITS - 2);
+    let mask = one_quarter - 1;
+    let a_mod_quarter_minus_one_quarter = (a & mask).wrapping_sub(one_quarter);
+    let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(
+        saturating_rounding_multiply_by_pot(a_mod_quarter_minus_one_quarter, INTEGER_BITS),
+    );
+    let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
+    // exp(−2^k) for k = −2..=4, in Q0.31: the barrel shifter over the integer part.
+    const MULTIPLIERS: [(i32, i32); 7] = [
+        (-2, 1_672_461_947),
+        (-1, 1_302_514_674),
+        (0, 790_015_084),
+        (1, 290_630_308),
+        (2, 39_332_535),
+        (3, 720_401),
+        (4, 242),
+    ];
+    for (exponent, multiplier) in MULTIPLIERS {
+        if remainder & (1 << (FRACTIONAL_BITS + exponent)) != 0 {
+            result = mul(result, multiplier);
+        }
+    }
+    if a == 0 { i32::MAX } else { result }
+}
+
+/// gemmlowp's `one_over_one_plus_x_for_x_in_0_1`: `1 / (1 + x)` for Q0.31 `x` in `[0, 1)` by
+/// three Newton–Raphson steps; the result is Q0.31.
+pub fn one_over_one_plus_x_for_x_in_0_1(a: i32) -> i32 {
+    // RoundingHalfSum(a, One) with One = i32::MAX in Q0.31.
+    let sum = a as i64 + i32::MAX as i64;
+    let half_denominator = ((sum + if sum >= 0 { 1 } else { -1 }) / 2) as i32;
+    const C48_OVER_17: i32 = 1_515_870_810; // Q2.29
+    const CNEG32_OVER_17: i32 = -1_010_580_540; // Q2.29
+    const ONE_Q2: i32 = 1 << 29;
+    let mut x = C48_OVER_17.wrapping_add(mul(half_denominator, CNEG32_OVER_17));
+    for _ in 0..3 {
+        let half_denominator_times_x = mul(half_denominator, x);
+        let one_minus = ONE_Q2.wrapping_sub(half_denominator_times_x);
+        // x · (1 − d·x) is Q4.27; rescale to Q2.29.
+        x = x.wrapping_add(saturating_rounding_multiply_by_pot(mul(x, one_minus), 2));
+    }
+    // ExactMulByPot<−1> reinterprets Q2.29 as Q1.30; Rescale<0> shifts left by one.
+    saturating_rounding_multiply_by_pot(x, 1)
+}
+
 /// `(mantissa, exponent)` with `m = mantissa · 2^exponent` and `|mantissa|` in `[0.5, 1)`, as C's
 /// `frexp` (core has no `frexp`; this reads the IEEE-754 fields).
 fn frexp(m: f64) -> (f64, i32) {

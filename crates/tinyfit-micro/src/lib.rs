@@ -7,4 +7,10 @@
 #![no_std]
 
 pub mod fixed_point;
+pub mod interpreter;
+pub mod kernels;
+pub mod model;
 pub mod planner;
+
+pub use interpreter::{input_mut, invoke, output};
+pub use model::{Error, Kernel, Model, Operation, Span, TensorInfo};

@@ -168,6 +168,7 @@ impl GraphModel {
             (Op::Relu, _, _, x) => each_rank!(x, t => activation::relu(t)),
             (Op::Relu6, _, _, x) => each_rank!(x, t => activation::relu6(t)),
             (Op::Identity, _, _, x) => x,
+            (Op::Softmax, _, _, x) => each_rank!(x, t => activation::softmax(t, 1)),
             (Op::GlobalAvgPool, _, _, x) => {
                 let dims = x.dims();
                 let (n, c) = (dims[0], dims[1]);
@@ -283,14 +284,14 @@ fn max_pool_options<const N: usize>(p: &Pool, spatial: &[usize]) -> MaxPoolOptio
     }
 }
 
-/// Average pooling counts padding in the divisor, as PyTorch does by default.
+/// Average pooling counts padding in the divisor unless the graph says otherwise.
 fn avg_pool_options<const N: usize>(p: &Pool, spatial: &[usize]) -> AvgPoolOptions<N> {
     let (kernel_size, stride, padding) = pool_geometry::<N>(p, spatial);
     AvgPoolOptions {
         kernel_size,
         stride,
         padding,
-        count_include_pad: true,
+        count_include_pad: p.count_include_pad,
         ceil_mode: false,
     }
 }

@@ -1,0 +1,9 @@
+//! tinyfit's deployment stage: quantised graphs in and out of TFLite, and lowered onto the
+//! int8 runtime ([`tinyfit_micro`]) with a static memory plan.
+
+pub mod lower;
+pub mod program;
+pub mod tflite;
+
+pub use lower::{LowerError, lower};
+pub use program::{MemoryPlan, OpReport, Program, RunError, to_channels_last};

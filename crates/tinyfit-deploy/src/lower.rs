@@ -1,0 +1,749 @@
+//! [`QuantGraph`] → [`Program`]: channels-last tensors, fused activations, TFLite's
+//! requantisation constants, and a static arena plan.
+//!
+//! The constants are computed exactly as TFLite's `Prepare` functions do (double-precision
+//! multipliers from float scales, float activation bounds), so the integers that come out match
+//! LiteRT and TFLite Micro.
+
+use std::collections::HashMap;
+
+use tinyfit_graph::quant::{Affine, QuantGraph};
+use tinyfit_graph::shape::resolve_padding;
+use tinyfit_graph::{Conv, Op, Pool, ValueRef};
+use tinyfit_micro::fixed_point::QuantizedMultiplier;
+use tinyfit_micro::kernels::{AddParams, Clamp, Shape, SoftmaxParams, Window};
+use tinyfit_micro::planner::{self, Buffer};
+use tinyfit_micro::{Kernel, Operation, Span, TensorInfo};
+
+use crate::program::{MemoryPlan, OpReport, Program};
+
+/// Arena offsets are multiples of this many bytes (word loads on Cortex-M).
+pub const ARENA_ALIGNMENT: usize = 4;
+
+/// Why a quantised graph cannot be lowered, naming the node.
+#[derive(Debug, thiserror::Error)]
+pub enum LowerError {
+    /// The graph itself does not check.
+    #[error(transparent)]
+    Graph(#[from] tinyfit_graph::GraphError),
+    /// A node the int8 runtime cannot run as it stands.
+    #[error("node '{node}' ({kind}): {message}")]
+    Node {
+        /// Node name.
+        node: String,
+        /// Op kind.
+        kind: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Lowers `q` to a planned program for the int8 runtime.
+pub fn lower(q: &QuantGraph) -> Result<Program, LowerError> {
+    Lowering::new(q)?.run()
+}
+
+/// Channels-last runtime shape of a channels-first graph shape.
+pub fn runtime_shape(shape: &[usize]) -> Shape {
+    match *shape {
+        [n] => Shape { h: 1, w: 1, c: n },
+        [c, l] => Shape { h: 1, w: l, c },
+        [c, h, w] => Shape { h, w, c },
+        _ => Shape { h: 0, w: 0, c: 0 },
+    }
+}
+
+/// TFLite's `CalculateActivationRangeQuantized` for a fused relu/relu6 on output `a`.
+fn activation_clamp(op: &Op, a: Affine) -> Clamp {
+    let quantize = |f: f32| a.zero_point + round_half_away(f / a.scale);
+    match op {
+        Op::Relu => Clamp {
+            min: quantize(0.0).max(-128),
+            max: 127,
+        },
+        Op::Relu6 => Clamp {
+            min: quantize(0.0).max(-128),
+            max: quantize(6.0).min(127),
+        },
+        _ => Clamp::NONE,
+    }
+}
+
+fn round_half_away(x: f32) -> i32 {
+    x.round() as i32
+}
+
+/// `s_in · s_w / s_out`, in double precision from the float scales, as TFLite computes it.
+fn conv_multiplier(s_in: f32, s_w: f32, s_out: f32) -> QuantizedMultiplier {
+    QuantizedMultiplier::new(s_in as f64 * s_w as f64 / s_out as f64)
+}
+
+struct Lowering<'q> {
+    q: &'q QuantGraph,
+    analysis: tinyfit_graph::Analysis,
+    program: Program,
+    /// Runtime tensor of each graph value (inputs by name, nodes by name).
+    tensor_of: HashMap<String, u32>,
+    /// Consumers of each node's output (graph outputs count as one).
+    consumers: Vec<usize>,
+    /// Activation nodes folded into their producer.
+    fused: Vec<bool>,
+    /// Channels-first shape a flattened value came from, when flattening reordered it.
+    flattened_from: HashMap<String, Vec<usize>>,
+    /// Reshapes whose output may share its input's bytes: (input tensor, output tensor).
+    aliases: Vec<(u32, u32)>,
+}
+
+impl<'q> Lowering<'q> {
+    fn new(q: &'q QuantGraph) -> Result<Self, LowerError> {
+        let analysis = q.graph.analyze()?;
+        let mut consumers = vec![0; q.graph.nodes.len()];
+        for n in &analysis.nodes {
+            for v in &n.inputs {
+                if let ValueRef::Node(j) = v {
+                    consumers[*j] += 1;
+                }
+            }
+        }
+        for v in &analysis.outputs {
+            if let ValueRef::Node(j) = v {
+                consumers[*j] += 1;
+            }
+        }
+        let fused = vec![false; q.graph.nodes.len()];
+        let program = Program {
+            tensors: Vec::new(),
+            operations: Vec::new(),
+            operands: Vec::new(),
+            weights: Vec::new(),
+            biases: Vec::new(),
+            multipliers: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            memory: MemoryPlan {
+                arena_bytes: 0,
+                lower_bound: 0,
+            },
+            report: Vec::new(),
+        };
+        Ok(Lowering {
+            q,
+            analysis,
+            program,
+            tensor_of: HashMap::new(),
+            consumers,
+            fused,
+            flattened_from: HashMap::new(),
+            aliases: Vec::new(),
+        })
+    }
+
+    fn value_name(&self, v: ValueRef) -> &'q str {
+        match v {
+            ValueRef::Input(i) => &self.q.graph.inputs[i].name,
+            ValueRef::Node(i) => &self.q.graph.nodes[i].name,
+        }
+    }
+
+    fn affine(&self, value: &str) -> Option<Affine> {
+        self.q.activations.get(value).copied()
+    }
+
+    fn new_tensor(&mut self, shape: &[usize], a: Affine) -> u32 {
+        self.program.tensors.push(TensorInfo {
+            shape: runtime_shape(shape),
+            offset: 0,
+            scale: a.scale,
+            zero_point: a.zero_point,
+        });
+        (self.program.tensors.len() - 1) as u32
+    }
+
+    fn run(mut self) -> Result<Program, LowerError> {
+        let q = self.q;
+        for input in &q.graph.inputs {
+            let a = self.affine(&input.name).ok_or_else(|| LowerError::Node {
+                node: input.name.clone(),
+                kind: "input",
+                message: "has no quantisation".into(),
+            })?;
+            let t = self.new_tensor(&input.shape, a);
+            self.tensor_of.insert(input.name.clone(), t);
+            self.program.inputs.push(t);
+        }
+        for i in 0..q.graph.nodes.len() {
+            let node = &q.graph.nodes[i];
+            self.node(i).map_err(|message| LowerError::Node {
+                node: node.name.clone(),
+                kind: node.op.kind(),
+                message,
+            })?;
+        }
+        for v in self.analysis.outputs.clone() {
+            let name = self.value_name(v);
+            let t = self.tensor_of[name];
+            self.program.outputs.push(t);
+        }
+        self.plan();
+        Ok(self.program)
+    }
+
+    /// Lowers node `i`.
+    fn node(&mut self, i: usize) -> Result<(), String> {
+        let q = self.q;
+        let node = &q.graph.nodes[i];
+        let a = self.analysis.nodes[i].clone();
+        let in_names: Vec<&str> = a.inputs.iter().map(|&v| self.value_name(v)).collect();
+        let in_tensors: Vec<u32> = in_names.iter().map(|n| self.tensor_of[*n]).collect();
+        let out_shape = a.shape.output.clone();
+        match &node.op {
+            Op::Identity | Op::Dropout(_) => {
+                self.tensor_of.insert(node.name.clone(), in_tensors[0]);
+                return Ok(());
+            }
+            Op::Relu | Op::Relu6 if self.fused[i] => return Ok(()),
+            Op::Relu | Op::Relu6 => {
+                return Err("an activation the int8 runtime can only fuse into the convolution, linear layer or sum before it".into());
+            }
+            Op::BatchNorm(_) => {
+                return Err(
+                    "batch norms must be folded into the convolution before quantising".into(),
+                );
+            }
+            _ => {}
+        }
+        // A relu/relu6 that alone reads this node's output is fused: the node writes the
+        // activation's value directly, clamped to its range.
+        let fusable = matches!(
+            node.op,
+            Op::Conv1d(_) | Op::Conv2d(_) | Op::Linear(_) | Op::Add
+        );
+        let mut value = node.name.clone();
+        let mut clamp = Clamp::NONE;
+        if fusable && self.consumers[i] == 1 {
+            if let Some(j) = self.sole_activation_consumer(i) {
+                self.fused[j] = true;
+                value = q.graph.nodes[j].name.clone();
+                let act_affine = self
+                    .affine(&value)
+                    .ok_or("its activation has no quantisation")?;
+                clamp = activation_clamp(&q.graph.nodes[j].op, act_affine);
+            }
+        }
+        let out_affine = self
+            .affine(&value)
+            .ok_or_else(|| format!("value '{value}' has no quantisation"))?;
+        let x = in_tensors[0];
+        let x_info = self.program.tensors[x as usize];
+        let in_shape = &a.input_shapes[0];
+        let op = match &node.op {
+            Op::Conv1d(c) | Op::Conv2d(c) => {
+                self.conv(&node.name, c, in_shape, &x_info, out_affine, clamp)?
+            }
+            Op::Linear(_) => self.linear(&node.name, in_names[0], &x_info, out_affine, clamp)?,
+            Op::MaxPool1d(p) | Op::MaxPool2d(p) | Op::AvgPool1d(p) | Op::AvgPool2d(p) => {
+                if out_affine.scale != x_info.scale || out_affine.zero_point != x_info.zero_point {
+                    return Err("pooling must keep its input's quantisation".into());
+                }
+                let window = pool_window(p, in_shape)?;
+                let avg = matches!(node.op, Op::AvgPool1d(_) | Op::AvgPool2d(_));
+                if avg
+                    && p.count_include_pad
+                    && (window.pad_top > 0 || window.pad_left > 0 || has_end_padding(p, in_shape))
+                {
+                    return Err("average pooling that counts padding (PyTorch's default) has no int8 kernel; set count_include_pad = false".into());
+                }
+                if avg {
+                    Kernel::AvgPool { window, clamp }
+                } else {
+                    Kernel::MaxPool { window, clamp }
+                }
+            }
+            Op::GlobalAvgPool => {
+                let s = runtime_shape(in_shape);
+                let window = Window {
+                    kh: s.h,
+                    kw: s.w,
+                    stride_h: 1,
+                    stride_w: 1,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    pad_top: 0,
+                    pad_left: 0,
+                };
+                if out_affine.scale != x_info.scale || out_affine.zero_point != x_info.zero_point {
+                    return Err("global average pooling must keep its input's quantisation".into());
+                }
+                Kernel::AvgPool { window, clamp }
+            }
+            Op::Flatten => {
+                if in_shape.len() > 1
+                    && in_shape[0] > 1
+                    && in_shape[1..].iter().product::<usize>() > 1
+                {
+                    self.flattened_from
+                        .insert(node.name.clone(), in_shape.clone());
+                }
+                Kernel::Reshape
+            }
+            Op::Add => {
+                if in_tensors.len() != 2 {
+                    return Err(format!(
+                        "the int8 runtime adds two tensors, not {}",
+                        in_tensors.len()
+                    ));
+                }
+                let (s1, s2) = (
+                    x_info.scale,
+                    self.program.tensors[in_tensors[1] as usize].scale,
+                );
+                let twice_max = 2.0 * s1.max(s2) as f64;
+                let shifted_out =
+                    ((1i64 << AddParams::LEFT_SHIFT) as f32 * out_affine.scale) as f64;
+                Kernel::Add(AddParams {
+                    input_zero_points: [
+                        x_info.zero_point,
+                        self.program.tensors[in_tensors[1] as usize].zero_point,
+                    ],
+                    input_multipliers: [
+                        QuantizedMultiplier::new(s1 as f64 / twice_max),
+                        QuantizedMultiplier::new(s2 as f64 / twice_max),
+                    ],
+                    output_multiplier: QuantizedMultiplier::new(twice_max / shifted_out),
+                    output_zero_point: out_affine.zero_point,
+                    clamp,
+                })
+            }
+            Op::Concat(c) => {
+                if c.axis != 0 {
+                    return Err(format!(
+                        "the int8 runtime concatenates along channels (axis 0), not axis {}",
+                        c.axis
+                    ));
+                }
+                for &t in &in_tensors {
+                    let info = self.program.tensors[t as usize];
+                    if info.scale != out_affine.scale || info.zero_point != out_affine.zero_point {
+                        return Err("every input must share the output's quantisation".into());
+                    }
+                }
+                Kernel::Concat
+            }
+            Op::Softmax => {
+                if out_affine.scale != 1.0 / 256.0 || out_affine.zero_point != -128 {
+                    return Err(format!(
+                        "int8 softmax output must have scale 1/256 and zero point -128 (TFLite's rule), found {} and {}",
+                        out_affine.scale, out_affine.zero_point
+                    ));
+                }
+                Kernel::Softmax(softmax_params(x_info.scale))
+            }
+            Op::Identity | Op::Dropout(_) | Op::Relu | Op::Relu6 | Op::BatchNorm(_) => {
+                unreachable!("handled above")
+            }
+        };
+        let out = self.new_tensor(&out_shape, out_affine);
+        if matches!(op, Kernel::Reshape) {
+            self.aliases.push((x, out));
+        }
+        self.tensor_of.insert(node.name.clone(), out);
+        if value != node.name {
+            self.tensor_of.insert(value, out);
+        }
+        let start = self.program.operands.len() as u32;
+        self.program.operands.extend(&in_tensors);
+        self.program.operations.push(Operation {
+            kernel: op,
+            inputs: Span {
+                start,
+                len: in_tensors.len() as u32,
+            },
+            output: out,
+        });
+        self.program.report.push(OpReport {
+            node: node.name.clone(),
+            kind: kernel_kind(&op, &node.op),
+            macs: a.shape.macs,
+            const_bytes: const_bytes(&op),
+            live_bytes: 0,
+        });
+        Ok(())
+    }
+
+    /// The relu/relu6 node that is the only reader of node `i`, if any.
+    fn sole_activation_consumer(&self, i: usize) -> Option<usize> {
+        if self.analysis.outputs.contains(&ValueRef::Node(i)) {
+            return None;
+        }
+        let j = self
+            .analysis
+            .nodes
+            .iter()
+            .position(|n| n.inputs.contains(&ValueRef::Node(i)))?;
+        matches!(self.q.graph.nodes[j].op, Op::Relu | Op::Relu6).then_some(j)
+    }
+
+    fn conv(
+        &mut self,
+        name: &str,
+        c: &Conv,
+        in_shape: &[usize],
+        x: &TensorInfo,
+        out: Affine,
+        clamp: Clamp,
+    ) -> Result<Kernel, String> {
+        let w = self.q.weights.get(name).ok_or("has no int8 weights")?;
+        let spatial = &in_shape[1..];
+        let axes = spatial.len();
+        let kernel = c.kernel.expand(axes).ok_or("kernel rank")?;
+        let stride = c.stride.expand(axes).ok_or("stride rank")?;
+        let dilation = c.dilation.expand(axes).ok_or("dilation rank")?;
+        let span: Vec<usize> = (0..axes)
+            .map(|i| (kernel[i] - 1) * dilation[i] + 1)
+            .collect();
+        let pad = resolve_padding(&c.padding, spatial, &span, &stride)?;
+        // 1-D convolutions run as 2-D ones of height 1.
+        let (kh, kw, sh, sw, dh, dw, ph, pw) = if axes == 1 {
+            (1, kernel[0], 1, stride[0], 1, dilation[0], 0, pad[0].0)
+        } else {
+            (
+                kernel[0],
+                kernel[1],
+                stride[0],
+                stride[1],
+                dilation[0],
+                dilation[1],
+                pad[0].0,
+                pad[1].0,
+            )
+        };
+        let per_group = in_shape[0] / c.groups;
+        let expected = [c.out_channels, per_group, kh, kw];
+        if w.data.len() != expected.iter().product::<usize>() {
+            return Err(format!(
+                "int8 weights of shape {:?}, expected {:?}",
+                w.shape, expected
+            ));
+        }
+        // OIHW → OHWI.
+        let mut filter = vec![0i8; w.data.len()];
+        for o in 0..c.out_channels {
+            for i in 0..per_group {
+                for y in 0..kh {
+                    for xx in 0..kw {
+                        filter[((o * kh + y) * kw + xx) * per_group + i] =
+                            w.data[((o * per_group + i) * kh + y) * kw + xx];
+                    }
+                }
+            }
+        }
+        let (bias, multipliers) =
+            self.requant_constants(name, c.out_channels, x.scale, out.scale, c.bias)?;
+        Ok(Kernel::Conv {
+            window: Window {
+                kh,
+                kw,
+                stride_h: sh,
+                stride_w: sw,
+                dilation_h: dh,
+                dilation_w: dw,
+                pad_top: ph,
+                pad_left: pw,
+            },
+            groups: c.groups as u32,
+            filter: self.push_weights(filter),
+            bias,
+            multipliers,
+            clamp,
+        })
+    }
+
+    fn linear(
+        &mut self,
+        name: &str,
+        input: &str,
+        x: &TensorInfo,
+        out: Affine,
+        clamp: Clamp,
+    ) -> Result<Kernel, String> {
+        let w = self.q.weights.get(name).ok_or("has no int8 weights")?;
+        let [outs, depth] = w.shape[..] else {
+            return Err(format!(
+                "int8 weights of shape {:?}, expected [out, in]",
+                w.shape
+            ));
+        };
+        if depth != x.shape.len() || w.data.len() != outs * depth {
+            return Err(format!(
+                "int8 weights of shape {:?} for {} input features",
+                w.shape,
+                x.shape.len()
+            ));
+        }
+        // The runtime flattens channels-last; reorder the columns from CHW to HWC.
+        let filter = match self.flattened_from.get(input) {
+            Some(src) => chw_columns_to_hwc(&w.data, outs, src),
+            None => w.data.clone(),
+        };
+        let has_bias = self.q.biases.contains_key(name);
+        let (bias, multipliers) =
+            self.requant_constants(name, outs, x.scale, out.scale, has_bias)?;
+        Ok(Kernel::FullyConnected {
+            filter: self.push_weights(filter),
+            bias,
+            multipliers,
+            clamp,
+        })
+    }
+
+    fn push_weights(&mut self, data: Vec<i8>) -> Span {
+        let start = self.program.weights.len() as u32;
+        let len = data.len() as u32;
+        self.program.weights.extend(data);
+        Span { start, len }
+    }
+
+    /// Bias and per-channel multipliers of node `name`.
+    fn requant_constants(
+        &mut self,
+        name: &str,
+        channels: usize,
+        s_in: f32,
+        s_out: f32,
+        has_bias: bool,
+    ) -> Result<(Span, Span), String> {
+        let w = &self.q.weights[name];
+        if !(w.scales.len() == 1 || w.scales.len() == channels) {
+            return Err(format!(
+                "{} weight scales for {channels} output channels",
+                w.scales.len()
+            ));
+        }
+        let bias = if has_bias {
+            let b = self
+                .q
+                .biases
+                .get(name)
+                .ok_or("declares a bias but has no int32 bias")?;
+            if b.len() != channels {
+                return Err(format!(
+                    "{} bias values for {channels} output channels",
+                    b.len()
+                ));
+            }
+            let start = self.program.biases.len() as u32;
+            self.program.biases.extend(b);
+            Span {
+                start,
+                len: channels as u32,
+            }
+        } else {
+            Span::default()
+        };
+        let start = self.program.multipliers.len() as u32;
+        for &s_w in &w.scales {
+            self.program
+                .multipliers
+                .push(conv_multiplier(s_in, s_w, s_out));
+        }
+        let multipliers = Span {
+            start,
+            len: w.scales.len() as u32,
+        };
+        Ok((bias, multipliers))
+    }
+
+    /// Lifetimes → buffers (aliased reshapes share one) → offsets.
+    fn plan(&mut self) {
+        let p = &mut self.program;
+        let n_ops = p.operations.len();
+        let mut first = vec![usize::MAX; p.tensors.len()];
+        let mut last = vec![0usize; p.tensors.len()];
+        for &t in &p.inputs {
+            first[t as usize] = 0;
+        }
+        for (k, op) in p.operations.iter().enumerate() {
+            first[op.output as usize] = first[op.output as usize].min(k);
+            last[op.output as usize] = last[op.output as usize].max(k);
+            for &t in op.inputs.of(&p.operands).unwrap_or(&[]) {
+                last[t as usize] = last[t as usize].max(k);
+            }
+        }
+        for &t in &p.outputs {
+            last[t as usize] = n_ops;
+        }
+        // A reshape whose input dies there reuses its input's bytes.
+        let mut owner: Vec<usize> = (0..p.tensors.len()).collect();
+        for &(from, to) in &self.aliases {
+            let (from, to) = (from as usize, to as usize);
+            let reshape_step = first[to];
+            let is_io = p.inputs.contains(&(from as u32));
+            if last[from] == reshape_step && !is_io {
+                owner[to] = owner[from];
+            }
+        }
+        let mut buffers: Vec<Buffer> = Vec::new();
+        let mut buffer_of = vec![usize::MAX; p.tensors.len()];
+        for t in 0..p.tensors.len() {
+            if first[t] == usize::MAX {
+                first[t] = 0; // an unused input still needs its bytes
+            }
+            let o = owner[t];
+            if o != t {
+                let b = buffer_of[o];
+                buffers[b].last = buffers[b].last.max(last[t]);
+                buffer_of[t] = b;
+            } else {
+                buffers.push(Buffer {
+                    size: p.tensors[t].shape.len(),
+                    first: first[t],
+                    last: last[t].max(first[t]),
+                });
+                buffer_of[t] = buffers.len() - 1;
+            }
+        }
+        let mut offsets = vec![0usize; buffers.len()];
+        let mut order = vec![0usize; buffers.len()];
+        let arena = planner::plan(&buffers, ARENA_ALIGNMENT, &mut offsets, &mut order)
+            .expect("lifetimes are ordered and scratch is sized");
+        for (t, info) in p.tensors.iter_mut().enumerate() {
+            info.offset = offsets[buffer_of[t]];
+        }
+        for (k, r) in p.report.iter_mut().enumerate() {
+            r.live_bytes = buffers
+                .iter()
+                .filter(|b| b.first <= k && k <= b.last)
+                .map(|b| b.size)
+                .sum();
+        }
+        p.memory = MemoryPlan {
+            arena_bytes: arena,
+            lower_bound: planner::lower_bound(&buffers),
+        };
+    }
+}
+
+/// TFLite's `PreprocessSoftmaxScaling` (β = 1, 5 integer bits for the scaled differences) and
+/// the input radius that bounds the differences worth exponentiating.
+fn softmax_params(input_scale: f32) -> SoftmaxParams {
+    const SCALED_DIFF_INTEGER_BITS: u32 = 5;
+    let beta = 1.0f64;
+    let real = (beta * input_scale as f64 * (1u64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64)
+        .min((1u64 << 31) as f64 - 1.0);
+    let m = QuantizedMultiplier::new(real);
+    let max_input_rescaled = ((1u64 << SCALED_DIFF_INTEGER_BITS) - 1) as f64
+        * (1u64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64
+        / (1u64 << m.shift.clamp(0, 62)) as f64;
+    SoftmaxParams {
+        input_multiplier: m.multiplier,
+        input_left_shift: m.shift,
+        diff_min: -(max_input_rescaled.floor() as i32),
+    }
+}
+
+fn pool_window(p: &Pool, in_shape: &[usize]) -> Result<Window, String> {
+    let spatial = &in_shape[1..];
+    let axes = spatial.len();
+    let kernel = p.kernel.expand(axes).ok_or("kernel rank")?;
+    let stride = match &p.stride {
+        Some(s) => s.expand(axes).ok_or("stride rank")?,
+        None => kernel.clone(),
+    };
+    let pad = resolve_padding(&p.padding, spatial, &kernel, &stride)?;
+    Ok(if axes == 1 {
+        Window {
+            kh: 1,
+            kw: kernel[0],
+            stride_h: 1,
+            stride_w: stride[0],
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: pad[0].0,
+        }
+    } else {
+        Window {
+            kh: kernel[0],
+            kw: kernel[1],
+            stride_h: stride[0],
+            stride_w: stride[1],
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad[0].0,
+            pad_left: pad[1].0,
+        }
+    })
+}
+
+fn has_end_padding(p: &Pool, in_shape: &[usize]) -> bool {
+    let spatial = &in_shape[1..];
+    let kernel = p.kernel.expand(spatial.len()).unwrap_or_default();
+    let stride = p
+        .stride
+        .as_ref()
+        .and_then(|s| s.expand(spatial.len()))
+        .unwrap_or_else(|| kernel.clone());
+    resolve_padding(&p.padding, spatial, &kernel, &stride)
+        .map(|pads| pads.iter().any(|&(_, after)| after > 0))
+        .unwrap_or(false)
+}
+
+/// Reorders the columns of an `[outs, C·H·W]` matrix from CHW to HWC flattening order.
+fn chw_columns_to_hwc(data: &[i8], outs: usize, src: &[usize]) -> Vec<i8> {
+    let c = src[0];
+    let spatial: usize = src[1..].iter().product();
+    let depth = c * spatial;
+    let mut out = vec![0i8; data.len()];
+    for o in 0..outs {
+        for ch in 0..c {
+            for p in 0..spatial {
+                out[o * depth + p * c + ch] = data[o * depth + ch * spatial + p];
+            }
+        }
+    }
+    out
+}
+
+fn kernel_kind(k: &Kernel, op: &Op) -> &'static str {
+    match (k, op) {
+        (
+            Kernel::Conv {
+                groups,
+                filter,
+                window,
+                ..
+            },
+            Op::Conv1d(c) | Op::Conv2d(c),
+        ) if *groups > 1 && filter.len as usize == c.out_channels * window.kh * window.kw => {
+            "depthwise_conv"
+        }
+        (Kernel::Conv { .. }, _) => "conv",
+        (Kernel::FullyConnected { .. }, _) => "fully_connected",
+        (Kernel::AvgPool { .. }, _) => "avg_pool",
+        (Kernel::MaxPool { .. }, _) => "max_pool",
+        (Kernel::Add(_), _) => "add",
+        (Kernel::Concat, _) => "concat",
+        (Kernel::Reshape, _) => "reshape",
+        (Kernel::Pad { .. }, _) => "pad",
+        (Kernel::Softmax { .. }, _) => "softmax",
+        (Kernel::Requantize { .. }, _) => "requantize",
+    }
+}
+
+fn const_bytes(k: &Kernel) -> usize {
+    match k {
+        Kernel::Conv {
+            filter,
+            bias,
+            multipliers,
+            ..
+        }
+        | Kernel::FullyConnected {
+            filter,
+            bias,
+            multipliers,
+            ..
+        } => filter.len as usize + 4 * bias.len as usize + 8 * multipliers.len as usize,
+        _ => 0,
+    }
+}

@@ -1,0 +1,155 @@
+//! An owned, planned int8 program: the host-side holder of a [`tinyfit_micro::Model`].
+
+use tinyfit_micro::fixed_point::QuantizedMultiplier;
+use tinyfit_micro::{Model, Operation, TensorInfo};
+
+/// Arena figures of a memory plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPlan {
+    /// Bytes of the arena the plan needs.
+    pub arena_bytes: usize,
+    /// The most bytes that must be alive at one step: no plan can do better.
+    pub lower_bound: usize,
+}
+
+impl MemoryPlan {
+    /// How far the plan is above the lower bound, as a fraction (0.05 = 5 % over).
+    pub fn overhead(&self) -> f64 {
+        if self.lower_bound == 0 {
+            0.0
+        } else {
+            self.arena_bytes as f64 / self.lower_bound as f64 - 1.0
+        }
+    }
+}
+
+/// One operation's figures, for reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpReport {
+    /// Graph node the operation implements.
+    pub node: String,
+    /// Kernel kind (`conv`, `depthwise_conv`, `fully_connected`, ...).
+    pub kind: &'static str,
+    /// Multiply-accumulates.
+    pub macs: u64,
+    /// Constant bytes (weights, biases, multipliers) it adds to flash.
+    pub const_bytes: usize,
+    /// Activation bytes alive while it runs (its inputs, its output and everything kept).
+    pub live_bytes: usize,
+}
+
+/// A lowered model with its constants and memory plan; [`Program::model`] lends the runtime view.
+#[derive(Debug, Clone)]
+pub struct Program {
+    pub(crate) tensors: Vec<TensorInfo>,
+    pub(crate) operations: Vec<Operation>,
+    pub(crate) operands: Vec<u32>,
+    pub(crate) weights: Vec<i8>,
+    pub(crate) biases: Vec<i32>,
+    pub(crate) multipliers: Vec<QuantizedMultiplier>,
+    pub(crate) inputs: Vec<u32>,
+    pub(crate) outputs: Vec<u32>,
+    pub(crate) memory: MemoryPlan,
+    pub(crate) report: Vec<OpReport>,
+}
+
+impl Program {
+    /// The runtime's view of this program.
+    pub fn model(&self) -> Model<'_> {
+        Model {
+            tensors: &self.tensors,
+            operations: &self.operations,
+            operands: &self.operands,
+            weights: &self.weights,
+            biases: &self.biases,
+            multipliers: &self.multipliers,
+            inputs: &self.inputs,
+            outputs: &self.outputs,
+            arena_bytes: self.memory.arena_bytes,
+        }
+    }
+
+    /// Arena size and its lower bound.
+    pub fn memory(&self) -> MemoryPlan {
+        self.memory
+    }
+
+    /// Per-operation figures.
+    pub fn report(&self) -> &[OpReport] {
+        &self.report
+    }
+
+    /// Quantisation and channels-last shape of model input `i`.
+    pub fn input(&self, i: usize) -> Option<&TensorInfo> {
+        self.tensors.get(*self.inputs.get(i)? as usize)
+    }
+
+    /// Quantisation and channels-last shape of model output `i`.
+    pub fn output(&self, i: usize) -> Option<&TensorInfo> {
+        self.tensors.get(*self.outputs.get(i)? as usize)
+    }
+
+    /// Runs the program on channels-last int8 inputs in a scratch arena; returns the outputs.
+    pub fn run(&self, inputs: &[&[i8]]) -> Result<Vec<Vec<i8>>, RunError> {
+        let mut arena = vec![0i8; self.memory.arena_bytes];
+        self.run_in(&mut arena, inputs)
+    }
+
+    /// As [`Program::run`], reusing `arena` (at least [`MemoryPlan::arena_bytes`] long).
+    pub fn run_in(&self, arena: &mut [i8], inputs: &[&[i8]]) -> Result<Vec<Vec<i8>>, RunError> {
+        let model = self.model();
+        if inputs.len() != self.inputs.len() {
+            return Err(RunError::Inputs(format!(
+                "the model takes {} inputs, got {}",
+                self.inputs.len(),
+                inputs.len()
+            )));
+        }
+        for (i, data) in inputs.iter().enumerate() {
+            let slot = tinyfit_micro::input_mut(&model, arena, i)
+                .ok_or(RunError::Runtime(tinyfit_micro::Error::BadIo))?;
+            if slot.len() != data.len() {
+                return Err(RunError::Inputs(format!(
+                    "input {i} holds {} values, got {}",
+                    slot.len(),
+                    data.len()
+                )));
+            }
+            slot.copy_from_slice(data);
+        }
+        tinyfit_micro::invoke(&model, arena).map_err(RunError::Runtime)?;
+        (0..self.outputs.len())
+            .map(|i| {
+                tinyfit_micro::output(&model, arena, i)
+                    .map(<[i8]>::to_vec)
+                    .ok_or(RunError::Runtime(tinyfit_micro::Error::BadIo))
+            })
+            .collect()
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The inputs do not match the model.
+    #[error("{0}")]
+    Inputs(String),
+    /// The runtime refused the model or arena.
+    #[error("runtime: {0}")]
+    Runtime(tinyfit_micro::Error),
+}
+
+/// Reorders a channels-first `[C, ...spatial]` sample into channels-last order.
+pub fn to_channels_last<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
+    let (c, spatial) = match shape {
+        [] | [_] => return data.to_vec(),
+        [c, rest @ ..] => (*c, rest.iter().product::<usize>()),
+    };
+    let mut out = Vec::with_capacity(data.len());
+    for p in 0..spatial {
+        for ch in 0..c {
+            out.push(data[ch * spatial + p]);
+        }
+    }
+    out
+}

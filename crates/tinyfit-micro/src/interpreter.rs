@@ -1,0 +1,175 @@
+//! Runs a [`Model`] over a caller-provided arena, one operation after another.
+//!
+//! The arena holds every activation at the offset the planner gave it. An operation's output
+//! never overlaps its inputs (validation refuses it), except a reshape aliased onto its input,
+//! so each step borrows its output mutably and its inputs immutably from disjoint parts.
+
+use crate::kernels::{self, Requant};
+use crate::model::{Error, Kernel, Model, Operation, TensorInfo};
+
+/// Runs every operation of `model`; the inputs must already be in the arena ([`input_mut`]).
+///
+/// Validates the model first, so a malformed model is an error, never a panic.
+pub fn invoke(model: &Model, arena: &mut [i8]) -> Result<(), Error> {
+    if arena.len() < model.arena_bytes {
+        return Err(Error::ArenaTooSmall {
+            needed: model.arena_bytes,
+            given: arena.len(),
+        });
+    }
+    model.validate()?;
+    for op in model.operations {
+        run(model, op, arena);
+    }
+    Ok(())
+}
+
+/// The bytes of model input `index` in the arena, to be filled before [`invoke`].
+pub fn input_mut<'a>(model: &Model, arena: &'a mut [i8], index: usize) -> Option<&'a mut [i8]> {
+    let t = model.tensors.get(*model.inputs.get(index)? as usize)?;
+    arena.get_mut(t.range())
+}
+
+/// The bytes of model output `index` in the arena, valid after [`invoke`].
+pub fn output<'a>(model: &Model, arena: &'a [i8], index: usize) -> Option<&'a [i8]> {
+    let t = model.tensors.get(*model.outputs.get(index)? as usize)?;
+    arena.get(t.range())
+}
+
+/// The part of the arena outside one operation's output, readable while the output is written.
+struct Rest<'a> {
+    before: &'a [i8],
+    after: &'a [i8],
+    after_start: usize,
+}
+
+impl<'a> Rest<'a> {
+    /// Splits `arena` into the output tensor's bytes and the rest.
+    fn split(arena: &'a mut [i8], out: &TensorInfo) -> (Self, &'a mut [i8]) {
+        let range = out.range();
+        let (before, rest) = arena.split_at_mut(range.start);
+        let (output, after) = rest.split_at_mut(range.len());
+        let rest = Rest {
+            before,
+            after,
+            after_start: range.end,
+        };
+        (rest, output)
+    }
+
+    /// A tensor that does not overlap the output.
+    fn get(&self, t: &TensorInfo) -> &'a [i8] {
+        let r = t.range();
+        if r.end <= self.before.len() {
+            &self.before[r]
+        } else {
+            &self.after[r.start - self.after_start..r.end - self.after_start]
+        }
+    }
+}
+
+fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
+    // Validated: every index below is in range.
+    let operands = op.inputs.of(model.operands).unwrap_or(&[]);
+    let tensor = |i: usize| &model.tensors[operands[i] as usize];
+    let out = &model.tensors[op.output as usize];
+    if let Kernel::Reshape = op.kernel {
+        let (from, to) = (tensor(0).range(), out.range());
+        if from != to {
+            arena.copy_within(from, to.start);
+        }
+        return;
+    }
+    let (rest, output) = Rest::split(arena, out);
+    let x = tensor(0);
+    let input = rest.get(x);
+    let span = |s: crate::model::Span, pool| s.of(pool).unwrap_or(&[]);
+    match op.kernel {
+        Kernel::Conv {
+            window,
+            groups,
+            filter,
+            bias,
+            multipliers,
+            clamp,
+        } => {
+            let q = Requant {
+                input_zero_point: x.zero_point,
+                output_zero_point: out.zero_point,
+                multipliers: multipliers.of(model.multipliers).unwrap_or(&[]),
+                clamp,
+            };
+            kernels::conv2d(
+                input,
+                x.shape,
+                span(filter, model.weights),
+                bias.of(model.biases).unwrap_or(&[]),
+                &window,
+                groups as usize,
+                &q,
+                output,
+                out.shape,
+            );
+        }
+        Kernel::FullyConnected {
+            filter,
+            bias,
+            multipliers,
+            clamp,
+        } => {
+            let q = Requant {
+                input_zero_point: x.zero_point,
+                output_zero_point: out.zero_point,
+                multipliers: multipliers.of(model.multipliers).unwrap_or(&[]),
+                clamp,
+            };
+            kernels::fully_connected(
+                input,
+                span(filter, model.weights),
+                bias.of(model.biases).unwrap_or(&[]),
+                &q,
+                output,
+            );
+        }
+        Kernel::AvgPool { window, clamp } => {
+            kernels::avg_pool(input, x.shape, &window, clamp, output, out.shape)
+        }
+        Kernel::MaxPool { window, clamp } => {
+            kernels::max_pool(input, x.shape, &window, clamp, output, out.shape)
+        }
+        Kernel::Add(params) => {
+            let b = rest.get(tensor(1));
+            kernels::add(input, b, &params, output);
+        }
+        Kernel::Concat => {
+            // Channels-last: each pixel's output channels are the inputs' channels in order.
+            let pixels = out.shape.h * out.shape.w;
+            let mut first = 0;
+            for i in 0..operands.len() {
+                let t = tensor(i);
+                let part = rest.get(t);
+                let c = t.shape.c;
+                for p in 0..pixels {
+                    let dst = p * out.shape.c + first;
+                    output[dst..dst + c].copy_from_slice(&part[p * c..(p + 1) * c]);
+                }
+                first += c;
+            }
+        }
+        Kernel::Pad { top, left } => kernels::pad(
+            input,
+            x.shape,
+            top as usize,
+            left as usize,
+            out.zero_point.clamp(-128, 127) as i8,
+            output,
+            out.shape,
+        ),
+        Kernel::Softmax(params) => kernels::softmax(input, x.shape.c, &params, output),
+        Kernel::Requantize { multiplier } => {
+            kernels::requantize(input, x.zero_point, multiplier, out.zero_point, output)
+        }
+        // Copied (or aliased) above, before the arena was split.
+        Kernel::Reshape => {}
+    }
+}

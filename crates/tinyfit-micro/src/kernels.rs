@@ -1,0 +1,567 @@
+//! int8 kernels with TFLite's arithmetic, on channels-last (`[H, W, C]`) tensors of batch 1.
+//!
+//! Each kernel is a plain function over slices; the caller ([`crate::interpreter`]) has checked
+//! every length against the shapes, so indexing cannot fail. Accumulation is int32 and wraps like
+//! the C kernels would on overflow (which a well-quantised model never reaches). Requantisation is
+//! [`QuantizedMultiplier::apply`], TFLite's double rounding.
+
+use crate::fixed_point::{self, QuantizedMultiplier};
+
+/// Spatial shape of a channels-last tensor: height, width, channels (batch is 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// Rows.
+    pub h: usize,
+    /// Columns.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+}
+
+impl Shape {
+    /// Number of elements.
+    pub const fn len(&self) -> usize {
+        self.h * self.w * self.c
+    }
+
+    /// Whether the tensor holds no element.
+    pub const fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Output clamp of a fused activation, in the output's quantised domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clamp {
+    /// Smallest output value.
+    pub min: i32,
+    /// Largest output value.
+    pub max: i32,
+}
+
+impl Clamp {
+    /// No activation: the full int8 range.
+    pub const NONE: Clamp = Clamp {
+        min: -128,
+        max: 127,
+    };
+
+    fn apply(self, x: i32) -> i8 {
+        x.clamp(self.min, self.max) as i8
+    }
+}
+
+/// Geometry of a sliding window (convolution or pooling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Window height.
+    pub kh: usize,
+    /// Window width.
+    pub kw: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Vertical dilation.
+    pub dilation_h: usize,
+    /// Horizontal dilation.
+    pub dilation_w: usize,
+    /// Rows of padding above the input.
+    pub pad_top: usize,
+    /// Columns of padding left of the input.
+    pub pad_left: usize,
+}
+
+impl Window {
+    /// Input coordinate of window tap `k` for output coordinate `out`, if inside the input.
+    #[inline(always)]
+    fn tap(
+        out: usize,
+        stride: usize,
+        pad: usize,
+        dilation: usize,
+        k: usize,
+        size: usize,
+    ) -> Option<usize> {
+        let pos = (out * stride + k * dilation).checked_sub(pad)?;
+        (pos < size).then_some(pos)
+    }
+}
+
+/// Quantisation of a convolution or fully connected layer.
+#[derive(Debug, Clone, Copy)]
+pub struct Requant<'a> {
+    /// Input zero point (subtracted from every input value).
+    pub input_zero_point: i32,
+    /// Output zero point (added after requantisation).
+    pub output_zero_point: i32,
+    /// One multiplier per output channel, or a single one for all.
+    pub multipliers: &'a [QuantizedMultiplier],
+    /// Fused activation.
+    pub clamp: Clamp,
+}
+
+impl Requant<'_> {
+    #[inline(always)]
+    fn output(&self, acc: i32, channel: usize) -> i8 {
+        let m = if self.multipliers.len() == 1 {
+            self.multipliers[0]
+        } else {
+            self.multipliers[channel]
+        };
+        self.clamp
+            .apply(m.apply(acc).wrapping_add(self.output_zero_point))
+    }
+}
+
+/// Grouped 2-D convolution (TFLite `CONV_2D`; depthwise when `groups == input channels`).
+///
+/// `filter` is `[out_c, kh, kw, in_c / groups]` (OHWI); `bias` is empty or one int32 per output
+/// channel with scale `s_in · s_w[c]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d(
+    input: &[i8],
+    in_shape: Shape,
+    filter: &[i8],
+    bias: &[i32],
+    window: &Window,
+    groups: usize,
+    q: &Requant,
+    output: &mut [i8],
+    out_shape: Shape,
+) {
+    let in_per_group = in_shape.c / groups;
+    let out_per_group = out_shape.c / groups;
+    let filter_stride = window.kh * window.kw * in_per_group;
+    let in_offset = -q.input_zero_point;
+    for oy in 0..out_shape.h {
+        for ox in 0..out_shape.w {
+            let out_base = (oy * out_shape.w + ox) * out_shape.c;
+            for oc in 0..out_shape.c {
+                let first_in = (oc / out_per_group) * in_per_group;
+                let f = &filter[oc * filter_stride..(oc + 1) * filter_stride];
+                let mut acc: i32 = 0;
+                for ky in 0..window.kh {
+                    let Some(iy) = Window::tap(
+                        oy,
+                        window.stride_h,
+                        window.pad_top,
+                        window.dilation_h,
+                        ky,
+                        in_shape.h,
+                    ) else {
+                        continue;
+                    };
+                    for kx in 0..window.kw {
+                        let Some(ix) = Window::tap(
+                            ox,
+                            window.stride_w,
+                            window.pad_left,
+                            window.dilation_w,
+                            kx,
+                            in_shape.w,
+                        ) else {
+                            continue;
+                        };
+                        let x_base = (iy * in_shape.w + ix) * in_shape.c + first_in;
+                        let xs = &input[x_base..x_base + in_per_group];
+                        let f_base = (ky * window.kw + kx) * in_per_group;
+                        let ws = &f[f_base..f_base + in_per_group];
+                        acc = acc.wrapping_add(dot_offset(xs, ws, in_offset));
+                    }
+                }
+                if let Some(b) = bias.get(oc) {
+                    acc = acc.wrapping_add(*b);
+                }
+                output[out_base + oc] = q.output(acc, oc);
+            }
+        }
+    }
+}
+
+/// `Σ (x + offset) · w` in int32.
+#[inline(always)]
+fn dot_offset(xs: &[i8], ws: &[i8], offset: i32) -> i32 {
+    let mut acc: i32 = 0;
+    for (&x, &w) in xs.iter().zip(ws) {
+        acc = acc.wrapping_add((x as i32 + offset) * w as i32);
+    }
+    acc
+}
+
+/// Fully connected layer (TFLite `FULLY_CONNECTED`): `filter` is `[out, in]`, `input` holds
+/// `in` values, `output` gets `out` values.
+pub fn fully_connected(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, output: &mut [i8]) {
+    let depth = input.len();
+    let in_offset = -q.input_zero_point;
+    for (o, out) in output.iter_mut().enumerate() {
+        let mut acc = dot_offset(input, &filter[o * depth..(o + 1) * depth], in_offset);
+        if let Some(b) = bias.get(o) {
+            acc = acc.wrapping_add(*b);
+        }
+        *out = q.output(acc, o);
+    }
+}
+
+/// Average pooling (TFLite `AVERAGE_POOL_2D`): the divisor counts only taps inside the input,
+/// and the mean rounds half away from zero. Input and output share quantisation.
+pub fn avg_pool(
+    input: &[i8],
+    in_shape: Shape,
+    window: &Window,
+    clamp: Clamp,
+    output: &mut [i8],
+    out_shape: Shape,
+) {
+    pool(input, in_shape, window, output, out_shape, |taps| {
+        let (mut sum, mut count) = (0i32, 0i32);
+        for x in taps {
+            sum += x as i32;
+            count += 1;
+        }
+        if count == 0 {
+            return clamp.apply(0);
+        }
+        let mean = if sum > 0 {
+            (sum + count / 2) / count
+        } else {
+            (sum - count / 2) / count
+        };
+        clamp.apply(mean)
+    });
+}
+
+/// Max pooling (TFLite `MAX_POOL_2D`). Input and output share quantisation.
+pub fn max_pool(
+    input: &[i8],
+    in_shape: Shape,
+    window: &Window,
+    clamp: Clamp,
+    output: &mut [i8],
+    out_shape: Shape,
+) {
+    pool(input, in_shape, window, output, out_shape, |taps| {
+        clamp.apply(taps.map(i32::from).max().unwrap_or(i8::MIN as i32))
+    });
+}
+
+/// Runs `reduce` over the in-bounds taps of every output position and channel.
+fn pool(
+    input: &[i8],
+    in_shape: Shape,
+    window: &Window,
+    output: &mut [i8],
+    out_shape: Shape,
+    reduce: impl Fn(&mut dyn Iterator<Item = i8>) -> i8,
+) {
+    for oy in 0..out_shape.h {
+        for ox in 0..out_shape.w {
+            for c in 0..out_shape.c {
+                let mut taps = (0..window.kh)
+                    .filter_map(|ky| {
+                        Window::tap(
+                            oy,
+                            window.stride_h,
+                            window.pad_top,
+                            window.dilation_h,
+                            ky,
+                            in_shape.h,
+                        )
+                    })
+                    .flat_map(|iy| {
+                        (0..window.kw)
+                            .filter_map(move |kx| {
+                                Window::tap(
+                                    ox,
+                                    window.stride_w,
+                                    window.pad_left,
+                                    window.dilation_w,
+                                    kx,
+                                    in_shape.w,
+                                )
+                            })
+                            .map(move |ix| input[(iy * in_shape.w + ix) * in_shape.c + c])
+                    });
+                output[(oy * out_shape.w + ox) * out_shape.c + c] = reduce(&mut taps);
+            }
+        }
+    }
+}
+
+/// Quantisation of an element-wise sum (TFLite's int8 `ADD`): both inputs are shifted left by
+/// 20 bits, rescaled to twice the larger input scale, summed and rescaled to the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddParams {
+    /// Zero points of the two inputs.
+    pub input_zero_points: [i32; 2],
+    /// `s_i / (2 · max(s_1, s_2))` for each input.
+    pub input_multipliers: [QuantizedMultiplier; 2],
+    /// `2 · max(s_1, s_2) / (2^20 · s_out)`.
+    pub output_multiplier: QuantizedMultiplier,
+    /// Output zero point.
+    pub output_zero_point: i32,
+    /// Fused activation.
+    pub clamp: Clamp,
+}
+
+impl AddParams {
+    /// Left shift TFLite applies to int8 inputs before rescaling.
+    pub const LEFT_SHIFT: i32 = 20;
+
+    /// The sum of one pair of elements.
+    #[inline(always)]
+    pub fn add(&self, a: i8, b: i8) -> i8 {
+        let scaled = |x: i8, i: usize| {
+            let shifted = (x as i32 - self.input_zero_points[i]) * (1 << Self::LEFT_SHIFT);
+            self.input_multipliers[i].apply(shifted)
+        };
+        let sum = scaled(a, 0).wrapping_add(scaled(b, 1));
+        self.clamp.apply(
+            self.output_multiplier
+                .apply(sum)
+                .wrapping_add(self.output_zero_point),
+        )
+    }
+}
+
+/// Element-wise sum of two tensors of equal shape.
+pub fn add(a: &[i8], b: &[i8], params: &AddParams, output: &mut [i8]) {
+    for ((o, &x), &y) in output.iter_mut().zip(a).zip(b) {
+        *o = params.add(x, y);
+    }
+}
+
+/// Constants of TFLite's int8 softmax (from the input scale and β, see `tinyfit-deploy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SoftmaxParams {
+    /// Q31 multiplier of `β · s_in · 2^26`.
+    pub input_multiplier: i32,
+    /// Its left shift (non-negative).
+    pub input_left_shift: i32,
+    /// Differences to the row maximum below this contribute nothing.
+    pub diff_min: i32,
+}
+
+/// TFLite's int8 softmax over rows of `row` values (the reference kernel of LiteRT and TFLite
+/// Micro): differences to the row maximum are rescaled to Q5.26, exponentiated in fixed point,
+/// summed in Q12.19 and divided through a fixed-point reciprocal. The output has scale 1/256 and
+/// zero point −128, as TFLite requires.
+pub fn softmax(input: &[i8], row: usize, p: &SoftmaxParams, output: &mut [i8]) {
+    let scaled_exp = |diff: i32| {
+        let rescaled = fixed_point::saturating_rounding_doubling_high_mul(
+            diff.wrapping_mul(1 << p.input_left_shift),
+            p.input_multiplier,
+        );
+        fixed_point::exp_on_negative_values_q5(rescaled)
+    };
+    for (x, y) in input.chunks_exact(row).zip(output.chunks_exact_mut(row)) {
+        let max = x.iter().copied().max().unwrap_or(0) as i32;
+        let mut sum: i32 = 0;
+        for &v in x {
+            let diff = v as i32 - max;
+            if diff >= p.diff_min {
+                sum = sum.wrapping_add(fixed_point::rounding_divide_by_pot(scaled_exp(diff), 12));
+            }
+        }
+        let headroom_plus_one = (sum as u32).leading_zeros() as i32;
+        let bits_over_unit = 12 - headroom_plus_one;
+        let shifted_sum_minus_one = (sum as u32)
+            .checked_shl(headroom_plus_one as u32)
+            .unwrap_or(0)
+            .wrapping_sub(1 << 31) as i32;
+        let reciprocal = fixed_point::one_over_one_plus_x_for_x_in_0_1(shifted_sum_minus_one);
+        let exponent = (bits_over_unit + 31 - 8).clamp(0, 31);
+        for (&v, o) in x.iter().zip(y.iter_mut()) {
+            let diff = v as i32 - max;
+            *o = if diff >= p.diff_min {
+                let prob = fixed_point::saturating_rounding_doubling_high_mul(
+                    reciprocal,
+                    scaled_exp(diff),
+                );
+                (fixed_point::rounding_divide_by_pot(prob, exponent) - 128).clamp(-128, 127) as i8
+            } else {
+                -128
+            };
+        }
+    }
+}
+
+/// C's `round` for quantize (core has no `f32::round` without std).
+fn round_half_away(x: f32) -> i32 {
+    let t = x as i32;
+    let frac = x - t as f32;
+    if frac >= 0.5 {
+        t + 1
+    } else if frac <= -0.5 {
+        t - 1
+    } else {
+        t
+    }
+}
+
+/// int8 → int8 requantisation (TFLite `QUANTIZE` between int8 tensors).
+pub fn requantize(
+    input: &[i8],
+    input_zero_point: i32,
+    m: QuantizedMultiplier,
+    output_zero_point: i32,
+    output: &mut [i8],
+) {
+    for (o, &x) in output.iter_mut().zip(input) {
+        *o = Clamp::NONE.apply(
+            m.apply(x as i32 - input_zero_point)
+                .wrapping_add(output_zero_point),
+        );
+    }
+}
+
+/// float → int8 (TFLite `QUANTIZE`): `round(x / scale) + zero_point`, saturated.
+pub fn quantize(input: &[f32], scale: f32, zero_point: i32, output: &mut [i8]) {
+    for (o, &x) in output.iter_mut().zip(input) {
+        let q = x / scale;
+        // Saturate before converting so huge values cannot wrap.
+        let q = if q.is_nan() {
+            0
+        } else {
+            round_half_away(q.clamp(-1e9, 1e9))
+        };
+        *o = Clamp::NONE.apply(q.saturating_add(zero_point));
+    }
+}
+
+/// int8 → float (TFLite `DEQUANTIZE`): `scale · (q − zero_point)`.
+pub fn dequantize(input: &[i8], scale: f32, zero_point: i32, output: &mut [f32]) {
+    for (o, &q) in output.iter_mut().zip(input) {
+        *o = scale * (q as i32 - zero_point) as f32;
+    }
+}
+
+/// Constant padding of the two spatial axes with `value` (the output zero point, TFLite `PAD`).
+pub fn pad(
+    input: &[i8],
+    in_shape: Shape,
+    top: usize,
+    left: usize,
+    value: i8,
+    output: &mut [i8],
+    out_shape: Shape,
+) {
+    output.fill(value);
+    let row = in_shape.w * in_shape.c;
+    for y in 0..in_shape.h {
+        let dst = ((y + top) * out_shape.w + left) * out_shape.c;
+        output[dst..dst + row].copy_from_slice(&input[y * row..(y + 1) * row]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit() -> [QuantizedMultiplier; 1] {
+        // Exactly 1.0: 2^30 · 2^(1-31).
+        [QuantizedMultiplier::new(1.0)]
+    }
+
+    #[test]
+    fn conv_with_padding_and_offsets_matches_direct_sum() {
+        // 3x3 single-channel input, 3x3 kernel of ones, "same" padding: each output is the sum
+        // of its in-bounds neighbours minus the zero point per tap.
+        let input: [i8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
+        let filter = [1i8; 9];
+        let shape = Shape { h: 3, w: 3, c: 1 };
+        let window = Window {
+            kh: 3,
+            kw: 3,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+        };
+        let m = unit();
+        let q = Requant {
+            input_zero_point: 1,
+            output_zero_point: -3,
+            multipliers: &m,
+            clamp: Clamp::NONE,
+        };
+        let mut out = [0i8; 9];
+        conv2d(
+            &input, shape, &filter, &[10; 1], &window, 1, &q, &mut out, shape,
+        );
+        // Corner (0,0): taps 1,2,4,5 → (0+1+3+4) + 10 − 3 = 15.
+        assert_eq!(out[0], 15);
+        // Centre: all nine taps → (45 − 9) + 10 − 3 = 43.
+        assert_eq!(out[4], 43);
+    }
+
+    #[test]
+    fn depthwise_is_grouped_conv() {
+        // Two channels, each scaled by its own 1x1 weight.
+        let input: [i8; 4] = [1, 2, 3, 4];
+        let shape = Shape { h: 1, w: 2, c: 2 };
+        let window = Window {
+            kh: 1,
+            kw: 1,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+        };
+        let m = unit();
+        let q = Requant {
+            input_zero_point: 0,
+            output_zero_point: 0,
+            multipliers: &m,
+            clamp: Clamp::NONE,
+        };
+        let mut out = [0i8; 4];
+        conv2d(
+            &input,
+            shape,
+            &[2, -1],
+            &[],
+            &window,
+            2,
+            &q,
+            &mut out,
+            shape,
+        );
+        assert_eq!(out, [2, -2, 6, -4]);
+    }
+
+    #[test]
+    fn avg_pool_rounds_half_away_from_zero() {
+        let window = Window {
+            kh: 1,
+            kw: 2,
+            stride_h: 1,
+            stride_w: 2,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+        };
+        let mut out = [0i8; 2];
+        avg_pool(
+            &[1, 2, -1, -2],
+            Shape { h: 1, w: 4, c: 1 },
+            &window,
+            Clamp::NONE,
+            &mut out,
+            Shape { h: 1, w: 2, c: 1 },
+        );
+        assert_eq!(out, [2, -2]);
+    }
+
+    #[test]
+    fn quantize_saturates_and_rounds() {
+        let mut out = [0i8; 4];
+        quantize(&[0.25, -0.25, 1e30, f32::NAN], 0.5, 0, &mut out);
+        assert_eq!(out, [1, -1, 127, 0]);
+    }
+}
