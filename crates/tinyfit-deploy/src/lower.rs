@@ -220,15 +220,16 @@ impl<'q> Lowering<'q> {
         );
         let mut value = node.name.clone();
         let mut clamp = Clamp::NONE;
-        if fusable && self.consumers[i] == 1 {
-            if let Some(j) = self.sole_activation_consumer(i) {
-                self.fused[j] = true;
-                value = q.graph.nodes[j].name.clone();
-                let act_affine = self
-                    .affine(&value)
-                    .ok_or("its activation has no quantisation")?;
-                clamp = activation_clamp(&q.graph.nodes[j].op, act_affine);
-            }
+        let sole_activation = (fusable && self.consumers[i] == 1)
+            .then(|| self.sole_activation_consumer(i))
+            .flatten();
+        if let Some(j) = sole_activation {
+            self.fused[j] = true;
+            value = q.graph.nodes[j].name.clone();
+            let act_affine = self
+                .affine(&value)
+                .ok_or("its activation has no quantisation")?;
+            clamp = activation_clamp(&q.graph.nodes[j].op, act_affine);
         }
         let out_affine = self
             .affine(&value)
@@ -602,10 +603,7 @@ impl<'q> Lowering<'q> {
                 buffer_of[t] = buffers.len() - 1;
             }
         }
-        let mut offsets = vec![0usize; buffers.len()];
-        let mut order = vec![0usize; buffers.len()];
-        let arena = planner::plan(&buffers, ARENA_ALIGNMENT, &mut offsets, &mut order)
-            .expect("lifetimes are ordered and scratch is sized");
+        let (arena, offsets) = best_plan(&buffers);
         for (t, info) in p.tensors.iter_mut().enumerate() {
             info.offset = offsets[buffer_of[t]];
         }
@@ -639,6 +637,32 @@ fn softmax_params(input_scale: f32) -> SoftmaxParams {
         input_left_shift: m.shift,
         diff_min: -(max_input_rescaled.floor() as i32),
     }
+}
+
+/// Greedy placement in a few orders (largest, longest-lived, largest size × lifetime, earliest);
+/// the smallest arena wins. Greedy by size alone leaves gaps on networks such as MobileNet whose
+/// early activations are large and short-lived.
+fn best_plan(buffers: &[Buffer]) -> (usize, Vec<usize>) {
+    let n = buffers.len();
+    let life = |b: &Buffer| b.last - b.first + 1;
+    let keys: [&dyn Fn(&Buffer) -> (usize, usize); 4] = [
+        &|b| (usize::MAX - b.size, b.first),
+        &|b| (usize::MAX - life(b), usize::MAX - b.size),
+        &|b| (usize::MAX - b.size * life(b), b.first),
+        &|b| (b.first, usize::MAX - b.size),
+    ];
+    let mut best: Option<(usize, Vec<usize>)> = None;
+    for key in keys {
+        let mut order: Vec<usize> = (0..n).collect();
+        order.sort_by_key(|&i| (key(&buffers[i]), i));
+        let mut offsets = vec![0usize; n];
+        let arena = planner::plan_in_order(buffers, ARENA_ALIGNMENT, &mut offsets, &order)
+            .expect("lifetimes are ordered and the order is a permutation");
+        if best.as_ref().is_none_or(|(a, _)| arena < *a) {
+            best = Some((arena, offsets));
+        }
+    }
+    best.unwrap_or((0, Vec::new()))
 }
 
 fn pool_window(p: &Pool, in_shape: &[usize]) -> Result<Window, String> {

@@ -4,7 +4,8 @@
 //! `tests/reference/litert_reference.py`. tinyfit follows TFLite Micro's double rounding; where
 //! LiteRT 2.3's fully connected kernel rounds once, the script recomputes those layers exactly
 //! (and proves its recomputation reproduces LiteRT with single rounding). Every output must equal
-//! that reference; the count of outputs that differ from raw LiteRT is printed.
+//! that reference; the count of outputs that differ from raw LiteRT is printed. The planned arena
+//! must stay within 10 % of the lower bound (the most bytes alive at one step).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -227,7 +227,8 @@ impl Model<'_> {
             let o = out.range();
             let aliased = r == o;
             let disjoint = r.end <= o.start || o.end <= r.start || r.is_empty() || o.is_empty();
-            if !disjoint && !(aliased && matches!(op.kernel, Kernel::Reshape)) {
+            let reshape_alias = aliased && matches!(op.kernel, Kernel::Reshape);
+            if !(disjoint || reshape_alias) {
                 return Err("output overlaps an input in the arena");
             }
         }

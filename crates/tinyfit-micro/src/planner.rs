@@ -28,7 +28,8 @@ impl Buffer {
 /// Why a plan could not be made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanError {
-    /// The scratch or output slices are shorter than the buffer list.
+    /// The scratch or output slices are shorter than the buffer list, or an order is not a
+    /// permutation of the buffers.
     ScratchTooSmall,
     /// A buffer ends before it starts.
     BadLifetime {
@@ -70,6 +71,28 @@ pub fn plan(
             .then(buffers[a].first.cmp(&buffers[b].first))
             .then(a.cmp(&b))
     });
+    plan_in_order(buffers, alignment, offsets, order)
+}
+
+/// Places `buffers` one after another in the caller's `order` (a permutation of their
+/// indices), each at the lowest aligned offset that clears the already-placed buffers alive at
+/// the same time; returns the arena size. Callers try several orders and keep the best.
+pub fn plan_in_order(
+    buffers: &[Buffer],
+    alignment: usize,
+    offsets: &mut [usize],
+    order: &[usize],
+) -> Result<usize, PlanError> {
+    let n = buffers.len();
+    if offsets.len() < n || order.len() != n || order.iter().any(|&i| i >= n) {
+        return Err(PlanError::ScratchTooSmall);
+    }
+    if alignment == 0 || !alignment.is_power_of_two() {
+        return Err(PlanError::BadAlignment);
+    }
+    if let Some(buffer) = buffers.iter().position(|b| b.last < b.first) {
+        return Err(PlanError::BadLifetime { buffer });
+    }
     let mut arena = 0;
     for placed_count in 0..n {
         let this = order[placed_count];
