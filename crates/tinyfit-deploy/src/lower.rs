@@ -364,6 +364,7 @@ impl<'q> Lowering<'q> {
         self.program.report.push(OpReport {
             node: node.name.clone(),
             kind: kernel_kind(&op, &node.op),
+            output: runtime_shape(&out_shape),
             macs: a.shape.macs,
             const_bytes: const_bytes(&op),
             live_bytes: 0,

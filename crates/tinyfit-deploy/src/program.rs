@@ -30,6 +30,8 @@ pub struct OpReport {
     pub node: String,
     /// Kernel kind (`conv`, `depthwise_conv`, `fully_connected`, ...).
     pub kind: &'static str,
+    /// Output shape, channels last.
+    pub output: tinyfit_micro::kernels::Shape,
     /// Multiply-accumulates.
     pub macs: u64,
     /// Constant bytes (weights, biases, multipliers) it adds to flash.
@@ -77,6 +79,11 @@ impl Program {
     /// Per-operation figures.
     pub fn report(&self) -> &[OpReport] {
         &self.report
+    }
+
+    /// Constant bytes in flash: int8 weights, int32 biases and requantisation multipliers.
+    pub fn const_bytes(&self) -> usize {
+        self.report.iter().map(|r| r.const_bytes).sum()
     }
 
     /// Quantisation and channels-last shape of model input `i`.

@@ -46,7 +46,7 @@ enum Command {
     },
     /// Per-layer shapes, parameters, MACs and activation bytes of a model.
     Inspect {
-        /// Graph file (.json/.toml) or run folder.
+        /// Graph file (.json/.toml), run folder, or int8 `.tflite` model.
         model: PathBuf,
     },
     /// Datasets.

@@ -116,8 +116,12 @@ impl FileTensor {
     }
 }
 
+/// Element count, saturating (a corrupt file can declare absurd shapes).
 fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .unwrap_or(usize::MAX)
 }
 
 struct Importer<'a> {
@@ -542,6 +546,11 @@ impl<'a> Importer<'a> {
                     value = flat;
                 }
                 if let Some([h, w, c]) = self.flattened_from.get(&value).copied() {
+                    if numel(&[h, w, c]) != depth {
+                        return Err(msg(format!(
+                            "reads a flattened [{h}, {w}, {c}] map with a filter of depth {depth}"
+                        )));
+                    }
                     data = hwc_columns_to_chw(&data, outs, h, w, c);
                 }
                 self.weights.insert(
@@ -638,6 +647,11 @@ impl<'a> Importer<'a> {
                     return Err(msg("input and output quantisation differ".into()));
                 }
                 let name = format!("reshape{k}");
+                if numel(&x_shape) != numel(&out_shape) {
+                    return Err(msg(format!(
+                        "reshape {x_shape:?} → {out_shape:?} changes the element count"
+                    )));
+                }
                 match (&x_shape[..], &out_shape[..]) {
                     (from, [1, _]) => {
                         self.nodes
