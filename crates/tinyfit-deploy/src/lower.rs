@@ -640,13 +640,16 @@ fn softmax_params(input_scale: f32) -> SoftmaxParams {
     }
 }
 
+/// Sort key of a placement order: smaller keys are placed first.
+type PlacementKey = dyn Fn(&Buffer) -> (usize, usize);
+
 /// Greedy placement in a few orders (largest, longest-lived, largest size × lifetime, earliest);
 /// the smallest arena wins. Greedy by size alone leaves gaps on networks such as MobileNet whose
 /// early activations are large and short-lived.
 fn best_plan(buffers: &[Buffer]) -> (usize, Vec<usize>) {
     let n = buffers.len();
     let life = |b: &Buffer| b.last - b.first + 1;
-    let keys: [&dyn Fn(&Buffer) -> (usize, usize); 4] = [
+    let keys: [&PlacementKey; 4] = [
         &|b| (usize::MAX - b.size, b.first),
         &|b| (usize::MAX - life(b), usize::MAX - b.size),
         &|b| (usize::MAX - b.size * life(b), b.first),
