@@ -641,19 +641,18 @@ fn softmax_params(input_scale: f32) -> SoftmaxParams {
 }
 
 /// Sort key of a placement order: smaller keys are placed first.
-type PlacementKey = dyn Fn(&Buffer) -> (usize, usize);
+type PlacementKey = fn(&Buffer) -> (usize, usize);
 
 /// Greedy placement in a few orders (largest, longest-lived, largest size × lifetime, earliest);
 /// the smallest arena wins. Greedy by size alone leaves gaps on networks such as MobileNet whose
 /// early activations are large and short-lived.
 fn best_plan(buffers: &[Buffer]) -> (usize, Vec<usize>) {
     let n = buffers.len();
-    let life = |b: &Buffer| b.last - b.first + 1;
-    let keys: [&PlacementKey; 4] = [
-        &|b| (usize::MAX - b.size, b.first),
-        &|b| (usize::MAX - life(b), usize::MAX - b.size),
-        &|b| (usize::MAX - b.size * life(b), b.first),
-        &|b| (b.first, usize::MAX - b.size),
+    let keys: [PlacementKey; 4] = [
+        |b| (usize::MAX - b.size, b.first),
+        |b| (usize::MAX - lifetime(b), usize::MAX - b.size),
+        |b| (usize::MAX - b.size * lifetime(b), b.first),
+        |b| (b.first, usize::MAX - b.size),
     ];
     let mut best: Option<(usize, Vec<usize>)> = None;
     for key in keys {
@@ -667,6 +666,11 @@ fn best_plan(buffers: &[Buffer]) -> (usize, Vec<usize>) {
         }
     }
     best.unwrap_or((0, Vec::new()))
+}
+
+/// Steps a buffer stays alive.
+fn lifetime(b: &Buffer) -> usize {
+    b.last - b.first + 1
 }
 
 fn pool_window(p: &Pool, in_shape: &[usize]) -> Result<Window, String> {
