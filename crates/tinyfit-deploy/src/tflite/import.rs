@@ -809,3 +809,62 @@ fn hwc_columns_to_chw<T: Copy + Default>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn int8_tensor(name: &str, shape: Vec<i32>) -> fb::Tensor {
+        fb::Tensor {
+            shape: Some(shape),
+            type_: fb::TensorType::Int8,
+            name: Some(name.into()),
+            quantization: Some(Box::new(fb::QuantizationParameters {
+                scale: Some(vec![0.1]),
+                zero_point: Some(vec![0]),
+                ..Default::default()
+            })),
+            ..Default::default()
+        }
+    }
+
+    /// A one-operator model `x → op → y` with int8 `[1, 4]` tensors.
+    fn single_op_model(op: fb::BuiltinOperator) -> Vec<u8> {
+        let model = fb::Model {
+            version: 3,
+            operator_codes: Some(vec![fb::OperatorCode {
+                deprecated_builtin_code: (op as i32).min(127) as i8,
+                builtin_code: op,
+                version: 1,
+                ..Default::default()
+            }]),
+            subgraphs: Some(vec![fb::SubGraph {
+                tensors: Some(vec![
+                    int8_tensor("x", vec![1, 4]),
+                    int8_tensor("y", vec![1, 4]),
+                ]),
+                inputs: Some(vec![0]),
+                outputs: Some(vec![1]),
+                operators: Some(vec![fb::Operator {
+                    opcode_index: 0,
+                    inputs: Some(vec![0]),
+                    outputs: Some(vec![1]),
+                    ..Default::default()
+                }]),
+                name: None,
+            }]),
+            buffers: Some(vec![fb::Buffer::default()]),
+            ..Default::default()
+        };
+        planus::Builder::new().finish(&model, None).to_vec()
+    }
+
+    #[test]
+    fn unsupported_operator_is_named() {
+        let err = import(&single_op_model(fb::BuiltinOperator::Tanh)).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("operator 0 is Tanh"), "{text}");
+        let err = import(&single_op_model(fb::BuiltinOperator::Logistic)).unwrap_err();
+        assert!(err.to_string().contains("Logistic"), "{err}");
+    }
+}
