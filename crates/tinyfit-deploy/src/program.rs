@@ -135,6 +135,31 @@ impl Program {
     }
 }
 
+impl Program {
+    /// Quantises a channels-first float sample for model input `i` (TFLite's `QUANTIZE`:
+    /// `round(x / scale) + zero_point`, saturated) and reorders it channels-last.
+    pub fn quantize_input(
+        &self,
+        i: usize,
+        sample: &[f32],
+        shape: &[usize],
+    ) -> Result<Vec<i8>, RunError> {
+        let t = self
+            .input(i)
+            .ok_or_else(|| RunError::Inputs(format!("the model has no input {i}")))?;
+        if sample.len() != t.shape.len() {
+            return Err(RunError::Inputs(format!(
+                "a sample of shape {shape:?} ({} values) for an input of {} values",
+                sample.len(),
+                t.shape.len()
+            )));
+        }
+        let mut q = vec![0i8; sample.len()];
+        tinyfit_micro::kernels::quantize(sample, t.scale, t.zero_point, &mut q);
+        Ok(to_channels_last(&q, shape))
+    }
+}
+
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

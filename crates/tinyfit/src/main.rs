@@ -38,9 +38,16 @@ enum Command {
     },
     /// Reload a trained run and recompute its accuracy on a split.
     Eval {
-        /// Run folder written by `tinyfit train`.
-        run: PathBuf,
-        /// Split to evaluate.
+        /// Run folder written by `tinyfit train` (or use --model and --data).
+        #[arg(required_unless_present = "model")]
+        run: Option<PathBuf>,
+        /// An int8 `.tflite` model to run with tinyfit's runtime instead of a run folder.
+        #[arg(long, requires = "data", conflicts_with = "run")]
+        model: Option<PathBuf>,
+        /// Config with a `[data]` section naming the dataset for --model.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Split to evaluate (`all`: every sample, for models trained elsewhere).
         #[arg(long, value_enum, default_value = "test")]
         split: cmd::eval::Split,
     },
@@ -95,7 +102,16 @@ fn main() -> ExitCode {
             data,
             resume,
         } => cmd::train::run(&config, out, data, resume),
-        Command::Eval { run, split } => cmd::eval::run(&run, split),
+        Command::Eval {
+            run,
+            model,
+            data,
+            split,
+        } => match (run, model, data) {
+            (_, Some(model), Some(data)) => cmd::eval::tflite(&model, &data, split),
+            (Some(run), _, _) => cmd::eval::run(&run, split),
+            _ => unreachable!("clap requires a run folder or --model with --data"),
+        },
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {
             what: DataCommand::Inspect { path },

@@ -280,3 +280,44 @@ fn seeded_runs_are_identical_and_resume_after_kill() {
         "{stdout}"
     );
 }
+
+/// DESIGN.md: with the MLPerf front-end, the reference KWS model scores about 92 % on the
+/// Speech Commands v0.02 test folder; tinyfit's runtime must reach at least 91 %.
+#[test]
+fn kws_reference_model_scores_on_the_test_set() {
+    let model = repo().join("../shared/models/mlperf_tiny/kws_ref_model.tflite");
+    let out = tinyfit()
+        .args(["eval", "--model"])
+        .arg(&model)
+        .arg("--data")
+        .arg(repo().join("examples/kws/mlperf_ref.toml"))
+        .args(["--split", "all"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let accuracy: f64 = stdout
+        .split("int8 accuracy ")
+        .nth(1)
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in: {stdout}"));
+    assert!(stdout.contains("(4890 samples)"), "{stdout}");
+    assert!(
+        accuracy >= 91.0,
+        "int8 accuracy {accuracy}% on the KWS test set: {stdout}"
+    );
+}
+
+#[test]
+fn tflite_eval_names_a_shape_mismatch() {
+    let model = repo().join("../shared/models/mlperf_tiny/vww_96_int8.tflite");
+    fails_with(
+        tinyfit()
+            .args(["eval", "--model"])
+            .arg(&model)
+            .arg("--data")
+            .arg(fixture("tiny_har.toml")),
+        "takes inputs of shape [3, 96, 96]",
+    );
+}

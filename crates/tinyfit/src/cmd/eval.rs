@@ -2,9 +2,12 @@
 
 use std::path::Path;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
 use tinyfit_data::ChannelNorm;
+use tinyfit_data::Dataset;
 use tinyfit_graph::{Graph, Weights};
+use tinyfit_train::MetricsBuilder;
 use tinyfit_train::{GraphModel, cpu, evaluate};
 
 use crate::experiment::Experiment;
@@ -12,7 +15,7 @@ use crate::report;
 use crate::run_dir::{Report, RunDir};
 
 /// Which split to evaluate.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Split {
     /// Training split.
     Train,
@@ -20,6 +23,8 @@ pub enum Split {
     Val,
     /// Test split.
     Test,
+    /// Every sample of the dataset (for models trained elsewhere, e.g. on a canonical test set).
+    All,
 }
 
 /// Evaluates the run in `dir` on `split` and compares with the figure recorded at training.
@@ -40,6 +45,9 @@ pub fn run(dir: &Path, split: Split) -> Result<()> {
         Split::Train => &splits.train,
         Split::Val => &splits.val,
         Split::Test => &splits.test,
+        Split::All => {
+            bail!("--split all is for `--model X.tflite`; a run is evaluated on its own splits")
+        }
     };
     let device = cpu();
     let model = GraphModel::new(&graph, &weights, &device)?;
@@ -50,7 +58,7 @@ pub fn run(dir: &Path, split: Split) -> Result<()> {
 
     if let Ok(recorded) = run.read_json::<Report>("report.json") {
         let want = match split {
-            Split::Train => None,
+            Split::Train | Split::All => None,
             Split::Val => Some(&recorded.validation),
             Split::Test => Some(&recorded.test),
         };
@@ -66,5 +74,77 @@ pub fn run(dir: &Path, split: Split) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// Evaluates an int8 `.tflite` model with tinyfit's runtime on a dataset (a config with a
+/// `[data]` section): float features are quantised with the model's input parameters, the class
+/// is the arg-max of the int8 output.
+pub fn tflite(model: &Path, data: &Path, split: Split) -> Result<()> {
+    let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+    let quant =
+        tinyfit_deploy::tflite::import(&bytes).with_context(|| format!("{}", model.display()))?;
+    let program = tinyfit_deploy::lower(&quant).with_context(|| format!("{}", model.display()))?;
+    let config = Experiment::load_data(data)?;
+    let (dataset, held_out) = config.load_dataset()?;
+    let in_split = |groups: &[u32]| dataset.filter_groups(|g| groups.contains(&g));
+    let samples: Dataset = match split {
+        Split::All => dataset.clone(),
+        Split::Val => in_split(&held_out.validation),
+        Split::Test => in_split(&held_out.test),
+        Split::Train => dataset
+            .filter_groups(|g| !held_out.validation.contains(&g) && !held_out.test.contains(&g)),
+    };
+    let input_shape = &quant.graph.inputs[0].shape;
+    if *input_shape != samples.sample_shape {
+        bail!(
+            "{} takes inputs of shape {:?} (channels first), {} gives samples of shape {:?}",
+            model.display(),
+            input_shape,
+            data.display(),
+            samples.sample_shape
+        );
+    }
+    let classes = samples.class_names.len();
+    let out = program.output(0).context("the model has no output")?;
+    if out.shape.len() != classes {
+        bail!(
+            "{} has {} outputs, the dataset {} classes ({})",
+            model.display(),
+            out.shape.len(),
+            classes,
+            samples.class_names.join(", ")
+        );
+    }
+    let (scale, zero_point) = (out.scale, out.zero_point);
+    let bar = ProgressBar::new(samples.len() as u64).with_style(
+        ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} [{elapsed}<{eta}]")
+            .expect("valid template"),
+    );
+    bar.set_prefix("int8 inference");
+    let mut metrics = MetricsBuilder::new(classes);
+    let mut arena = vec![0i8; program.memory().arena_bytes];
+    for i in 0..samples.len() {
+        let x = program.quantize_input(0, samples.sample(i), &samples.sample_shape)?;
+        let y = program.run_in(&mut arena, &[&x])?.remove(0);
+        let real: Vec<f32> = y
+            .iter()
+            .map(|&q| scale * (q as i32 - zero_point) as f32)
+            .collect();
+        metrics.add(&real, &[samples.y[i]]);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let m = metrics.finish();
+    let name = format!("{split:?}").to_lowercase();
+    println!(
+        "{} on {} ({name}): int8 accuracy {:.2}% ({} samples), macro-F1 {:.4}",
+        model.display(),
+        config.kind(),
+        100.0 * m.accuracy,
+        m.samples,
+        m.macro_f1
+    );
+    report::print_confusion(&samples.class_names, &m.confusion);
     Ok(())
 }
