@@ -15,7 +15,7 @@ use tinyfit_micro::kernels::{AddParams, Clamp, Shape, SoftmaxParams, Window};
 use tinyfit_micro::planner::{self, Buffer};
 use tinyfit_micro::{Kernel, Operation, Span, TensorInfo};
 
-use crate::program::{MemoryPlan, OpReport, Program};
+use crate::program::{Activation, MemoryPlan, OpReport, Program};
 
 /// Arena offsets are multiples of this many bytes (word loads on Cortex-M).
 pub const ARENA_ALIGNMENT: usize = 4;
@@ -125,6 +125,7 @@ impl<'q> Lowering<'q> {
                 lower_bound: 0,
             },
             report: Vec::new(),
+            graph_shapes: Vec::new(),
         };
         Ok(Lowering {
             q,
@@ -150,6 +151,7 @@ impl<'q> Lowering<'q> {
     }
 
     fn new_tensor(&mut self, shape: &[usize], a: Affine) -> u32 {
+        self.program.graph_shapes.push(shape.to_vec());
         self.program.tensors.push(TensorInfo {
             shape: runtime_shape(shape),
             offset: 0,
@@ -220,6 +222,7 @@ impl<'q> Lowering<'q> {
         );
         let mut value = node.name.clone();
         let mut clamp = Clamp::NONE;
+        let mut activation = Activation::None;
         let sole_activation = (fusable && self.consumers[i] == 1)
             .then(|| self.sole_activation_consumer(i))
             .flatten();
@@ -230,6 +233,10 @@ impl<'q> Lowering<'q> {
                 .affine(&value)
                 .ok_or("its activation has no quantisation")?;
             clamp = activation_clamp(&q.graph.nodes[j].op, act_affine);
+            activation = match q.graph.nodes[j].op {
+                Op::Relu6 => Activation::Relu6,
+                _ => Activation::Relu,
+            };
         }
         let out_affine = self
             .affine(&value)
@@ -238,9 +245,15 @@ impl<'q> Lowering<'q> {
         let x_info = self.program.tensors[x as usize];
         let in_shape = &a.input_shapes[0];
         let op = match &node.op {
-            Op::Conv1d(c) | Op::Conv2d(c) => {
-                self.conv(&node.name, c, in_shape, &x_info, out_affine, clamp)?
-            }
+            Op::Conv1d(c) | Op::Conv2d(c) => self.conv(
+                in_names[0],
+                &node.name,
+                c,
+                in_shape,
+                &x_info,
+                out_affine,
+                clamp,
+            )?,
             Op::Linear(_) => self.linear(&node.name, in_names[0], &x_info, out_affine, clamp)?,
             Op::MaxPool1d(p) | Op::MaxPool2d(p) | Op::AvgPool1d(p) | Op::AvgPool2d(p) => {
                 if out_affine.scale != x_info.scale || out_affine.zero_point != x_info.zero_point {
@@ -284,6 +297,23 @@ impl<'q> Lowering<'q> {
                 {
                     self.flattened_from
                         .insert(node.name.clone(), in_shape.clone());
+                }
+                Kernel::Reshape
+            }
+            Op::Reshape(r) => {
+                // Channels-last bytes equal channels-first ones only when a tensor has one
+                // channel or one pixel.
+                let neutral = |s: &[usize]| {
+                    s.len() == 1 || s[0] == 1 || s[1..].iter().product::<usize>() == 1
+                };
+                if !(neutral(in_shape) && neutral(&r.shape)) {
+                    return Err(format!(
+                        "reshaping {in_shape:?} to {:?} reorders channels-last bytes; only reshapes between vectors, single-pixel and single-channel maps run in int8",
+                        r.shape
+                    ));
+                }
+                if let Some(src) = self.flattened_from.get(in_names[0]).cloned() {
+                    self.flattened_from.insert(node.name.clone(), src);
                 }
                 Kernel::Reshape
             }
@@ -364,6 +394,7 @@ impl<'q> Lowering<'q> {
         self.program.report.push(OpReport {
             node: node.name.clone(),
             kind: kernel_kind(&op, &node.op),
+            activation,
             output: runtime_shape(&out_shape),
             macs: a.shape.macs,
             const_bytes: const_bytes(&op),
@@ -385,8 +416,10 @@ impl<'q> Lowering<'q> {
         matches!(self.q.graph.nodes[j].op, Op::Relu | Op::Relu6).then_some(j)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn conv(
         &mut self,
+        input: &str,
         name: &str,
         c: &Conv,
         in_shape: &[usize],
@@ -438,6 +471,14 @@ impl<'q> Lowering<'q> {
                     }
                 }
             }
+        }
+        // A 1×1 convolution over a single-pixel view of a flattened map reads channels-last
+        // bytes, like a linear layer: reorder its input channels from CHW to HWC.
+        if let Some(src) = self.flattened_from.get(input)
+            && kh * kw == 1
+            && c.groups == 1
+        {
+            filter = chw_columns_to_hwc(&filter, c.out_channels, src);
         }
         let (bias, multipliers) =
             self.requant_constants(name, c.out_channels, x.scale, out.scale, c.bias)?;

@@ -23,6 +23,17 @@ impl MemoryPlan {
     }
 }
 
+/// The activation fused into an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// None.
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+}
+
 /// One operation's figures, for reports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpReport {
@@ -32,6 +43,8 @@ pub struct OpReport {
     pub kind: &'static str,
     /// Output shape, channels last.
     pub output: tinyfit_micro::kernels::Shape,
+    /// Fused activation.
+    pub activation: Activation,
     /// Multiply-accumulates.
     pub macs: u64,
     /// Constant bytes (weights, biases, multipliers) it adds to flash.
@@ -53,6 +66,8 @@ pub struct Program {
     pub(crate) outputs: Vec<u32>,
     pub(crate) memory: MemoryPlan,
     pub(crate) report: Vec<OpReport>,
+    /// Channels-first graph shape of each tensor (its rank decides the TFLite shape).
+    pub(crate) graph_shapes: Vec<Vec<usize>>,
 }
 
 impl Program {

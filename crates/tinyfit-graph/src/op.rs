@@ -44,6 +44,8 @@ pub enum Op {
     Add,
     /// Softmax over the channel axis (PyTorch `nn.Softmax(dim=1)`).
     Softmax,
+    /// Same values in a new per-sample shape (row-major, channels first, as `torch.reshape`).
+    Reshape(Reshape),
 }
 
 impl Op {
@@ -67,6 +69,7 @@ impl Op {
             Op::Concat(_) => "concat",
             Op::Add => "add",
             Op::Softmax => "softmax",
+            Op::Reshape(_) => "reshape",
         }
     }
 
@@ -152,6 +155,14 @@ pub struct Linear {
     /// Whether the layer adds a bias (default true).
     #[serde(default = "yes")]
     pub bias: bool,
+}
+
+/// Reshape target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reshape {
+    /// Per-sample shape (no batch axis) with the input's element count.
+    pub shape: Vec<usize>,
 }
 
 /// Dropout hyper-parameters.

@@ -103,6 +103,15 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<OpShape, String> {
             Ok(plain(vec![x[0]]))
         }
         Op::Flatten => Ok(plain(vec![numel(x) as usize])),
+        Op::Reshape(r) => {
+            if r.shape.is_empty() || r.shape.len() > 3 || numel(&r.shape) != numel(x) {
+                return Err(format!(
+                    "cannot reshape {x:?} to {:?} (1 to 3 axes, same element count)",
+                    r.shape
+                ));
+            }
+            Ok(plain(r.shape.clone()))
+        }
         Op::Linear(l) => {
             if x.len() != 1 {
                 return Err(format!(

@@ -106,6 +106,21 @@ impl GraphModel {
     /// - outputs: `[N, shape...]` for each graph output, in order
     pub fn forward(&self, inputs: Vec<Value>) -> Vec<Value> {
         let plan = &*self.plan;
+        let (inputs, values) = self.forward_all(inputs);
+        plan.analysis
+            .outputs
+            .iter()
+            .map(|&r| match r {
+                ValueRef::Input(i) => inputs[i].clone(),
+                ValueRef::Node(i) => values[i].clone(),
+            })
+            .collect()
+    }
+
+    /// Runs the graph and keeps every value: returns the inputs and each node's output, in
+    /// node order (what calibration for quantisation observes).
+    pub fn forward_all(&self, inputs: Vec<Value>) -> (Vec<Value>, Vec<Value>) {
+        let plan = &*self.plan;
         assert_eq!(
             inputs.len(),
             plan.graph.inputs.len(),
@@ -113,23 +128,20 @@ impl GraphModel {
             plan.graph.inputs.len()
         );
         let mut values: Vec<Value> = Vec::with_capacity(plan.graph.nodes.len());
-        let read = |r: ValueRef, values: &[Value]| -> Value {
-            match r {
-                ValueRef::Input(i) => inputs[i].clone(),
-                ValueRef::Node(i) => values[i].clone(),
-            }
-        };
         for (i, node) in plan.graph.nodes.iter().enumerate() {
             let info = &plan.analysis.nodes[i];
-            let args: Vec<Value> = info.inputs.iter().map(|&r| read(r, &values)).collect();
+            let args: Vec<Value> = info
+                .inputs
+                .iter()
+                .map(|&r| match r {
+                    ValueRef::Input(i) => inputs[i].clone(),
+                    ValueRef::Node(i) => values[i].clone(),
+                })
+                .collect();
             let out = self.run(i, &node.op, args, &info.shape.output);
             values.push(out);
         }
-        plan.analysis
-            .outputs
-            .iter()
-            .map(|&r| read(r, &values))
-            .collect()
+        (inputs, values)
     }
 
     /// Logits `[N, classes]` of a single-input graph whose first output is a vector.
@@ -177,6 +189,7 @@ impl GraphModel {
                 Value::R2(per_channel.mean_dim(2).reshape([n, c]))
             }
             (Op::Flatten, _, _, x) => Value::R2(x.into_flat()),
+            (Op::Reshape(r), _, _, x) => x.reshape(&r.shape),
             (Op::Concat(c), _, _, x) => {
                 let axis = c.axis + 1;
                 args.insert(0, x);

@@ -50,6 +50,16 @@ impl Value {
         }
     }
 
+    /// The values on the host, row-major with the batch axis first.
+    pub fn to_vec(&self) -> Vec<f32> {
+        let data = match self {
+            Value::R2(t) => t.to_data(),
+            Value::R3(t) => t.to_data(),
+            Value::R4(t) => t.to_data(),
+        };
+        data.try_to_vec::<f32>().expect("tinyfit trains in f32")
+    }
+
     /// `[N, prod(rest)]`.
     pub fn into_flat(self) -> Tensor<2> {
         match self {

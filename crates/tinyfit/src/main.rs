@@ -51,6 +51,15 @@ enum Command {
         #[arg(long, value_enum, default_value = "test")]
         split: cmd::eval::Split,
     },
+    /// Post-training int8 quantisation of a run: writes RUN/model_int8.tflite and
+    /// RUN/quantization.json (float vs int8 accuracy on validation and test).
+    Quantize {
+        /// Run folder written by `tinyfit train`.
+        run: PathBuf,
+        /// Training samples used to calibrate activation ranges.
+        #[arg(long, default_value_t = 1024)]
+        calibration: usize,
+    },
     /// Per-layer shapes, parameters, MACs and activation bytes of a model.
     Inspect {
         /// Graph file (.json/.toml), run folder, or int8 `.tflite` model.
@@ -112,6 +121,7 @@ fn main() -> ExitCode {
             (Some(run), _, _) => cmd::eval::run(&run, split),
             _ => unreachable!("clap requires a run folder or --model with --data"),
         },
+        Command::Quantize { run, calibration } => cmd::quantize::run(&run, calibration),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {
             what: DataCommand::Inspect { path },

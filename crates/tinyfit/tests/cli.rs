@@ -321,3 +321,85 @@ fn tflite_eval_names_a_shape_mismatch() {
         "takes inputs of shape [3, 96, 96]",
     );
 }
+
+/// Acceptance (int8 runtime): a HAR model trained by tinyfit, quantised by PTQ and exported,
+/// runs in LiteRT with the same int8 outputs as in tinyfit, and its int8 test accuracy is within
+/// one point of the float model's.
+#[test]
+fn ptq_export_matches_litert_and_keeps_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("har");
+    train(&run, false);
+    let out = tinyfit().arg("quantize").arg(&run).output().unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    println!("{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("quantization.json")).unwrap())
+            .unwrap();
+    let test = &report["test"];
+    let (float, int8) = (
+        test["float_accuracy"].as_f64().unwrap(),
+        test["int8_accuracy"].as_f64().unwrap(),
+    );
+    assert!(
+        (float - int8).abs() <= 0.01,
+        "int8 test accuracy {int8} vs float {float}"
+    );
+
+    // The exported file, run by tinyfit and by LiteRT on the (normalised, quantised) test split.
+    let tflite = run.join("model_int8.tflite");
+    let quant = tinyfit_deploy::tflite::import(&std::fs::read(&tflite).unwrap()).unwrap();
+    let program = tinyfit_deploy::lower(&quant).unwrap();
+    let exp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("experiment.json")).unwrap())
+            .unwrap();
+    let config: tinyfit_data::DataConfig = serde_json::from_value(exp["data"].clone()).unwrap();
+    let norm: tinyfit_data::ChannelNorm =
+        serde_json::from_str(&std::fs::read_to_string(run.join("normalization.json")).unwrap())
+            .unwrap();
+    let splits = config.load(Some(norm)).unwrap();
+    let data = &splits.test;
+    let (mut xs, mut ours) = (Vec::new(), Vec::new());
+    for i in 0..data.len() {
+        let x = program
+            .quantize_input(0, data.sample(i), &data.sample_shape)
+            .unwrap();
+        ours.extend(program.run(&[&x]).unwrap().remove(0));
+        xs.extend(x.iter().map(|&v| v as u8));
+    }
+    let (inputs, litert, reference) = (
+        dir.path().join("in.bin"),
+        dir.path().join("litert.bin"),
+        dir.path().join("ref.bin"),
+    );
+    std::fs::write(&inputs, &xs).unwrap();
+    let script = repo().join("crates/tinyfit-deploy/tests/reference/litert_reference.py");
+    let status = Command::new("python3")
+        .arg(&script)
+        .args([&tflite, &inputs, &litert, &reference])
+        .status()
+        .unwrap();
+    assert!(status.success(), "the LiteRT reference failed");
+    let read = |p: &Path| {
+        std::fs::read(p)
+            .unwrap()
+            .into_iter()
+            .map(|b| b as i8)
+            .collect::<Vec<_>>()
+    };
+    let (litert, reference) = (read(&litert), read(&reference));
+    let differ = |other: &[i8]| ours.iter().zip(other).filter(|(a, b)| a != b).count();
+    println!(
+        "{} test windows: {} outputs differ from LiteRT, {} from the double-rounding reference",
+        data.len(),
+        differ(&litert),
+        differ(&reference)
+    );
+    assert_eq!(ours.len(), reference.len());
+    assert_eq!(
+        differ(&reference),
+        0,
+        "tinyfit and LiteRT (TFLM rounding) disagree"
+    );
+}

@@ -428,6 +428,17 @@ impl<'a> Importer<'a> {
                         }
                     }
                 }
+                let input_value = self.value(arg(0)?)?;
+                if let Some([fh, fw, fc]) = self.flattened_from.get(&input_value).copied()
+                    && kh * kw == 1
+                {
+                    if fh * fw * fc != i_ {
+                        return Err(msg(format!(
+                            "a 1x1 convolution of depth {i_} over a flattened [{fh}, {fw}, {fc}] map"
+                        )));
+                    }
+                    w = hwc_columns_to_chw(&w, o_, fh, fw, fc);
+                }
                 self.weights.insert(
                     name.clone(),
                     QuantTensor {
@@ -540,7 +551,9 @@ impl<'a> Importer<'a> {
                     self.nodes
                         .push(Node::with_inputs(flat.clone(), Op::Flatten, &[&value]));
                     self.activations.insert(flat.clone(), x_affine);
-                    if let [1, h, w, c] = x_shape[..] {
+                    if let [1, h, w, c] = x_shape[..]
+                        && reorders(h, w, c)
+                    {
                         self.flattened_from.insert(flat.clone(), [h, w, c]);
                     }
                     value = flat;
@@ -656,17 +669,37 @@ impl<'a> Importer<'a> {
                     (from, [1, _]) => {
                         self.nodes
                             .push(Node::with_inputs(name.clone(), Op::Flatten, &[&value]));
-                        if let [1, h, w, c] = *from {
+                        if let [1, h, w, c] = *from
+                            && reorders(h, w, c)
+                        {
                             self.flattened_from.insert(name.clone(), [h, w, c]);
+                        } else if let Some(src) = self.flattened_from.get(&value).copied() {
+                            self.flattened_from.insert(name.clone(), src);
                         }
                     }
                     (from, to) if from == to => {
                         self.nodes
                             .push(Node::with_inputs(name.clone(), Op::Identity, &[&value]))
                     }
+                    (_, [1, h, w, c]) => {
+                        let shape = vec![*c, *h, *w];
+                        if let Some(src) = self.flattened_from.get(&value).copied() {
+                            if *h * *w != 1 {
+                                return Err(msg(format!(
+                                    "a channels-last flattening reshaped to {out_shape:?}"
+                                )));
+                            }
+                            self.flattened_from.insert(name.clone(), src);
+                        }
+                        self.nodes.push(Node::with_inputs(
+                            name.clone(),
+                            Op::Reshape(tinyfit_graph::Reshape { shape }),
+                            &[&value],
+                        ))
+                    }
                     (from, to) => {
                         return Err(msg(format!(
-                            "reshape {from:?} → {to:?} (tinyfit reshapes only to [1, N])"
+                            "reshape {from:?} → {to:?} (tinyfit reshapes to [1, N] or [1, H, W, C])"
                         )));
                     }
                 }
@@ -754,6 +787,12 @@ impl<'a> Importer<'a> {
             }
         }
     }
+}
+
+/// Whether flattening an `[h, w, c]` map orders elements differently channels-last (TFLite)
+/// and channels-first (the graph).
+fn reorders(h: usize, w: usize, c: usize) -> bool {
+    h * w > 1 && c > 1
 }
 
 /// Graph-value name for a file tensor name (graph names must not contain `;` or spaces).

@@ -1,11 +1,13 @@
 //! TFLite flatbuffers: import into tinyfit's quantised graph and export from it.
 
+mod export;
 mod import;
 
 #[rustfmt::skip]
 #[allow(clippy::all, missing_docs, unused, unreachable_pub)]
 mod schema;
 
+pub use export::{ExportError, ExportOptions, FullyConnectedAs, export, export_with};
 pub use import::import;
 pub use schema::tflite::BuiltinOperator;
 

@@ -6,9 +6,10 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tinyfit_data::ChannelNorm;
 use tinyfit_data::Dataset;
+use tinyfit_deploy::Program;
 use tinyfit_graph::{Graph, Weights};
-use tinyfit_train::MetricsBuilder;
 use tinyfit_train::{GraphModel, cpu, evaluate};
+use tinyfit_train::{Metrics, MetricsBuilder};
 
 use crate::experiment::Experiment;
 use crate::report;
@@ -106,36 +107,25 @@ pub fn tflite(model: &Path, data: &Path, split: Split) -> Result<()> {
         );
     }
     let classes = samples.class_names.len();
-    let out = program.output(0).context("the model has no output")?;
-    if out.shape.len() != classes {
+    let outputs = program
+        .output(0)
+        .context("the model has no output")?
+        .shape
+        .len();
+    if outputs != classes {
         bail!(
-            "{} has {} outputs, the dataset {} classes ({})",
+            "{} has {outputs} outputs, the dataset {classes} classes ({})",
             model.display(),
-            out.shape.len(),
-            classes,
             samples.class_names.join(", ")
         );
     }
-    let (scale, zero_point) = (out.scale, out.zero_point);
     let bar = ProgressBar::new(samples.len() as u64).with_style(
         ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} [{elapsed}<{eta}]")
             .expect("valid template"),
     );
     bar.set_prefix("int8 inference");
-    let mut metrics = MetricsBuilder::new(classes);
-    let mut arena = vec![0i8; program.memory().arena_bytes];
-    for i in 0..samples.len() {
-        let x = program.quantize_input(0, samples.sample(i), &samples.sample_shape)?;
-        let y = program.run_in(&mut arena, &[&x])?.remove(0);
-        let real: Vec<f32> = y
-            .iter()
-            .map(|&q| scale * (q as i32 - zero_point) as f32)
-            .collect();
-        metrics.add(&real, &[samples.y[i]]);
-        bar.inc(1);
-    }
+    let m = int8_metrics(&program, &samples, &bar)?;
     bar.finish_and_clear();
-    let m = metrics.finish();
     let name = format!("{split:?}").to_lowercase();
     println!(
         "{} on {} ({name}): int8 accuracy {:.2}% ({} samples), macro-F1 {:.4}",
@@ -147,4 +137,31 @@ pub fn tflite(model: &Path, data: &Path, split: Split) -> Result<()> {
     );
     report::print_confusion(&samples.class_names, &m.confusion);
     Ok(())
+}
+
+/// Accuracy of an int8 program on `data`: float samples are quantised with the model's input
+/// parameters, the class is the arg-max of the int8 output. Ticks `progress` once per sample.
+pub fn int8_metrics(program: &Program, data: &Dataset, progress: &ProgressBar) -> Result<Metrics> {
+    let classes = data.class_names.len();
+    let out = program.output(0).context("the model has no output")?;
+    if out.shape.len() != classes {
+        bail!(
+            "the model has {} outputs, the dataset {classes} classes",
+            out.shape.len()
+        );
+    }
+    let (scale, zero_point) = (out.scale, out.zero_point);
+    let mut metrics = MetricsBuilder::new(classes);
+    let mut arena = vec![0i8; program.memory().arena_bytes];
+    for i in 0..data.len() {
+        let x = program.quantize_input(0, data.sample(i), &data.sample_shape)?;
+        let y = program.run_in(&mut arena, &[&x])?.remove(0);
+        let real: Vec<f32> = y
+            .iter()
+            .map(|&q| scale * (q as i32 - zero_point) as f32)
+            .collect();
+        metrics.add(&real, &[data.y[i]]);
+        progress.inc(1);
+    }
+    Ok(metrics.finish())
 }

@@ -4,4 +4,5 @@ pub mod bench;
 pub mod data;
 pub mod eval;
 pub mod inspect;
+pub mod quantize;
 pub mod train;

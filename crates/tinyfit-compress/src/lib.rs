@@ -1,0 +1,13 @@
+//! Top-down compression of trained float models.
+//!
+//! [`fold::fold_batch_norms`] merges batch norms into the convolutions before them;
+//! [`ptq::quantize`] turns a float graph into tinyfit's int8 [`QuantGraph`] by TFLite's rules
+//! (per-channel symmetric convolution weights, per-tensor fully connected weights, asymmetric
+//! activations calibrated by min/max on training samples).
+//!
+//! [`QuantGraph`]: tinyfit_graph::quant::QuantGraph
+
+pub mod fold;
+pub mod ptq;
+
+pub use ptq::{PtqConfig, PtqError, quantize};

@@ -1,0 +1,288 @@
+//! Post-training int8 quantisation by TFLite's rules.
+//!
+//! 1. Batch norms are folded into their convolutions ([`crate::fold`]).
+//! 2. The float model runs on calibration samples; every value's min and max are recorded.
+//! 3. Activations get an asymmetric int8 scale and zero point covering `[min(0, lo), max(0, hi)]`.
+//!    Values the int8 runtime cannot rescale share their source's quantisation: a fused relu and
+//!    its producer, pooling, flatten and identity outputs and their inputs. Softmax outputs use
+//!    TFLite's fixed 1/256 and −128.
+//! 4. Convolution weights are symmetric int8 per output channel, fully connected weights per
+//!    tensor (`max |w| / 127`); biases are int32 with scale `s_in · s_w`.
+
+use std::collections::BTreeMap;
+
+use tinyfit_data::Dataset;
+use tinyfit_graph::quant::{Affine, QuantGraph, QuantTensor};
+use tinyfit_graph::{Graph, GraphError, Op, ValueRef, Weights};
+use tinyfit_train::{GraphModel, batch, cpu};
+
+/// How to calibrate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PtqConfig {
+    /// Calibration samples, spread evenly over the given data (all when fewer).
+    pub calibration_samples: usize,
+    /// Samples per forward pass.
+    pub batch_size: usize,
+}
+
+impl Default for PtqConfig {
+    fn default() -> Self {
+        PtqConfig {
+            calibration_samples: 1024,
+            batch_size: 256,
+        }
+    }
+}
+
+/// Why a model cannot be quantised, naming the node.
+#[derive(Debug, thiserror::Error)]
+pub enum PtqError {
+    /// The graph or its weights do not check.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A node PTQ cannot handle as it stands.
+    #[error("node '{node}': {message}")]
+    Node {
+        /// Node name.
+        node: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The calibration data does not fit the model.
+    #[error("calibration data: {0}")]
+    Calibration(String),
+}
+
+/// Quantises a float model, calibrating activations on `calibration` (normalised as in training).
+pub fn quantize(
+    graph: &Graph,
+    weights: &Weights,
+    calibration: &Dataset,
+    config: PtqConfig,
+) -> Result<QuantGraph, PtqError> {
+    let (graph, weights) = crate::fold::fold_batch_norms(graph, weights)?;
+    let analysis = graph.analyze()?;
+    weights.check(&graph, &analysis, std::path::Path::new("(folded weights)"))?;
+    if graph.inputs.len() != 1 || graph.inputs[0].shape != calibration.sample_shape {
+        return Err(PtqError::Calibration(format!(
+            "samples of shape {:?} for a model with inputs {:?}",
+            calibration.sample_shape,
+            graph.inputs.iter().map(|i| &i.shape).collect::<Vec<_>>()
+        )));
+    }
+    if calibration.is_empty() {
+        return Err(PtqError::Calibration("no samples".into()));
+    }
+    let ranges = calibrate(&graph, &weights, calibration, config)?;
+    let activations = assign_activations(&graph, &analysis, &ranges)?;
+    let (qweights, biases) = quantize_weights(&graph, &analysis, &weights, &activations)?;
+    Ok(QuantGraph {
+        graph,
+        activations,
+        weights: qweights,
+        biases,
+    })
+}
+
+/// `(min, max)` of the graph input and of every node output over the calibration samples.
+fn calibrate(
+    graph: &Graph,
+    weights: &Weights,
+    data: &Dataset,
+    config: PtqConfig,
+) -> Result<Vec<(f32, f32)>, PtqError> {
+    let device = cpu();
+    let model = GraphModel::new(graph, weights, &device)?;
+    let n = data.len().min(config.calibration_samples.max(1));
+    let indices: Vec<usize> = (0..n).map(|k| k * data.len() / n).collect();
+    // Slot 0 is the input; slot 1 + i is node i.
+    let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); graph.nodes.len() + 1];
+    let mut widen = |slot: usize, values: &[f32]| {
+        let r = &mut ranges[slot];
+        for &v in values {
+            r.0 = r.0.min(v);
+            r.1 = r.1.max(v);
+        }
+    };
+    for chunk in indices.chunks(config.batch_size.max(1)) {
+        let x = batch::inputs(data, chunk, &device);
+        let (inputs, values) = model.forward_all(vec![x]);
+        widen(0, &inputs[0].to_vec());
+        for (i, v) in values.iter().enumerate() {
+            widen(i + 1, &v.to_vec());
+        }
+    }
+    Ok(ranges)
+}
+
+/// TFLite's asymmetric int8 parameters for a real range (widened to include zero).
+pub fn affine_for_range(lo: f32, hi: f32) -> Affine {
+    let (lo, hi) = (lo.min(0.0) as f64, hi.max(0.0) as f64);
+    if hi - lo < 1e-12 {
+        return Affine {
+            scale: 1.0,
+            zero_point: 0,
+        };
+    }
+    let scale = (hi - lo) / 255.0;
+    let zero_point = (-128.0 - lo / scale).round().clamp(-128.0, 127.0) as i32;
+    Affine {
+        scale: scale as f32,
+        zero_point,
+    }
+}
+
+/// Chooses every value's quantisation, tying values the runtime cannot rescale between.
+fn assign_activations(
+    graph: &Graph,
+    analysis: &tinyfit_graph::Analysis,
+    ranges: &[(f32, f32)],
+) -> Result<BTreeMap<String, Affine>, PtqError> {
+    let slot = |v: ValueRef| match v {
+        ValueRef::Input(_) => 0,
+        ValueRef::Node(i) => i + 1,
+    };
+    let mut readers = vec![0usize; graph.nodes.len()];
+    for n in &analysis.nodes {
+        for v in &n.inputs {
+            if let ValueRef::Node(j) = v {
+                readers[*j] += 1;
+            }
+        }
+    }
+    // A relu/relu6 that alone reads a convolution, linear layer or sum is fused into it: the
+    // producer takes the activation's range.
+    let mut range: Vec<(f32, f32)> = ranges.to_vec();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if let (Op::Relu | Op::Relu6, [ValueRef::Node(p)]) =
+            (&node.op, &analysis.nodes[i].inputs[..])
+        {
+            let fusable = matches!(
+                graph.nodes[*p].op,
+                Op::Conv1d(_) | Op::Conv2d(_) | Op::Linear(_) | Op::Add
+            );
+            if fusable && readers[*p] == 1 {
+                range[*p + 1] = range[i + 1];
+            }
+        }
+    }
+    let mut affine: Vec<Affine> = range
+        .iter()
+        .map(|&(lo, hi)| affine_for_range(lo, hi))
+        .collect();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let input = analysis.nodes[i].inputs.first().map(|&v| affine[slot(v)]);
+        match &node.op {
+            Op::MaxPool1d(_)
+            | Op::MaxPool2d(_)
+            | Op::AvgPool1d(_)
+            | Op::AvgPool2d(_)
+            | Op::GlobalAvgPool
+            | Op::Flatten
+            | Op::Identity
+            | Op::Dropout(_) => {
+                affine[i + 1] = input.expect("one input");
+            }
+            Op::Relu | Op::Relu6 => {
+                if let [ValueRef::Node(p)] = analysis.nodes[i].inputs[..] {
+                    affine[i + 1] = affine[p + 1];
+                }
+            }
+            Op::Softmax => {
+                affine[i + 1] = Affine {
+                    scale: 1.0 / 256.0,
+                    zero_point: -128,
+                }
+            }
+            Op::Concat(_) => {
+                let first = input.expect("inputs");
+                if analysis.nodes[i]
+                    .inputs
+                    .iter()
+                    .any(|&v| affine[slot(v)] != first)
+                {
+                    return Err(PtqError::Node {
+                        node: node.name.clone(),
+                        message: "concatenated values have different ranges; PTQ does not requantise them yet".into(),
+                    });
+                }
+                affine[i + 1] = first;
+            }
+            _ => {}
+        }
+    }
+    let mut out = BTreeMap::new();
+    out.insert(graph.inputs[0].name.clone(), affine[0]);
+    for (i, node) in graph.nodes.iter().enumerate() {
+        out.insert(node.name.clone(), affine[i + 1]);
+    }
+    Ok(out)
+}
+
+type QuantWeights = (BTreeMap<String, QuantTensor>, BTreeMap<String, Vec<i32>>);
+
+/// Symmetric int8 weights and int32 biases of every convolution and linear layer.
+fn quantize_weights(
+    graph: &Graph,
+    analysis: &tinyfit_graph::Analysis,
+    weights: &Weights,
+    activations: &BTreeMap<String, Affine>,
+) -> Result<QuantWeights, PtqError> {
+    let mut qweights = BTreeMap::new();
+    let mut biases = BTreeMap::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let (channels, per_channel) = match &node.op {
+            Op::Conv1d(c) | Op::Conv2d(c) => (c.out_channels, true),
+            Op::Linear(l) => (l.out_features, false),
+            _ => continue,
+        };
+        let w = &weights.tensors[&format!("{}.weight", node.name)];
+        let per = w.data.len() / channels;
+        let scale_of = |values: &[f32]| {
+            let m = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+            if m > 0.0 { m / 127.0 } else { 1.0 }
+        };
+        let scales: Vec<f32> = if per_channel {
+            w.data.chunks_exact(per).map(scale_of).collect()
+        } else {
+            vec![scale_of(&w.data)]
+        };
+        let data = w
+            .data
+            .iter()
+            .enumerate()
+            .map(|(k, &v)| {
+                let s = scales[if per_channel { k / per } else { 0 }];
+                (v / s).round().clamp(-127.0, 127.0) as i8
+            })
+            .collect();
+        let input = match analysis.nodes[i].inputs[0] {
+            ValueRef::Input(k) => &graph.inputs[k].name,
+            ValueRef::Node(j) => &graph.nodes[j].name,
+        };
+        let s_in = activations[input].scale as f64;
+        if let Some(b) = weights.tensors.get(&format!("{}.bias", node.name)) {
+            let q: Vec<i32> = b
+                .data
+                .iter()
+                .enumerate()
+                .map(|(c, &v)| {
+                    let s = s_in * scales[if per_channel { c } else { 0 }] as f64;
+                    (v as f64 / s)
+                        .round()
+                        .clamp(i32::MIN as f64, i32::MAX as f64) as i32
+                })
+                .collect();
+            biases.insert(node.name.clone(), q);
+        }
+        qweights.insert(
+            node.name.clone(),
+            QuantTensor {
+                shape: w.shape.clone(),
+                data,
+                scales,
+            },
+        );
+    }
+    Ok((qweights, biases))
+}
