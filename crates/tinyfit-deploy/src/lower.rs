@@ -393,7 +393,7 @@ impl<'q> Lowering<'q> {
         });
         self.program.report.push(OpReport {
             node: node.name.clone(),
-            kind: kernel_kind(&op, &node.op),
+            kind: kernel_kind(&op),
             activation,
             output: runtime_shape(&out_shape),
             macs: a.shape.macs,
@@ -482,17 +482,36 @@ impl<'q> Lowering<'q> {
         }
         let (bias, multipliers) =
             self.requant_constants(name, c.out_channels, x.scale, out.scale, c.bias)?;
+        let window = Window {
+            kh,
+            kw,
+            stride_h: sh,
+            stride_w: sw,
+            dilation_h: dh,
+            dilation_w: dw,
+            pad_top: ph,
+            pad_left: pw,
+        };
+        if per_group == 1 && c.groups == in_shape[0] && c.groups > 1 {
+            // Depthwise: OHWI with I = 1 is [O, kh·kw]; the kernel wants [kh·kw, O].
+            let taps = kh * kw;
+            let mut hwo = vec![0i8; filter.len()];
+            for o in 0..c.out_channels {
+                for p in 0..taps {
+                    hwo[p * c.out_channels + o] = filter[o * taps + p];
+                }
+            }
+            return Ok(Kernel::DepthwiseConv {
+                window,
+                multiplier: (c.out_channels / c.groups) as u32,
+                filter: self.push_weights(hwo),
+                bias,
+                multipliers,
+                clamp,
+            });
+        }
         Ok(Kernel::Conv {
-            window: Window {
-                kh,
-                kw,
-                stride_h: sh,
-                stride_w: sw,
-                dilation_h: dh,
-                dilation_w: dw,
-                pad_top: ph,
-                pad_left: pw,
-            },
+            window,
             groups: c.groups as u32,
             filter: self.push_weights(filter),
             bias,
@@ -777,35 +796,32 @@ fn chw_columns_to_hwc(data: &[i8], outs: usize, src: &[usize]) -> Vec<i8> {
     out
 }
 
-fn kernel_kind(k: &Kernel, op: &Op) -> &'static str {
-    match (k, op) {
-        (
-            Kernel::Conv {
-                groups,
-                filter,
-                window,
-                ..
-            },
-            Op::Conv1d(c) | Op::Conv2d(c),
-        ) if *groups > 1 && filter.len as usize == c.out_channels * window.kh * window.kw => {
-            "depthwise_conv"
-        }
-        (Kernel::Conv { .. }, _) => "conv",
-        (Kernel::FullyConnected { .. }, _) => "fully_connected",
-        (Kernel::AvgPool { .. }, _) => "avg_pool",
-        (Kernel::MaxPool { .. }, _) => "max_pool",
-        (Kernel::Add(_), _) => "add",
-        (Kernel::Concat, _) => "concat",
-        (Kernel::Reshape, _) => "reshape",
-        (Kernel::Pad { .. }, _) => "pad",
-        (Kernel::Softmax { .. }, _) => "softmax",
-        (Kernel::Requantize { .. }, _) => "requantize",
+fn kernel_kind(k: &Kernel) -> &'static str {
+    match k {
+        Kernel::Conv { groups: 1, .. } => "conv",
+        Kernel::Conv { .. } => "grouped_conv",
+        Kernel::DepthwiseConv { .. } => "depthwise_conv",
+        Kernel::FullyConnected { .. } => "fully_connected",
+        Kernel::AvgPool { .. } => "avg_pool",
+        Kernel::MaxPool { .. } => "max_pool",
+        Kernel::Add(_) => "add",
+        Kernel::Concat => "concat",
+        Kernel::Reshape => "reshape",
+        Kernel::Pad { .. } => "pad",
+        Kernel::Softmax { .. } => "softmax",
+        Kernel::Requantize { .. } => "requantize",
     }
 }
 
 fn const_bytes(k: &Kernel) -> usize {
     match k {
         Kernel::Conv {
+            filter,
+            bias,
+            multipliers,
+            ..
+        }
+        | Kernel::DepthwiseConv {
             filter,
             bias,
             multipliers,

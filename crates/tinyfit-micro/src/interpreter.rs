@@ -111,6 +111,32 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
                 out.shape,
             );
         }
+        Kernel::DepthwiseConv {
+            window,
+            multiplier,
+            filter,
+            bias,
+            multipliers,
+            clamp,
+        } => {
+            let q = Requant {
+                input_zero_point: x.zero_point,
+                output_zero_point: out.zero_point,
+                multipliers: multipliers.of(model.multipliers).unwrap_or(&[]),
+                clamp,
+            };
+            kernels::depthwise_conv2d(
+                input,
+                x.shape,
+                span(filter, model.weights),
+                bias.of(model.biases).unwrap_or(&[]),
+                &window,
+                multiplier as usize,
+                &q,
+                output,
+                out.shape,
+            );
+        }
         Kernel::FullyConnected {
             filter,
             bias,

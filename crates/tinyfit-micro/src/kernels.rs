@@ -114,10 +114,12 @@ impl Requant<'_> {
     }
 }
 
-/// Grouped 2-D convolution (TFLite `CONV_2D`; depthwise when `groups == input channels`).
+/// Grouped 2-D convolution (TFLite `CONV_2D`).
 ///
 /// `filter` is `[out_c, kh, kw, in_c / groups]` (OHWI); `bias` is empty or one int32 per output
-/// channel with scale `s_in · s_w[c]`.
+/// channel with scale `s_in · s_w[c]`. Without groups and dilation, the taps of one kernel row
+/// that fall inside the input are contiguous in both the input and the filter, so each row is
+/// one dot product.
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     input: &[i8],
@@ -134,40 +136,39 @@ pub fn conv2d(
     let out_per_group = out_shape.c / groups;
     let filter_stride = window.kh * window.kw * in_per_group;
     let in_offset = -q.input_zero_point;
+    let contiguous_rows = groups == 1 && window.dilation_w == 1;
     for oy in 0..out_shape.h {
+        let rows = window.valid_taps(oy, Axis::H, in_shape.h);
         for ox in 0..out_shape.w {
             let out_base = (oy * out_shape.w + ox) * out_shape.c;
+            let cols = window.valid_taps(ox, Axis::W, in_shape.w);
             for oc in 0..out_shape.c {
                 let first_in = (oc / out_per_group) * in_per_group;
                 let f = &filter[oc * filter_stride..(oc + 1) * filter_stride];
                 let mut acc: i32 = 0;
-                for ky in 0..window.kh {
-                    let Some(iy) = Window::tap(
-                        oy,
-                        window.stride_h,
-                        window.pad_top,
-                        window.dilation_h,
-                        ky,
-                        in_shape.h,
-                    ) else {
+                for ky in rows.clone() {
+                    let iy = oy * window.stride_h + ky * window.dilation_h - window.pad_top;
+                    if contiguous_rows {
+                        let ix0 = ox * window.stride_w + cols.start - window.pad_left;
+                        let x0 = (iy * in_shape.w + ix0) * in_shape.c;
+                        let n = cols.len() * in_shape.c;
+                        let f0 = (ky * window.kw + cols.start) * in_per_group;
+                        acc = acc.wrapping_add(dot_offset(
+                            &input[x0..x0 + n],
+                            &f[f0..f0 + n],
+                            in_offset,
+                        ));
                         continue;
-                    };
-                    for kx in 0..window.kw {
-                        let Some(ix) = Window::tap(
-                            ox,
-                            window.stride_w,
-                            window.pad_left,
-                            window.dilation_w,
-                            kx,
-                            in_shape.w,
-                        ) else {
-                            continue;
-                        };
-                        let x_base = (iy * in_shape.w + ix) * in_shape.c + first_in;
-                        let xs = &input[x_base..x_base + in_per_group];
-                        let f_base = (ky * window.kw + kx) * in_per_group;
-                        let ws = &f[f_base..f_base + in_per_group];
-                        acc = acc.wrapping_add(dot_offset(xs, ws, in_offset));
+                    }
+                    for kx in cols.clone() {
+                        let ix = ox * window.stride_w + kx * window.dilation_w - window.pad_left;
+                        let x0 = (iy * in_shape.w + ix) * in_shape.c + first_in;
+                        let f0 = (ky * window.kw + kx) * in_per_group;
+                        acc = acc.wrapping_add(dot_offset(
+                            &input[x0..x0 + in_per_group],
+                            &f[f0..f0 + in_per_group],
+                            in_offset,
+                        ));
                     }
                 }
                 if let Some(b) = bias.get(oc) {
@@ -179,14 +180,112 @@ pub fn conv2d(
     }
 }
 
+/// Channels processed together by [`depthwise_conv2d`] (its accumulators live on the stack).
+const DEPTHWISE_BLOCK: usize = 64;
+
+/// Depthwise 2-D convolution (TFLite `DEPTHWISE_CONV_2D`): output channel `c` reads input
+/// channel `c / multiplier`.
+///
+/// `filter` is `[kh, kw, out_c]` (TFLite's layout without its leading 1), so for each tap the
+/// weights of neighbouring channels are contiguous, like the input pixel they multiply: the
+/// kernel accumulates a block of channels per tap instead of one channel at a time.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_conv2d(
+    input: &[i8],
+    in_shape: Shape,
+    filter: &[i8],
+    bias: &[i32],
+    window: &Window,
+    multiplier: usize,
+    q: &Requant,
+    output: &mut [i8],
+    out_shape: Shape,
+) {
+    let in_offset = -q.input_zero_point as i16;
+    let mut acc = [0i32; DEPTHWISE_BLOCK];
+    for oy in 0..out_shape.h {
+        let rows = window.valid_taps(oy, Axis::H, in_shape.h);
+        for ox in 0..out_shape.w {
+            let cols = window.valid_taps(ox, Axis::W, in_shape.w);
+            let out_base = (oy * out_shape.w + ox) * out_shape.c;
+            let mut c0 = 0;
+            while c0 < out_shape.c {
+                let n = DEPTHWISE_BLOCK.min(out_shape.c - c0);
+                let acc = &mut acc[..n];
+                acc.fill(0);
+                for ky in rows.clone() {
+                    let iy = oy * window.stride_h + ky * window.dilation_h - window.pad_top;
+                    for kx in cols.clone() {
+                        let ix = ox * window.stride_w + kx * window.dilation_w - window.pad_left;
+                        let pixel = &input[(iy * in_shape.w + ix) * in_shape.c..][..in_shape.c];
+                        let f0 = (ky * window.kw + kx) * out_shape.c + c0;
+                        let ws = &filter[f0..f0 + n];
+                        if multiplier == 1 {
+                            for ((a, &x), &w) in acc.iter_mut().zip(&pixel[c0..c0 + n]).zip(ws) {
+                                *a = a.wrapping_add(
+                                    i32::from(x as i16 + in_offset) * i32::from(w as i16),
+                                );
+                            }
+                        } else {
+                            for (j, (a, &w)) in acc.iter_mut().zip(ws).enumerate() {
+                                let x = pixel[(c0 + j) / multiplier];
+                                *a = a.wrapping_add(
+                                    i32::from(x as i16 + in_offset) * i32::from(w as i16),
+                                );
+                            }
+                        }
+                    }
+                }
+                for (j, &a) in acc.iter().enumerate() {
+                    let oc = c0 + j;
+                    let a = match bias.get(oc) {
+                        Some(b) => a.wrapping_add(*b),
+                        None => a,
+                    };
+                    output[out_base + oc] = q.output(a, oc);
+                }
+                c0 += n;
+            }
+        }
+    }
+}
+
+/// A spatial axis of a [`Window`].
+#[derive(Clone, Copy)]
+enum Axis {
+    H,
+    W,
+}
+
+impl Window {
+    /// The kernel taps along `axis` that land inside an input of `size` for output coordinate
+    /// `out`: a contiguous range, since taps move monotonically.
+    fn valid_taps(&self, out: usize, axis: Axis, size: usize) -> core::ops::Range<usize> {
+        let (k, stride, pad, dilation) = match axis {
+            Axis::H => (self.kh, self.stride_h, self.pad_top, self.dilation_h),
+            Axis::W => (self.kw, self.stride_w, self.pad_left, self.dilation_w),
+        };
+        let origin = out * stride;
+        // First tap with origin + k·dilation >= pad; last with origin + k·dilation < pad + size.
+        let first = pad.saturating_sub(origin).div_ceil(dilation);
+        let end = (pad + size)
+            .saturating_sub(origin)
+            .div_ceil(dilation)
+            .min(k);
+        first.min(end)..end
+    }
+}
+
 /// `Σ (x + offset) · w` in int32.
 #[inline(always)]
+///
+/// `x + offset` fits in i16 (zero points are int8), so the products are i16 × i16 → i32, the
+/// shape compilers turn into multiply-add instructions (`pmaddwd`, `SMLAD`).
 fn dot_offset(xs: &[i8], ws: &[i8], offset: i32) -> i32 {
-    let mut acc: i32 = 0;
-    for (&x, &w) in xs.iter().zip(ws) {
-        acc = acc.wrapping_add((x as i32 + offset) * w as i32);
-    }
-    acc
+    let off = offset as i16;
+    xs.iter().zip(ws).fold(0i32, |acc, (&x, &w)| {
+        acc.wrapping_add(i32::from(x as i16 + off) * i32::from(w as i16))
+    })
 }
 
 /// Fully connected layer (TFLite `FULLY_CONNECTED`): `filter` is `[out, in]`, `input` holds
@@ -456,6 +555,10 @@ pub fn pad(
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
     use super::*;
 
     fn unit() -> [QuantizedMultiplier; 1] {
@@ -532,6 +635,115 @@ mod tests {
             shape,
         );
         assert_eq!(out, [2, -2, 6, -4]);
+    }
+
+    /// The channels-last depthwise kernel agrees with the per-tap grouped convolution, and the
+    /// contiguous-row path of the dense convolution with a direct sum, on padded, strided
+    /// windows.
+    #[test]
+    fn fast_paths_match_per_tap_convolution() {
+        let mut state = 7u32;
+        let mut next = || {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) as i8
+        };
+        let (cin, mult) = (5, 2);
+        let cout = cin * mult;
+        let x_shape = Shape { h: 7, w: 6, c: cin };
+        let input: Vec<i8> = (0..x_shape.len()).map(|_| next()).collect();
+        let window = |dilation| Window {
+            kh: 3,
+            kw: 3,
+            stride_h: 2,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: dilation,
+            pad_top: 1,
+            pad_left: 1,
+        };
+        let y_shape = Shape {
+            h: 4,
+            w: 6,
+            c: cout,
+        };
+        let m = [QuantizedMultiplier::new(0.01)];
+        let q = Requant {
+            input_zero_point: 3,
+            output_zero_point: -5,
+            multipliers: &m,
+            clamp: Clamp::NONE,
+        };
+        let bias: Vec<i32> = (0..cout as i32).map(|c| c * 100 - 400).collect();
+        // Depthwise: OHWI (I = 1) for the grouped kernel, HWO for the depthwise one.
+        let ohwi: Vec<i8> = (0..cout * 9).map(|_| next()).collect();
+        let mut hwo = vec![0i8; ohwi.len()];
+        for o in 0..cout {
+            for p in 0..9 {
+                hwo[p * cout + o] = ohwi[o * 9 + p];
+            }
+        }
+        let (mut a, mut b) = (vec![0i8; y_shape.len()], vec![0i8; y_shape.len()]);
+        conv2d(
+            &input,
+            x_shape,
+            &ohwi,
+            &bias,
+            &window(1),
+            cin,
+            &q,
+            &mut a,
+            y_shape,
+        );
+        depthwise_conv2d(
+            &input,
+            x_shape,
+            &hwo,
+            &bias,
+            &window(1),
+            mult,
+            &q,
+            &mut b,
+            y_shape,
+        );
+        assert_eq!(a, b);
+        // Dense, contiguous-row path against the convolution written out tap by tap.
+        let dense: Vec<i8> = (0..cout * 9 * cin).map(|_| next()).collect();
+        conv2d(
+            &input,
+            x_shape,
+            &dense,
+            &bias,
+            &window(1),
+            1,
+            &q,
+            &mut a,
+            y_shape,
+        );
+        for oy in 0..y_shape.h {
+            for ox in 0..y_shape.w {
+                for oc in 0..cout {
+                    let mut acc = bias[oc];
+                    for ky in 0..3 {
+                        for kx in 0..3 {
+                            let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox + kx) as isize - 1);
+                            if iy < 0 || ix < 0 || iy >= 7 || ix >= 6 {
+                                continue;
+                            }
+                            for ic in 0..cin {
+                                let xv =
+                                    input[((iy as usize) * 6 + ix as usize) * cin + ic] as i32 - 3;
+                                acc += xv * dense[((oc * 3 + ky) * 3 + kx) * cin + ic] as i32;
+                            }
+                        }
+                    }
+                    assert_eq!(
+                        a[(oy * 6 + ox) * cout + oc],
+                        q.output(acc, oc),
+                        "({oy}, {ox}, {oc})"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -64,6 +64,22 @@ pub enum Kernel {
         /// Fused activation.
         clamp: Clamp,
     },
+    /// Depthwise 2-D convolution; filter `[kh, kw, out_c]`, output channel `c` reads input
+    /// channel `c / multiplier`.
+    DepthwiseConv {
+        /// Window geometry.
+        window: Window,
+        /// Output channels per input channel.
+        multiplier: u32,
+        /// Filter in `weights`.
+        filter: Span,
+        /// Bias in `biases` (empty for none).
+        bias: Span,
+        /// Per-output-channel (or single) requantisation in `multipliers`.
+        multipliers: Span,
+        /// Fused activation.
+        clamp: Clamp,
+    },
     /// Fully connected layer on the flattened input; filter `[out, in]`.
     FullyConnected {
         /// Filter in `weights`.
@@ -155,7 +171,7 @@ pub enum Error {
         /// Bytes given.
         given: usize,
     },
-    /// A tensor lies outside the arena or refers to nothing.
+    /// A tensor lies outside the arena or has a zero point outside int8.
     BadTensor {
         /// Tensor index.
         tensor: usize,
@@ -180,7 +196,12 @@ impl core::fmt::Display for Error {
                     "arena of {given} bytes is smaller than the {needed} the model needs"
                 )
             }
-            Error::BadTensor { tensor } => write!(f, "tensor {tensor} lies outside the arena"),
+            Error::BadTensor { tensor } => {
+                write!(
+                    f,
+                    "tensor {tensor} lies outside the arena or has a non-int8 zero point"
+                )
+            }
             Error::BadOperation { operation, reason } => {
                 write!(f, "operation {operation}: {reason}")
             }
@@ -194,7 +215,8 @@ impl Model<'_> {
     pub fn validate(&self) -> Result<(), Error> {
         for (i, t) in self.tensors.iter().enumerate() {
             let end = t.offset.checked_add(t.shape.len());
-            if end.is_none_or(|end| end > self.arena_bytes) {
+            let zero_point_ok = (-128..=127).contains(&t.zero_point);
+            if end.is_none_or(|end| end > self.arena_bytes) || !zero_point_ok {
                 return Err(Error::BadTensor { tensor: i });
             }
         }
@@ -256,6 +278,27 @@ impl Model<'_> {
                     f.len() == y.c * window.kh * window.kw * (x.c / g),
                     "filter size",
                 )?;
+                expect(window_ok(&window), "zero-sized window, stride or dilation")?;
+                self.check_requant(bias, multipliers, y.c)
+            }
+            Kernel::DepthwiseConv {
+                window,
+                multiplier,
+                filter,
+                bias,
+                multipliers,
+                ..
+            } => {
+                let x = ins(0)?.shape;
+                let y = out.shape;
+                expect(
+                    multiplier > 0 && y.c == x.c * multiplier as usize,
+                    "output channels are not input channels × multiplier",
+                )?;
+                let f = filter
+                    .of(self.weights)
+                    .ok_or("filter outside the weights")?;
+                expect(f.len() == window.kh * window.kw * y.c, "filter size")?;
                 expect(window_ok(&window), "zero-sized window, stride or dilation")?;
                 self.check_requant(bias, multipliers, y.c)
             }

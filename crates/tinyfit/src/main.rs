@@ -100,6 +100,18 @@ enum BenchCommand {
         #[arg(long, default_value_t = 5)]
         warmup: usize,
     },
+    /// int8 inference latency: tinyfit's runtime vs LiteRT on the MLPerf Tiny models.
+    Infer {
+        /// Folder with the MLPerf Tiny .tflite models.
+        #[arg(long, default_value = "../shared/models/mlperf_tiny")]
+        models: PathBuf,
+        /// Timed runs per model.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Untimed runs first.
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+    },
 }
 
 fn main() -> ExitCode {
@@ -134,6 +146,14 @@ fn main() -> ExitCode {
                     warmup,
                 },
         } => cmd::bench::run(batch, steps, warmup),
+        Command::Bench {
+            what:
+                BenchCommand::Infer {
+                    models,
+                    runs,
+                    warmup,
+                },
+        } => cmd::bench_infer::run(&models, runs, warmup),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -132,83 +132,66 @@ impl<'a> Writer<'a> {
                     bias,
                     ..
                 } => {
-                    let padding = padding(&window, x.shape, out.shape).map_err(fail)?;
-                    let data = filter.of(&self.program.weights).unwrap_or(&[]);
-                    let scales = &self.q.weights[&report.node].scales;
-                    let groups = groups as usize;
-                    let depthwise = groups > 1
-                        && groups == x.shape.c
-                        && data.len() == out.shape.c * window.kh * window.kw;
-                    if groups > 1 && !depthwise {
+                    if groups > 1 {
                         return Err(fail(format!(
                             "grouped convolution ({groups} groups) has no TFLite builtin"
                         )));
                     }
-                    let (shape, qdim, bytes) = if depthwise {
-                        // OHWI with I = 1 → 1HWO.
-                        let (o_, taps) = (out.shape.c, window.kh * window.kw);
-                        let mut t = vec![0i8; data.len()];
-                        for o in 0..o_ {
-                            for p in 0..taps {
-                                t[p * o_ + o] = data[o * taps + p];
-                            }
-                        }
-                        (vec![1, window.kh as i32, window.kw as i32, o_ as i32], 3, t)
-                    } else {
-                        let per = x.shape.c;
-                        (
-                            vec![
-                                out.shape.c as i32,
-                                window.kh as i32,
-                                window.kw as i32,
-                                per as i32,
-                            ],
-                            0,
-                            data.to_vec(),
-                        )
-                    };
-                    let f =
-                        self.constant_i8(&format!("{node}.weight"), shape, &bytes, scales, qdim);
+                    let padding = padding(&window, x.shape, out.shape).map_err(fail)?;
+                    let data = filter.of(&self.program.weights).unwrap_or(&[]);
+                    let scales = &self.q.weights[&report.node].scales;
+                    let shape = vec![
+                        out.shape.c as i32,
+                        window.kh as i32,
+                        window.kw as i32,
+                        x.shape.c as i32,
+                    ];
+                    let f = self.constant_i8(&format!("{node}.weight"), shape, data, scales, 0);
                     let b = self.bias(&node, bias, x.scale, scales);
-                    let (sh, sw, dh, dw) = (
-                        window.stride_h as i32,
-                        window.stride_w as i32,
-                        window.dilation_h as i32,
-                        window.dilation_w as i32,
-                    );
-                    if depthwise {
-                        let options = fb::BuiltinOptions::DepthwiseConv2DOptions(Box::new(
-                            fb::DepthwiseConv2DOptions {
-                                padding,
-                                stride_w: sw,
-                                stride_h: sh,
-                                depth_multiplier: (out.shape.c / x.shape.c) as i32,
-                                fused_activation_function: act,
-                                dilation_w_factor: dw,
-                                dilation_h_factor: dh,
-                            },
-                        ));
-                        (
-                            fb::BuiltinOperator::DepthwiseConv2d,
-                            vec![inputs[0], f, b],
-                            Some(options),
-                        )
-                    } else {
-                        let options =
-                            fb::BuiltinOptions::Conv2DOptions(Box::new(fb::Conv2DOptions {
-                                padding,
-                                stride_w: sw,
-                                stride_h: sh,
-                                fused_activation_function: act,
-                                dilation_w_factor: dw,
-                                dilation_h_factor: dh,
-                            }));
-                        (
-                            fb::BuiltinOperator::Conv2d,
-                            vec![inputs[0], f, b],
-                            Some(options),
-                        )
-                    }
+                    let options = fb::BuiltinOptions::Conv2DOptions(Box::new(fb::Conv2DOptions {
+                        padding,
+                        stride_w: window.stride_w as i32,
+                        stride_h: window.stride_h as i32,
+                        fused_activation_function: act,
+                        dilation_w_factor: window.dilation_w as i32,
+                        dilation_h_factor: window.dilation_h as i32,
+                    }));
+                    (
+                        fb::BuiltinOperator::Conv2d,
+                        vec![inputs[0], f, b],
+                        Some(options),
+                    )
+                }
+                Kernel::DepthwiseConv {
+                    window,
+                    multiplier,
+                    filter,
+                    bias,
+                    ..
+                } => {
+                    let padding = padding(&window, x.shape, out.shape).map_err(fail)?;
+                    // The runtime's [kh, kw, C·M] is TFLite's [1, kh, kw, C·M].
+                    let data = filter.of(&self.program.weights).unwrap_or(&[]);
+                    let scales = &self.q.weights[&report.node].scales;
+                    let shape = vec![1, window.kh as i32, window.kw as i32, out.shape.c as i32];
+                    let f = self.constant_i8(&format!("{node}.weight"), shape, data, scales, 3);
+                    let b = self.bias(&node, bias, x.scale, scales);
+                    let options = fb::BuiltinOptions::DepthwiseConv2DOptions(Box::new(
+                        fb::DepthwiseConv2DOptions {
+                            padding,
+                            stride_w: window.stride_w as i32,
+                            stride_h: window.stride_h as i32,
+                            depth_multiplier: multiplier as i32,
+                            fused_activation_function: act,
+                            dilation_w_factor: window.dilation_w as i32,
+                            dilation_h_factor: window.dilation_h as i32,
+                        },
+                    ));
+                    (
+                        fb::BuiltinOperator::DepthwiseConv2d,
+                        vec![inputs[0], f, b],
+                        Some(options),
+                    )
                 }
                 Kernel::FullyConnected { filter, bias, .. } => {
                     let data = filter.of(&self.program.weights).unwrap_or(&[]);

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_infer;
 pub mod data;
 pub mod eval;
 pub mod inspect;
