@@ -1,0 +1,170 @@
+//! Kernels and options the MLPerf models do not exercise, checked against LiteRT: a synthetic
+//! int8 graph (random weights, chosen scales) with strided and dilated SAME convolutions, a
+//! depthwise convolution with channel multiplier 2, relu6, SAME max and average pooling (the
+//! divisor counts only in-bounds taps), a sum of differently scaled inputs, a concatenation,
+//! global average pooling, a linear layer and softmax; exported by tinyfit, run by LiteRT's
+//! reference kernels and by tinyfit on the same random inputs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use tinyfit_deploy::{lower, tflite};
+use tinyfit_graph::Graph;
+use tinyfit_graph::quant::{Affine, QuantGraph, QuantTensor};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn i8(&mut self) -> i8 {
+        self.next() as i8
+    }
+
+    /// Uniform in [lo, hi).
+    fn f32(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
+    }
+}
+
+fn graph() -> Graph {
+    let json = serde_json::json!({
+        "inputs": [{"name": "x", "shape": [4, 15, 13]}],
+        "nodes": [
+            {"name": "c1", "op": "conv2d", "out_channels": 6, "kernel": 3, "stride": 2, "padding": "same"},
+            {"name": "r1", "op": "relu6"},
+            {"name": "dw", "op": "conv2d", "out_channels": 12, "kernel": 3, "groups": 6, "dilation": 2, "padding": "same"},
+            {"name": "r2", "op": "relu"},
+            {"name": "mp", "op": "max_pool2d", "kernel": 3, "stride": 2, "padding": "same"},
+            {"name": "ap", "op": "avg_pool2d", "kernel": [2, 3], "stride": 1, "padding": "same", "count_include_pad": false},
+            {"name": "c2", "op": "conv2d", "out_channels": 12, "kernel": [1, 2], "padding": "same", "inputs": ["mp"]},
+            {"name": "sum", "op": "add", "inputs": ["ap", "c2"]},
+            {"name": "r3", "op": "relu"},
+            {"name": "cat", "op": "concat", "inputs": ["r3", "mp"]},
+            {"name": "gap", "op": "global_avg_pool"},
+            {"name": "fc", "op": "linear", "out_features": 5},
+            {"name": "prob", "op": "softmax"}
+        ]
+    });
+    Graph::from_value(json).expect("valid graph")
+}
+
+/// Random int8 weights and int32 biases; scales chosen so values use the int8 range.
+fn quantised(graph: Graph, rng: &mut Rng) -> QuantGraph {
+    let analysis = graph.analyze().expect("checks");
+    let mut activations = BTreeMap::new();
+    let mut affine = |rng: &mut Rng| Affine {
+        scale: rng.f32(0.02, 0.08),
+        zero_point: (rng.next() % 60) as i32 - 30,
+    };
+    activations.insert("x".to_string(), affine(rng));
+    let (mut weights, mut biases) = (BTreeMap::new(), BTreeMap::new());
+    for (node, a) in graph.nodes.iter().zip(&analysis.nodes) {
+        let name = node.name.clone();
+        let input = match a.inputs[0] {
+            tinyfit_graph::ValueRef::Input(_) => "x".to_string(),
+            tinyfit_graph::ValueRef::Node(j) => graph.nodes[j].name.clone(),
+        };
+        let a_in = activations[&input];
+        let own = match node.name.as_str() {
+            // Fused activations share their producer's parameters; pools, concat and the
+            // global pool keep their input's; softmax has TFLite's fixed ones.
+            "r1" | "r2" | "r3" => activations[&input],
+            "mp" | "ap" | "gap" | "cat" => a_in,
+            "prob" => Affine {
+                scale: 1.0 / 256.0,
+                zero_point: -128,
+            },
+            _ => affine(rng),
+        };
+        activations.insert(name.clone(), own);
+        if let Some(w) = a.shape.tensors.iter().find(|t| t.name == "weight") {
+            let n: usize = w.shape.iter().product();
+            let channels = w.shape[0];
+            let scales: Vec<f32> = (0..channels).map(|_| rng.f32(0.002, 0.01)).collect();
+            let data = (0..n).map(|_| rng.i8()).collect();
+            let bias = (0..channels)
+                .map(|_| (rng.next() % 2001) as i32 - 1000)
+                .collect();
+            weights.insert(
+                name.clone(),
+                QuantTensor {
+                    shape: w.shape.clone(),
+                    data,
+                    scales,
+                },
+            );
+            biases.insert(name, bias);
+        }
+    }
+    // The relus are fused: their producers write the relus' values, so both need one set of
+    // parameters, and the concat's inputs must share the output's.
+    for (relu, producer) in [("r1", "c1"), ("r2", "dw"), ("r3", "sum")] {
+        let a = activations[producer];
+        activations.insert(relu.to_string(), a);
+    }
+    let mp = activations["mp"];
+    activations.insert("r3".into(), mp);
+    activations.insert("sum".into(), mp);
+    activations.insert("cat".into(), mp);
+    activations.insert("gap".into(), mp);
+    QuantGraph {
+        graph,
+        activations,
+        weights,
+        biases,
+    }
+}
+
+#[test]
+fn synthetic_graph_matches_litert() {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let q = quantised(graph(), &mut rng);
+    let program = lower(&q).expect("lowers");
+    let bytes = tflite::export(&q).expect("exports");
+    let n = program.input(0).unwrap().shape.len();
+    let samples = 50;
+    let xs: Vec<i8> = (0..n * samples).map(|_| rng.i8()).collect();
+    let mut ours = Vec::new();
+    for x in xs.chunks_exact(n) {
+        ours.extend(program.run(&[x]).unwrap().remove(0));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (model, inp, lit, reference) = (
+        dir.path().join("m.tflite"),
+        dir.path().join("in.bin"),
+        dir.path().join("litert.bin"),
+        dir.path().join("ref.bin"),
+    );
+    std::fs::write(&model, &bytes).unwrap();
+    std::fs::write(&inp, xs.iter().map(|&v| v as u8).collect::<Vec<_>>()).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/litert_reference.py");
+    let status = Command::new("python3")
+        .arg(&script)
+        .args([&model, &inp, &lit, &reference])
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "LiteRT reference failed");
+    let lit: Vec<i8> = std::fs::read(&lit)
+        .unwrap()
+        .into_iter()
+        .map(|b| b as i8)
+        .collect();
+    assert_eq!(ours.len(), lit.len());
+    let differ = ours.iter().zip(&lit).filter(|(a, b)| a != b).count();
+    // The outputs are softmax probabilities: make sure they are not all saturated.
+    let distinct: std::collections::BTreeSet<i8> = ours.iter().copied().collect();
+    println!(
+        "{samples} inputs, {} outputs, {} distinct values: {differ} differ from LiteRT",
+        ours.len(),
+        distinct.len()
+    );
+    assert!(distinct.len() > 10, "degenerate outputs: {distinct:?}");
+    assert_eq!(differ, 0);
+}
