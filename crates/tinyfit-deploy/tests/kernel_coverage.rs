@@ -59,7 +59,7 @@ fn graph() -> Graph {
 fn quantised(graph: Graph, rng: &mut Rng) -> QuantGraph {
     let analysis = graph.analyze().expect("checks");
     let mut activations = BTreeMap::new();
-    let mut affine = |rng: &mut Rng| Affine {
+    let affine = |rng: &mut Rng| Affine {
         scale: rng.f32(0.02, 0.08),
         zero_point: (rng.next() % 60) as i32 - 30,
     };
