@@ -179,6 +179,8 @@ fn assign_activations(
             | Op::AvgPool2d(_)
             | Op::GlobalAvgPool
             | Op::Flatten
+            | Op::Pad(_)
+            | Op::Reshape(_)
             | Op::Identity
             | Op::Dropout(_) => {
                 affine[i + 1] = input.expect("one input");

@@ -33,20 +33,31 @@ fn folding_batch_norms_keeps_the_function() {
         };
         w.tensors.insert(format!("{bn}.weight"), ramp(0.5, 0.3));
         w.tensors.insert(format!("{bn}.bias"), ramp(-0.2, 0.1));
-        w.tensors.insert(format!("{bn}.running_mean"), ramp(0.1, -0.05));
-        w.tensors.insert(format!("{bn}.running_var"), ramp(0.4, 0.2));
+        w.tensors
+            .insert(format!("{bn}.running_mean"), ramp(0.1, -0.05));
+        w.tensors
+            .insert(format!("{bn}.running_var"), ramp(0.4, 0.2));
     }
     let (folded, fw) = fold_batch_norms(&g, &w).unwrap();
     assert!(folded.nodes.iter().all(|n| n.op.kind() != "batch_norm"));
     assert_eq!(folded.nodes.len(), g.nodes.len() - 2);
     let device = cpu();
-    let x: Vec<f32> = (0..2 * 60).map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0).collect();
+    let x: Vec<f32> = (0..2 * 60)
+        .map(|i| ((i * 37 % 23) as f32 - 11.0) / 7.0)
+        .collect();
     let input = || {
-        let t = burn::tensor::Tensor::<2>::from_data(burn::tensor::TensorData::new(x.clone(), [2, 60]), &device);
+        let t = burn::tensor::Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(x.clone(), [2, 60]),
+            &device,
+        );
         Value::R2(t).reshape(&[3, 20])
     };
-    let a = GraphModel::new(&g, &w, &device).unwrap().forward(vec![input()]);
-    let b = GraphModel::new(&folded, &fw, &device).unwrap().forward(vec![input()]);
+    let a = GraphModel::new(&g, &w, &device)
+        .unwrap()
+        .forward(vec![input()]);
+    let b = GraphModel::new(&folded, &fw, &device)
+        .unwrap()
+        .forward(vec![input()]);
     let (a, b) = (a[0].to_vec(), b[0].to_vec());
     for (p, q) in a.iter().zip(&b) {
         assert!((p - q).abs() < 1e-5 * (1.0 + p.abs()), "{a:?} vs {b:?}");

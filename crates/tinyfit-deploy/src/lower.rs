@@ -300,6 +300,23 @@ impl<'q> Lowering<'q> {
                 }
                 Kernel::Reshape
             }
+            Op::Pad(p) => {
+                if out_affine.scale != x_info.scale || out_affine.zero_point != x_info.zero_point {
+                    return Err(
+                        "padding must keep its input's quantisation (it pads with the zero point)"
+                            .into(),
+                    );
+                }
+                let (top, left) = match p.padding[..] {
+                    [[l, _]] => (0, l),
+                    [[t, _], [l, _]] => (t, l),
+                    _ => return Err("pads one or two spatial axes".into()),
+                };
+                Kernel::Pad {
+                    top: top as u32,
+                    left: left as u32,
+                }
+            }
             Op::Reshape(r) => {
                 // Channels-last bytes equal channels-first ones only when a tensor has one
                 // channel or one pixel.

@@ -122,14 +122,12 @@ fn quantised(graph: Graph, rng: &mut Rng) -> QuantGraph {
     }
 }
 
-#[test]
-fn synthetic_graph_matches_litert() {
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    let q = quantised(graph(), &mut rng);
-    let program = lower(&q).expect("lowers");
-    let bytes = tflite::export(&q).expect("exports");
+/// Runs `q` in tinyfit and, exported, in LiteRT on `samples` random inputs; returns
+/// (outputs, outputs that differ, distinct output values).
+fn compare_with_litert(q: &QuantGraph, rng: &mut Rng, samples: usize) -> (usize, usize, usize) {
+    let program = lower(q).expect("lowers");
+    let bytes = tflite::export(q).expect("exports");
     let n = program.input(0).unwrap().shape.len();
-    let samples = 50;
     let xs: Vec<i8> = (0..n * samples).map(|_| rng.i8()).collect();
     let mut ours = Vec::new();
     for x in xs.chunks_exact(n) {
@@ -158,13 +156,115 @@ fn synthetic_graph_matches_litert() {
         .collect();
     assert_eq!(ours.len(), lit.len());
     let differ = ours.iter().zip(&lit).filter(|(a, b)| a != b).count();
-    // The outputs are softmax probabilities: make sure they are not all saturated.
     let distinct: std::collections::BTreeSet<i8> = ours.iter().copied().collect();
-    println!(
-        "{samples} inputs, {} outputs, {} distinct values: {differ} differ from LiteRT",
-        ours.len(),
-        distinct.len()
-    );
-    assert!(distinct.len() > 10, "degenerate outputs: {distinct:?}");
+    (ours.len(), differ, distinct.len())
+}
+
+#[test]
+fn synthetic_graph_matches_litert() {
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let q = quantised(graph(), &mut rng);
+    let (outputs, differ, distinct) = compare_with_litert(&q, &mut rng, 50);
+    println!("{outputs} outputs, {distinct} distinct values: {differ} differ from LiteRT");
+    // The outputs are softmax probabilities: make sure they are not all saturated.
+    assert!(distinct > 10, "degenerate outputs");
     assert_eq!(differ, 0);
+}
+
+/// PyTorch-style padding (symmetric under a stride, which TFLite's SAME is not) is exported as
+/// PAD + VALID; an explicit pad op, 1-D convolutions and max pooling go through too.
+#[test]
+fn pytorch_padding_and_1d_layers_match_litert() {
+    let graphs = [
+        serde_json::json!({
+            "inputs": [{"name": "x", "shape": [3, 16, 16]}],
+            "nodes": [
+                {"name": "c1", "op": "conv2d", "out_channels": 8, "kernel": 3, "stride": 2, "padding": 1},
+                {"name": "r1", "op": "relu"},
+                {"name": "pd", "op": "pad", "padding": [[1, 2], [0, 1]]},
+                {"name": "c2", "op": "conv2d", "out_channels": 8, "kernel": 2},
+                {"name": "gap", "op": "global_avg_pool"},
+                {"name": "fc", "op": "linear", "out_features": 7}
+            ]
+        }),
+        serde_json::json!({
+            "inputs": [{"name": "x", "shape": [4, 30]}],
+            "nodes": [
+                {"name": "c1", "op": "conv1d", "out_channels": 8, "kernel": 5, "stride": 2, "padding": 2},
+                {"name": "r1", "op": "relu6"},
+                {"name": "mp", "op": "max_pool1d", "kernel": 2},
+                {"name": "dw", "op": "conv1d", "out_channels": 8, "kernel": 3, "groups": 8, "padding": 1},
+                {"name": "flat", "op": "flatten"},
+                {"name": "fc", "op": "linear", "out_features": 5}
+            ]
+        }),
+    ];
+    let mut rng = Rng(0x0bad_cafe_f00d_1234);
+    for json in graphs {
+        let g = Graph::from_value(json).expect("valid graph");
+        let q = quantised_plain(g, &mut rng);
+        let (outputs, differ, distinct) = compare_with_litert(&q, &mut rng, 40);
+        println!("{outputs} outputs, {distinct} distinct values: {differ} differ from LiteRT");
+        assert!(distinct > 10, "degenerate outputs");
+        assert_eq!(differ, 0);
+    }
+}
+
+/// Random quantisation of a graph without concatenations: activations share their producer's
+/// parameters, pooling, padding and flattening keep their input's.
+fn quantised_plain(graph: Graph, rng: &mut Rng) -> QuantGraph {
+    let analysis = graph.analyze().expect("checks");
+    let mut q = QuantGraph {
+        activations: BTreeMap::new(),
+        weights: BTreeMap::new(),
+        biases: BTreeMap::new(),
+        graph: graph.clone(),
+    };
+    let fresh = |rng: &mut Rng| Affine {
+        scale: rng.f32(0.02, 0.08),
+        zero_point: (rng.next() % 60) as i32 - 30,
+    };
+    q.activations
+        .insert(graph.inputs[0].name.clone(), fresh(rng));
+    for (node, a) in graph.nodes.iter().zip(&analysis.nodes) {
+        let input = match a.inputs[0] {
+            tinyfit_graph::ValueRef::Input(i) => graph.inputs[i].name.clone(),
+            tinyfit_graph::ValueRef::Node(j) => graph.nodes[j].name.clone(),
+        };
+        let own = match node.op.kind() {
+            "relu" | "relu6" | "max_pool1d" | "max_pool2d" | "avg_pool1d" | "avg_pool2d"
+            | "global_avg_pool" | "flatten" | "pad" => q.activations[&input],
+            _ => fresh(rng),
+        };
+        q.activations.insert(node.name.clone(), own);
+        if let Some(w) = a.shape.tensors.iter().find(|t| t.name == "weight") {
+            let channels = w.shape[0];
+            q.weights.insert(
+                node.name.clone(),
+                QuantTensor {
+                    shape: w.shape.clone(),
+                    data: (0..w.shape.iter().product::<usize>())
+                        .map(|_| rng.i8())
+                        .collect(),
+                    scales: (0..channels).map(|_| rng.f32(0.002, 0.01)).collect(),
+                },
+            );
+            q.biases.insert(
+                node.name.clone(),
+                (0..channels)
+                    .map(|_| (rng.next() % 2001) as i32 - 1000)
+                    .collect(),
+            );
+        }
+    }
+    // A fused relu's producer writes the relu's value: one set of parameters for both.
+    for (node, a) in graph.nodes.iter().zip(&analysis.nodes) {
+        if let ("relu" | "relu6", [tinyfit_graph::ValueRef::Node(p)]) =
+            (node.op.kind(), &a.inputs[..])
+        {
+            let affine = q.activations[&graph.nodes[*p].name];
+            q.activations.insert(node.name.clone(), affine);
+        }
+    }
+    q
 }

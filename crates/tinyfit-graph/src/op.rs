@@ -46,6 +46,8 @@ pub enum Op {
     Softmax,
     /// Same values in a new per-sample shape (row-major, channels first, as `torch.reshape`).
     Reshape(Reshape),
+    /// Zero padding of the spatial axes (PyTorch `F.pad` / `nn.ZeroPad2d`).
+    Pad(Pad),
 }
 
 impl Op {
@@ -70,6 +72,7 @@ impl Op {
             Op::Add => "add",
             Op::Softmax => "softmax",
             Op::Reshape(_) => "reshape",
+            Op::Pad(_) => "pad",
         }
     }
 
@@ -163,6 +166,14 @@ pub struct Linear {
 pub struct Reshape {
     /// Per-sample shape (no batch axis) with the input's element count.
     pub shape: Vec<usize>,
+}
+
+/// Zero padding: `[before, after]` elements for each spatial axis, in axis order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pad {
+    /// One `[before, after]` pair per spatial axis.
+    pub padding: Vec<[usize; 2]>,
 }
 
 /// Dropout hyper-parameters.

@@ -103,6 +103,20 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<OpShape, String> {
             Ok(plain(vec![x[0]]))
         }
         Op::Flatten => Ok(plain(vec![numel(x) as usize])),
+        Op::Pad(p) => {
+            let spatial = x.len().saturating_sub(1);
+            if spatial == 0 || p.padding.len() != spatial {
+                return Err(format!(
+                    "pads {} spatial axes of {x:?} ({spatial} spatial axes after the channels)",
+                    p.padding.len()
+                ));
+            }
+            let mut out = x.to_vec();
+            for (d, [before, after]) in out[1..].iter_mut().zip(&p.padding) {
+                *d += before + after;
+            }
+            Ok(plain(out))
+        }
         Op::Reshape(r) => {
             if r.shape.is_empty() || r.shape.len() > 3 || numel(&r.shape) != numel(x) {
                 return Err(format!(

@@ -190,6 +190,10 @@ impl GraphModel {
             }
             (Op::Flatten, _, _, x) => Value::R2(x.into_flat()),
             (Op::Reshape(r), _, _, x) => x.reshape(&r.shape),
+            (Op::Pad(p), _, _, x) => {
+                let pairs: Vec<(usize, usize)> = p.padding.iter().map(|&[b, a]| (b, a)).collect();
+                each_rank!(x, t => t.pad(pairs.clone(), burn::tensor::ops::PadMode::Constant(0.0)))
+            }
             (Op::Concat(c), _, _, x) => {
                 let axis = c.axis + 1;
                 args.insert(0, x);

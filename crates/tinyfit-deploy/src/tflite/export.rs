@@ -6,8 +6,8 @@
 //! becomes `[1, 1, L, C]` and `[C, H, W]` becomes `[1, H, W, C]`.
 
 use tinyfit_graph::quant::QuantGraph;
-use tinyfit_micro::Kernel;
 use tinyfit_micro::kernels::{Shape, Window};
+use tinyfit_micro::{Kernel, TensorInfo};
 
 use super::schema::tflite as fb;
 use crate::program::{Activation, Program};
@@ -137,7 +137,9 @@ impl<'a> Writer<'a> {
                             "grouped convolution ({groups} groups) has no TFLite builtin"
                         )));
                     }
-                    let padding = padding(&window, x.shape, out.shape).map_err(fail)?;
+                    let (input, padding) = self
+                        .padded(&node, inputs[0], &window, x, out.shape)
+                        .map_err(fail)?;
                     let data = filter.of(&self.program.weights).unwrap_or(&[]);
                     let scales = &self.q.weights[&report.node].scales;
                     let shape = vec![
@@ -158,7 +160,7 @@ impl<'a> Writer<'a> {
                     }));
                     (
                         fb::BuiltinOperator::Conv2d,
-                        vec![inputs[0], f, b],
+                        vec![input, f, b],
                         Some(options),
                     )
                 }
@@ -169,7 +171,9 @@ impl<'a> Writer<'a> {
                     bias,
                     ..
                 } => {
-                    let padding = padding(&window, x.shape, out.shape).map_err(fail)?;
+                    let (input, padding) = self
+                        .padded(&node, inputs[0], &window, x, out.shape)
+                        .map_err(fail)?;
                     // The runtime's [kh, kw, C·M] is TFLite's [1, kh, kw, C·M].
                     let data = filter.of(&self.program.weights).unwrap_or(&[]);
                     let scales = &self.q.weights[&report.node].scales;
@@ -189,7 +193,7 @@ impl<'a> Writer<'a> {
                     ));
                     (
                         fb::BuiltinOperator::DepthwiseConv2d,
-                        vec![inputs[0], f, b],
+                        vec![input, f, b],
                         Some(options),
                     )
                 }
@@ -431,6 +435,62 @@ impl<'a> Writer<'a> {
             output,
             Some(options),
         );
+    }
+
+    /// The input and TFLite padding mode for a convolution window: SAME or VALID when one of
+    /// them matches, else the input zero-padded by a PAD op and VALID (PyTorch-style symmetric
+    /// padding under a stride, for instance).
+    fn padded(
+        &mut self,
+        node: &str,
+        input: i32,
+        w: &Window,
+        x: TensorInfo,
+        y: Shape,
+    ) -> Result<(i32, fb::Padding), String> {
+        if let Ok(p) = padding(w, x.shape, y) {
+            return Ok((input, p));
+        }
+        let span = |k: usize, d: usize| (k - 1) * d + 1;
+        let (span_h, span_w) = (span(w.kh, w.dilation_h), span(w.kw, w.dilation_w));
+        let bottom = ((y.h - 1) * w.stride_h + span_h).saturating_sub(x.shape.h + w.pad_top);
+        let right = ((y.w - 1) * w.stride_w + span_w).saturating_sub(x.shape.w + w.pad_left);
+        let padded = Shape {
+            h: x.shape.h + w.pad_top + bottom,
+            w: x.shape.w + w.pad_left + right,
+            c: x.shape.c,
+        };
+        if (padded.h - span_h) / w.stride_h + 1 != y.h
+            || (padded.w - span_w) / w.stride_w + 1 != y.w
+        {
+            return Err(format!(
+                "padding (top {}, left {}) cannot be written as PAD + VALID",
+                w.pad_top, w.pad_left
+            ));
+        }
+        let mut t = self.tensors[input as usize].clone();
+        t.shape = Some(vec![1, padded.h as i32, padded.w as i32, padded.c as i32]);
+        t.name = Some(format!("{node}.padded"));
+        self.tensors.push(t);
+        let out = (self.tensors.len() - 1) as i32;
+        let pads = [
+            0,
+            0,
+            w.pad_top as i32,
+            bottom as i32,
+            w.pad_left as i32,
+            right as i32,
+            0,
+            0,
+        ];
+        let p = self.constant_i32(&format!("{node}.paddings"), vec![4, 2], &pads, None);
+        self.push_operator(
+            fb::BuiltinOperator::Pad,
+            vec![input, p],
+            out,
+            Some(fb::BuiltinOptions::PadOptions(Box::default())),
+        );
+        Ok((out, fb::Padding::Valid))
     }
 
     fn push_operator(

@@ -707,6 +707,34 @@ impl<'a> Importer<'a> {
                 self.values.insert(out as usize, name);
                 return Ok(());
             }
+            (B::Pad, _) => {
+                let x = self.tensor(arg(0)?)?;
+                if x.affine()? != out_affine {
+                    return Err(msg("input and output quantisation differ".into()));
+                }
+                let pads = self.tensor(arg(1)?)?;
+                let values = pads.int32_values()?;
+                let padding = match (&x.shape[..], &values[..]) {
+                    ([1, _, _, _], [0, 0, t, b, l, r, 0, 0]) => {
+                        vec![[*t as usize, *b as usize], [*l as usize, *r as usize]]
+                    }
+                    _ => {
+                        return Err(msg(format!(
+                            "padding {values:?} of a {:?} tensor (tinyfit pads the spatial axes of 4-D tensors)",
+                            x.shape
+                        )));
+                    }
+                };
+                if padding.iter().flatten().any(|&p| p > 1 << 16) {
+                    return Err(msg(format!("padding {values:?}")));
+                }
+                (
+                    format!("pad{k}"),
+                    Op::Pad(tinyfit_graph::Pad { padding }),
+                    vec![arg(0)?],
+                    fb::ActivationFunctionType::None,
+                )
+            }
             (B::Softmax, Some(O::SoftmaxOptions(o))) => {
                 let beta = o.beta().map_err(e)?;
                 if beta != 1.0 {
