@@ -81,6 +81,7 @@ pub fn quantize(
         activations,
         weights: qweights,
         biases,
+        interface: Default::default(),
     })
 }
 

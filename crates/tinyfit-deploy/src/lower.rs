@@ -200,8 +200,15 @@ impl<'q> Lowering<'q> {
         let out_shape = a.shape.output.clone();
         match &node.op {
             Op::Identity | Op::Dropout(_) => {
-                self.tensor_of.insert(node.name.clone(), in_tensors[0]);
-                return Ok(());
+                // Same quantisation: the same bytes. Another: a requantisation.
+                let x = self.program.tensors[in_tensors[0] as usize];
+                let same = self
+                    .affine(&node.name)
+                    .is_none_or(|a| a.scale == x.scale && a.zero_point == x.zero_point);
+                if same {
+                    self.tensor_of.insert(node.name.clone(), in_tensors[0]);
+                    return Ok(());
+                }
             }
             Op::Relu | Op::Relu6 if self.fused[i] => return Ok(()),
             Op::Relu | Op::Relu6 => {
@@ -386,9 +393,10 @@ impl<'q> Lowering<'q> {
                 }
                 Kernel::Softmax(softmax_params(x_info.scale))
             }
-            Op::Identity | Op::Dropout(_) | Op::Relu | Op::Relu6 | Op::BatchNorm(_) => {
-                unreachable!("handled above")
-            }
+            Op::Identity | Op::Dropout(_) => Kernel::Requantize {
+                multiplier: QuantizedMultiplier::new(x_info.scale as f64 / out_affine.scale as f64),
+            },
+            Op::Relu | Op::Relu6 | Op::BatchNorm(_) => unreachable!("handled above"),
         };
         let out = self.new_tensor(&out_shape, out_affine);
         if matches!(op, Kernel::Reshape) {

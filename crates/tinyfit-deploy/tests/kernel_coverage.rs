@@ -119,6 +119,7 @@ fn quantised(graph: Graph, rng: &mut Rng) -> QuantGraph {
         activations,
         weights,
         biases,
+        interface: Default::default(),
     }
 }
 
@@ -219,6 +220,7 @@ fn quantised_plain(graph: Graph, rng: &mut Rng) -> QuantGraph {
         weights: BTreeMap::new(),
         biases: BTreeMap::new(),
         graph: graph.clone(),
+        interface: Default::default(),
     };
     let fresh = |rng: &mut Rng| Affine {
         scale: rng.f32(0.02, 0.08),
@@ -267,4 +269,84 @@ fn quantised_plain(graph: Graph, rng: &mut Rng) -> QuantGraph {
         }
     }
     q
+}
+
+/// A float interface (QUANTIZE in, DEQUANTIZE out) round-trips through export and import, and
+/// quantising inputs and dequantising outputs give LiteRT's floats exactly.
+#[test]
+fn float_interface_matches_litert() {
+    let g = Graph::from_value(serde_json::json!({
+        "inputs": [{"name": "x", "shape": [2, 9, 9]}],
+        "nodes": [
+            {"name": "c1", "op": "conv2d", "out_channels": 4, "kernel": 3, "padding": "same"},
+            {"name": "r1", "op": "relu"},
+            {"name": "gap", "op": "global_avg_pool"},
+            {"name": "fc", "op": "linear", "out_features": 3}
+        ]
+    }))
+    .unwrap();
+    let mut rng = Rng(0xfeed_5eed_1234_abcd);
+    let mut q = quantised_plain(g, &mut rng);
+    q.interface.float_inputs = true;
+    q.interface.float_outputs = true;
+    let bytes = tflite::export(&q).expect("exports");
+    let back = tflite::import(&bytes).expect("imports");
+    assert_eq!(
+        back.interface, q.interface,
+        "the interface survives export and import"
+    );
+    let program = lower(&back).expect("lowers");
+    let shape = back.graph.inputs[0].shape.clone();
+    let n: usize = shape.iter().product();
+    let samples = 30;
+    let xs: Vec<f32> = (0..n * samples).map(|_| rng.f32(-3.0, 3.0)).collect();
+    let out = *program.output(0).unwrap();
+    let mut ours = Vec::new();
+    for x in xs.chunks_exact(n) {
+        // The exported input is channels-last; so are these samples (the file's layout).
+        let mut q8 = vec![0i8; n];
+        tinyfit_micro::kernels::quantize(
+            x,
+            program.input(0).unwrap().scale,
+            program.input(0).unwrap().zero_point,
+            &mut q8,
+        );
+        let y = program.run(&[&q8]).unwrap().remove(0);
+        let mut f = vec![0f32; y.len()];
+        tinyfit_micro::kernels::dequantize(&y, out.scale, out.zero_point, &mut f);
+        ours.extend(f);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (model, inp, lit, reference) = (
+        dir.path().join("m.tflite"),
+        dir.path().join("in.bin"),
+        dir.path().join("litert.bin"),
+        dir.path().join("ref.bin"),
+    );
+    std::fs::write(&model, &bytes).unwrap();
+    std::fs::write(
+        &inp,
+        xs.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/litert_reference.py");
+    let status = Command::new("python3")
+        .arg(&script)
+        .args([&model, &inp, &lit, &reference])
+        .status()
+        .unwrap();
+    assert!(status.success(), "LiteRT reference failed");
+    let lit: Vec<f32> = std::fs::read(&lit)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    assert_eq!(ours.len(), lit.len());
+    let differ = ours
+        .iter()
+        .zip(&lit)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    println!("{} float outputs: {differ} differ from LiteRT", ours.len());
+    assert_eq!(differ, 0);
 }

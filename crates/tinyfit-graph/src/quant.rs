@@ -53,4 +53,16 @@ pub struct QuantGraph {
     pub weights: BTreeMap<String, QuantTensor>,
     /// int32 biases by node name.
     pub biases: BTreeMap<String, Vec<i32>>,
+    /// Where the model meets its caller: int8 tensors, or float ones quantised on the way in
+    /// and dequantised on the way out (TFLite's QUANTIZE/DEQUANTIZE at the boundary).
+    pub interface: Interface,
+}
+
+/// The element type of a quantised model's inputs and outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interface {
+    /// Inputs arrive as float and are quantised with the input's parameters.
+    pub float_inputs: bool,
+    /// Outputs leave as float, dequantised with the output's parameters.
+    pub float_outputs: bool,
 }

@@ -101,6 +101,16 @@ impl<'a> Writer<'a> {
                 ..Default::default()
             });
         }
+        // A float interface: QUANTIZE the float inputs first, DEQUANTIZE the outputs last.
+        let interface = self.q.interface;
+        let mut model_inputs: Vec<i32> = self.program.inputs.iter().map(|&t| t as i32).collect();
+        if interface.float_inputs {
+            for input in &mut model_inputs {
+                let float = self.float_twin(*input, "float_input");
+                self.push_operator(fb::BuiltinOperator::Quantize, vec![float], *input, None);
+                *input = float;
+            }
+        }
         for (k, op) in self.program.operations.iter().enumerate() {
             let report = &self.program.report[k];
             let node = report.node.clone();
@@ -323,7 +333,14 @@ impl<'a> Writer<'a> {
                 self.push_operator(code, ins, output, options);
             }
         }
-        let io = |v: &[u32]| Some(v.iter().map(|&t| t as i32).collect::<Vec<_>>());
+        let mut model_outputs: Vec<i32> = self.program.outputs.iter().map(|&t| t as i32).collect();
+        if interface.float_outputs {
+            for output in &mut model_outputs {
+                let float = self.float_twin(*output, "float_output");
+                self.push_operator(fb::BuiltinOperator::Dequantize, vec![*output], float, None);
+                *output = float;
+            }
+        }
         let model = fb::Model {
             version: 3,
             operator_codes: Some(
@@ -339,8 +356,8 @@ impl<'a> Writer<'a> {
             ),
             subgraphs: Some(vec![fb::SubGraph {
                 tensors: Some(self.tensors),
-                inputs: io(&self.program.inputs),
-                outputs: io(&self.program.outputs),
+                inputs: Some(model_inputs),
+                outputs: Some(model_outputs),
                 operators: Some(self.operators),
                 name: Some("main".into()),
             }]),
@@ -435,6 +452,16 @@ impl<'a> Writer<'a> {
             output,
             Some(options),
         );
+    }
+
+    /// A FLOAT32 tensor of the same shape as int8 tensor `t`, for the model's interface.
+    fn float_twin(&mut self, t: i32, what: &str) -> i32 {
+        let mut twin = self.tensors[t as usize].clone();
+        twin.type_ = fb::TensorType::Float32;
+        twin.quantization = None;
+        twin.name = Some(format!("{what}{t}"));
+        self.tensors.push(twin);
+        (self.tensors.len() - 1) as i32
     }
 
     /// The input and TFLite padding mode for a convolution window: SAME or VALID when one of
@@ -675,7 +702,8 @@ fn op_version(code: fb::BuiltinOperator) -> i32 {
         | B::Concatenation
         | B::Softmax
         | B::Pad
-        | B::Quantize => 2,
+        | B::Quantize
+        | B::Dequantize => 2,
         _ => 1,
     }
 }

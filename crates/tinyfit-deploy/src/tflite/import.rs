@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use tinyfit_graph::quant::{Affine, QuantGraph, QuantTensor};
+use tinyfit_graph::quant::{Affine, Interface, QuantGraph, QuantTensor};
 use tinyfit_graph::{Concat, Conv, Extent, Graph, Input, Linear, Node, Op, PadMode, Padding, Pool};
 
 use super::TfliteError;
@@ -134,6 +134,10 @@ struct Importer<'a> {
     biases: BTreeMap<String, Vec<i32>>,
     /// Graph value holding each file tensor, once produced.
     values: BTreeMap<usize, String>,
+    /// Model outputs written by a DEQUANTIZE op, and the int8 tensor it reads.
+    dequantized_outputs: BTreeMap<i32, i32>,
+    /// Float or int8 model inputs and outputs.
+    interface: Interface,
     /// Channels-last shape `[H, W, C]` of a flattened value's source, where TFLite's flattening
     /// order (HWC) differs from the graph's (CHW).
     flattened_from: BTreeMap<String, [usize; 3]>,
@@ -248,6 +252,8 @@ impl<'a> Importer<'a> {
             weights: BTreeMap::new(),
             biases: BTreeMap::new(),
             values: BTreeMap::new(),
+            dequantized_outputs: BTreeMap::new(),
+            interface: Interface::default(),
             flattened_from: BTreeMap::new(),
         })
     }
@@ -284,21 +290,6 @@ impl<'a> Importer<'a> {
             v.map(|v| v.iter().collect::<Vec<i32>>())
                 .unwrap_or_default()
         };
-        let mut inputs = Vec::new();
-        for index in indices(self.subgraph.inputs().map_err(e)?) {
-            let t = self.tensor(index)?;
-            if t.kind != fb::TensorType::Int8 {
-                return Err(t.bad(&format!("an INT8 model input, found {:?}", t.kind)));
-            }
-            let name = sanitize(&t.name);
-            let (affine, shape) = (t.affine()?, channels_first(t)?);
-            self.activations.insert(name.clone(), affine);
-            inputs.push(Input {
-                name: name.clone(),
-                shape,
-            });
-            self.values.insert(index as usize, name);
-        }
         let operators: Vec<_> = self
             .subgraph
             .operators()
@@ -306,7 +297,67 @@ impl<'a> Importer<'a> {
             .into_iter()
             .flatten()
             .collect();
+        // Float model inputs must be quantised by a QUANTIZE op, float outputs dequantised by a
+        // DEQUANTIZE op: those ops become the interface, the graph starts and ends in int8.
+        let model_inputs = indices(self.subgraph.inputs().map_err(e)?);
+        let model_outputs = indices(self.subgraph.outputs().map_err(e)?);
+        let mut quantized_input: BTreeMap<i32, i32> = BTreeMap::new();
+        let mut boundary_ops = Vec::new();
+        for (k, op) in operators.iter().enumerate() {
+            let op = op.clone().map_err(e)?;
+            let code = op.opcode_index().map_err(e)? as usize;
+            let ins = indices(op.inputs().map_err(e)?);
+            let outs = indices(op.outputs().map_err(e)?);
+            match (self.opcodes.get(code), &ins[..], &outs[..]) {
+                (Some(fb::BuiltinOperator::Quantize), [x], [y])
+                    if model_inputs.contains(x)
+                        && self.tensor(*x)?.kind == fb::TensorType::Float32 =>
+                {
+                    quantized_input.insert(*x, *y);
+                    boundary_ops.push(k);
+                }
+                (Some(fb::BuiltinOperator::Dequantize), [x], [y]) if model_outputs.contains(y) => {
+                    self.dequantized_outputs.insert(*y, *x);
+                    boundary_ops.push(k);
+                }
+                _ => {}
+            }
+        }
+        let mut inputs = Vec::new();
+        for &index in &model_inputs {
+            let t = self.tensor(index)?;
+            let (q, float) = match quantized_input.get(&index) {
+                Some(&q) => (self.tensor(q)?, true),
+                None => (t, false),
+            };
+            if q.kind != fb::TensorType::Int8 {
+                return Err(t.bad(&format!(
+                    "an INT8 model input (or FLOAT32 quantised by a QUANTIZE op), found {:?}",
+                    t.kind
+                )));
+            }
+            if float != self.interface.float_inputs && !inputs.is_empty() {
+                return Err(TfliteError::Unsupported(
+                    "a mix of float and int8 model inputs".into(),
+                ));
+            }
+            let name = sanitize(&t.name);
+            let (affine, shape) = (q.affine()?, channels_first(q)?);
+            self.interface.float_inputs = float;
+            self.activations.insert(name.clone(), affine);
+            inputs.push(Input {
+                name: name.clone(),
+                shape,
+            });
+            self.values.insert(index as usize, name.clone());
+            if let Some(&q) = quantized_input.get(&index) {
+                self.values.insert(q as usize, name);
+            }
+        }
         for (k, op) in operators.into_iter().enumerate() {
+            if boundary_ops.contains(&k) {
+                continue;
+            }
             let op = op.map_err(e)?;
             let code = op.opcode_index().map_err(e)? as usize;
             let kind = *self.opcodes.get(code).ok_or_else(|| {
@@ -332,7 +383,19 @@ impl<'a> Importer<'a> {
                 })?;
         }
         let mut outputs = Vec::new();
-        for index in indices(self.subgraph.outputs().map_err(e)?) {
+        for (n, &index) in model_outputs.iter().enumerate() {
+            let float = self.dequantized_outputs.contains_key(&index);
+            if n > 0 && float != self.interface.float_outputs {
+                return Err(TfliteError::Unsupported(
+                    "a mix of float and int8 model outputs".into(),
+                ));
+            }
+            self.interface.float_outputs = float;
+            let index = self
+                .dequantized_outputs
+                .get(&index)
+                .copied()
+                .unwrap_or(index);
             let value = self.value(index)?;
             if self.flattened_from.contains_key(&value) {
                 return Err(TfliteError::Unsupported(format!(
@@ -372,6 +435,7 @@ impl<'a> Importer<'a> {
             activations: self.activations,
             weights: self.weights,
             biases: self.biases,
+            interface: self.interface,
         })
     }
 
@@ -706,6 +770,21 @@ impl<'a> Importer<'a> {
                 self.activations.insert(name.clone(), out_affine);
                 self.values.insert(out as usize, name);
                 return Ok(());
+            }
+            (B::Quantize, _) => {
+                let x = self.tensor(arg(0)?)?;
+                if x.kind != fb::TensorType::Int8 {
+                    return Err(msg(format!(
+                        "quantising a {:?} tensor inside the model (only int8 → int8 and float model inputs)",
+                        x.kind
+                    )));
+                }
+                (
+                    format!("requantize{k}"),
+                    Op::Identity,
+                    vec![arg(0)?],
+                    fb::ActivationFunctionType::None,
+                )
             }
             (B::Pad, _) => {
                 let x = self.tensor(arg(0)?)?;

@@ -2,7 +2,8 @@
 
 usage: litert_reference.py MODEL INPUTS LITERT_OUT REFERENCE_OUT
 
-INPUTS holds N int8 samples of the model's single input back to back. LITERT_OUT receives
+INPUTS holds N samples of the model's single input back to back (int8, or float32 for a model
+with a float interface); the outputs are written in the model's output type. LITERT_OUT receives
 LiteRT's outputs (reference kernels, BUILTIN_REF). REFERENCE_OUT receives the outputs tinyfit must
 produce: LiteRT's, except that every FULLY_CONNECTED (and the RESHAPE/SOFTMAX ops after one) is
 recomputed here in exact integer arithmetic with TFLite's double rounding, which TFLite Micro and
@@ -196,7 +197,8 @@ def main(model, inputs, litert_out, reference_out):
     inp = it.get_input_details()[0]
     out = it.get_output_details()[0]["index"]
     size = int(np.prod(inp["shape"]))
-    data = np.fromfile(inputs, dtype=np.int8)
+    # int8 models read int8 bytes; models with a float interface read float32 values.
+    data = np.fromfile(inputs, dtype=inp["dtype"])
     if data.size % size:
         sys.exit(f"{inputs}: {data.size} bytes is not a multiple of the input size {size}")
     litert, reference = [], []
@@ -209,8 +211,9 @@ def main(model, inputs, litert_out, reference_out):
             sys.exit("the single-rounding recomputation does not reproduce LiteRT; the reference is wrong")
         litert.append(lit.ravel())
         reference.append(recompute(it, details, ops, double_rounding)[out].ravel())
-    np.concatenate(litert).astype(np.int8).tofile(litert_out)
-    np.concatenate(reference).astype(np.int8).tofile(reference_out)
+    out_dtype = it.get_output_details()[0]["dtype"]
+    np.concatenate(litert).astype(out_dtype).tofile(litert_out)
+    np.concatenate(reference).astype(out_dtype).tofile(reference_out)
 
 
 if __name__ == "__main__":
