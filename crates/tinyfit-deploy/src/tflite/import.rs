@@ -304,7 +304,7 @@ impl<'a> Importer<'a> {
         let mut quantized_input: BTreeMap<i32, i32> = BTreeMap::new();
         let mut boundary_ops = Vec::new();
         for (k, op) in operators.iter().enumerate() {
-            let op = op.clone().map_err(e)?;
+            let op = (*op).map_err(e)?;
             let code = op.opcode_index().map_err(e)? as usize;
             let ins = indices(op.inputs().map_err(e)?);
             let outs = indices(op.outputs().map_err(e)?);
