@@ -307,6 +307,16 @@ impl<'q> Lowering<'q> {
                 }
                 Kernel::Reshape
             }
+            Op::Mean(_) => {
+                // LiteRT's int8 mean over height and width (with or without keep_dims): the sum
+                // of `x − z_in` rescaled by `s_in / (s_out · pixels)`, plus `z_out`.
+                let pixels = x_info.shape.h * x_info.shape.w;
+                Kernel::Mean {
+                    multiplier: QuantizedMultiplier::new(
+                        x_info.scale as f64 / out_affine.scale as f64 / pixels as f64,
+                    ),
+                }
+            }
             Op::Pad(p) => {
                 if out_affine.scale != x_info.scale || out_affine.zero_point != x_info.zero_point {
                     return Err(
@@ -830,6 +840,7 @@ fn kernel_kind(k: &Kernel) -> &'static str {
         Kernel::AvgPool { .. } => "avg_pool",
         Kernel::MaxPool { .. } => "max_pool",
         Kernel::Add(_) => "add",
+        Kernel::Mean { .. } => "mean",
         Kernel::Concat => "concat",
         Kernel::Reshape => "reshape",
         Kernel::Pad { .. } => "pad",

@@ -143,6 +143,10 @@ fn compare_with_litert(q: &QuantGraph, rng: &mut Rng, samples: usize) -> (usize,
     );
     std::fs::write(&model, &bytes).unwrap();
     std::fs::write(&inp, xs.iter().map(|&v| v as u8).collect::<Vec<_>>()).unwrap();
+    if std::env::var("KEEP").is_ok() {
+        std::fs::copy(&model, "/tmp/keep.tflite").unwrap();
+        std::fs::copy(&inp, "/tmp/keep_in.bin").unwrap();
+    }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/litert_reference.py");
     let status = Command::new("python3")
         .arg(&script)
@@ -349,4 +353,38 @@ fn float_interface_matches_litert() {
         .count();
     println!("{} float outputs: {differ} differ from LiteRT", ours.len());
     assert_eq!(differ, 0);
+}
+
+/// MEAN over height and width with and without keep_dims, with the same and with another
+/// quantisation at the output (LiteRT 2.3 computes all of them as one requantised integer sum).
+#[test]
+fn mean_paths_match_litert() {
+    let mut rng = Rng(0x7777_1234_5678_9999);
+    for (keep_dims, same_quant) in [(true, false), (false, true), (false, false)] {
+        let g = Graph::from_value(serde_json::json!({
+            "inputs": [{"name": "x", "shape": [6, 7, 5]}],
+            "nodes": [
+                {"name": "c1", "op": "conv2d", "out_channels": 8, "kernel": 3, "padding": "same"},
+                {"name": "m", "op": "mean", "keep_dims": keep_dims},
+                {"name": "flat", "op": "flatten"},
+                {"name": "fc", "op": "linear", "out_features": 4}
+            ]
+        }))
+        .unwrap();
+        let mut q = quantised_plain(g, &mut rng);
+        if same_quant {
+            let c1 = q.activations["c1"];
+            q.activations.insert("m".into(), c1);
+            q.activations.insert("flat".into(), c1);
+        } else {
+            let m = q.activations["m"];
+            q.activations.insert("flat".into(), m);
+        }
+        let (outputs, differ, distinct) = compare_with_litert(&q, &mut rng, 40);
+        println!(
+            "MEAN keep_dims={keep_dims} same quantisation={same_quant}: {outputs} outputs, {distinct} distinct: {differ} differ from LiteRT"
+        );
+        assert!(distinct > 10, "degenerate outputs");
+        assert_eq!(differ, 0);
+    }
 }

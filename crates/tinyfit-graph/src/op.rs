@@ -48,6 +48,9 @@ pub enum Op {
     Reshape(Reshape),
     /// Zero padding of the spatial axes (PyTorch `F.pad` / `nn.ZeroPad2d`).
     Pad(Pad),
+    /// Mean over every spatial axis, like `global_avg_pool`, written as TFLite's `MEAN` when
+    /// quantised (its integer arithmetic differs from average pooling's).
+    Mean(Mean),
 }
 
 impl Op {
@@ -73,6 +76,7 @@ impl Op {
             Op::Softmax => "softmax",
             Op::Reshape(_) => "reshape",
             Op::Pad(_) => "pad",
+            Op::Mean(_) => "mean",
         }
     }
 
@@ -174,6 +178,15 @@ pub struct Reshape {
 pub struct Pad {
     /// One `[before, after]` pair per spatial axis.
     pub padding: Vec<[usize; 2]>,
+}
+
+/// Spatial mean.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Mean {
+    /// Keep the spatial axes with size 1 (`[C, 1, 1]`) instead of dropping them (`[C]`).
+    #[serde(default)]
+    pub keep_dims: bool,
 }
 
 /// Dropout hyper-parameters.

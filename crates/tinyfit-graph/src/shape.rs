@@ -102,6 +102,18 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<OpShape, String> {
             }
             Ok(plain(vec![x[0]]))
         }
+        Op::Mean(m) => {
+            if x.len() < 2 {
+                return Err(format!(
+                    "expects [channels, spatial...], got {x:?} (no spatial axis to average)"
+                ));
+            }
+            let mut out = vec![x[0]];
+            if m.keep_dims {
+                out.extend(std::iter::repeat_n(1, x.len() - 1));
+            }
+            Ok(plain(out))
+        }
         Op::Flatten => Ok(plain(vec![numel(x) as usize])),
         Op::Pad(p) => {
             let spatial = x.len().saturating_sub(1);

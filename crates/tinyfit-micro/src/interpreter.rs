@@ -167,6 +167,14 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
             let b = rest.get(tensor(1));
             kernels::add(input, b, &params, output);
         }
+        Kernel::Mean { multiplier } => kernels::mean(
+            input,
+            x.shape,
+            multiplier,
+            x.zero_point,
+            out.zero_point,
+            output,
+        ),
         Kernel::Concat => {
             // Channels-last: each pixel's output channels are the inputs' channels in order.
             let pixels = out.shape.h * out.shape.w;

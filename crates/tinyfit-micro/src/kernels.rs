@@ -387,6 +387,30 @@ fn pool(
     }
 }
 
+/// Mean of each channel over every pixel (TFLite `MEAN` over height and width, as LiteRT's
+/// reference kernel computes it with or without `keep_dims`): `Σ (x − z_in)` rescaled by
+/// `multiplier` = `s_in / (s_out · pixels)`, plus `z_out`.
+pub fn mean(
+    input: &[i8],
+    in_shape: Shape,
+    multiplier: QuantizedMultiplier,
+    input_zero_point: i32,
+    output_zero_point: i32,
+    output: &mut [i8],
+) {
+    let pixels = (in_shape.h * in_shape.w) as i32;
+    for (c, out) in output.iter_mut().enumerate().take(in_shape.c) {
+        let sum: i32 = input
+            .iter()
+            .skip(c)
+            .step_by(in_shape.c)
+            .map(|&x| x as i32)
+            .sum();
+        let value = multiplier.apply(sum - pixels * input_zero_point) + output_zero_point;
+        *out = Clamp::NONE.apply(value);
+    }
+}
+
 /// Quantisation of an element-wise sum (TFLite's int8 `ADD`): both inputs are shifted left by
 /// 20 bits, rescaled to twice the larger input scale, summed and rescaled to the output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -107,6 +107,11 @@ pub enum Kernel {
     },
     /// Element-wise sum of two tensors.
     Add(AddParams),
+    /// Mean of each channel over every pixel, rescaled by `s_in / (s_out · pixels)`.
+    Mean {
+        /// The rescaling multiplier.
+        multiplier: QuantizedMultiplier,
+    },
     /// Concatenation along the channel axis of inputs sharing the output's quantisation.
     Concat,
     /// Same bytes, new shape (a copy unless the planner aliased input and output).
@@ -333,6 +338,13 @@ impl Model<'_> {
                 expect(
                     a == b && a == out.shape,
                     "inputs and output differ in shape",
+                )
+            }
+            Kernel::Mean { multiplier } => {
+                expect(shift_ok(&multiplier), "multiplier shift out of range")?;
+                expect(
+                    out.shape.len() == ins(0)?.shape.c,
+                    "output holds one value per channel",
                 )
             }
             Kernel::Concat => {

@@ -181,12 +181,12 @@ impl GraphModel {
             (Op::Relu6, _, _, x) => each_rank!(x, t => activation::relu6(t)),
             (Op::Identity, _, _, x) => x,
             (Op::Softmax, _, _, x) => each_rank!(x, t => activation::softmax(t, 1)),
-            (Op::GlobalAvgPool, _, _, x) => {
+            (Op::GlobalAvgPool | Op::Mean(_), _, _, x) => {
                 let dims = x.dims();
                 let (n, c) = (dims[0], dims[1]);
                 let positions: usize = dims[2..].iter().product();
                 let per_channel: Tensor<3> = x.into_flat().reshape([n, c, positions]);
-                Value::R2(per_channel.mean_dim(2).reshape([n, c]))
+                Value::R2(per_channel.mean_dim(2).reshape([n, c])).reshape(out_shape)
             }
             (Op::Flatten, _, _, x) => Value::R2(x.into_flat()),
             (Op::Reshape(r), _, _, x) => x.reshape(&r.shape),

@@ -249,6 +249,19 @@ impl<'a> Writer<'a> {
                     }));
                     (fb::BuiltinOperator::Add, inputs.clone(), Some(options))
                 }
+                Kernel::Mean { .. } => {
+                    let axes = self.constant_i32(&format!("{node}.axes"), vec![2], &[1, 2], None);
+                    let keep_dims = self.program.graph_shapes[op.output as usize].len() > 1;
+                    let options =
+                        fb::BuiltinOptions::ReducerOptions(Box::new(fb::ReducerOptions {
+                            keep_dims,
+                        }));
+                    (
+                        fb::BuiltinOperator::Mean,
+                        vec![inputs[0], axes],
+                        Some(options),
+                    )
+                }
                 Kernel::Concat => {
                     let options = fb::BuiltinOptions::ConcatenationOptions(Box::new(
                         fb::ConcatenationOptions {
@@ -703,7 +716,8 @@ fn op_version(code: fb::BuiltinOperator) -> i32 {
         | B::Softmax
         | B::Pad
         | B::Quantize
-        | B::Dequantize => 2,
+        | B::Dequantize
+        | B::Mean => 2,
         _ => 1,
     }
 }

@@ -786,6 +786,24 @@ impl<'a> Importer<'a> {
                     fb::ActivationFunctionType::None,
                 )
             }
+            (B::Mean, Some(O::ReducerOptions(o))) => {
+                let x = self.tensor(arg(0)?)?;
+                let mut axes = self.tensor(arg(1)?)?.int32_values()?;
+                axes.sort_unstable();
+                if !(x.shape.len() == 4 && axes == [1, 2]) {
+                    return Err(msg(format!(
+                        "mean over axes {axes:?} of a {:?} tensor (tinyfit averages height and width of 4-D tensors)",
+                        x.shape
+                    )));
+                }
+                let keep_dims = o.keep_dims().map_err(e)?;
+                (
+                    format!("mean{k}"),
+                    Op::Mean(tinyfit_graph::Mean { keep_dims }),
+                    vec![arg(0)?],
+                    fb::ActivationFunctionType::None,
+                )
+            }
             (B::Pad, _) => {
                 let x = self.tensor(arg(0)?)?;
                 if x.affine()? != out_affine {

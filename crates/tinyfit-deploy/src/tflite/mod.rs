@@ -27,7 +27,7 @@ pub enum TfliteError {
     },
     /// An operator tinyfit has no kernel for.
     #[error(
-        "operator {index} is {op:?}, which tinyfit does not support (supported: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, ADD, CONCATENATION, RESHAPE, PAD, SOFTMAX, QUANTIZE; DEQUANTIZE of model outputs)"
+        "operator {index} is {op:?}, which tinyfit does not support (supported: CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, AVERAGE_POOL_2D, MAX_POOL_2D, ADD, CONCATENATION, RESHAPE, PAD, MEAN, SOFTMAX, QUANTIZE; DEQUANTIZE of model outputs)"
     )]
     UnsupportedOp {
         /// Position in the operator list.
