@@ -90,7 +90,7 @@ struct Lowering<'q> {
     fused: Vec<bool>,
     /// Channels-first shape a flattened value came from, when flattening reordered it.
     flattened_from: HashMap<String, Vec<usize>>,
-    /// Reshapes whose output may share its input's bytes: (input tensor, output tensor).
+    /// Outputs that may share an input's bytes (reshapes, in-place sums): (input, output).
     aliases: Vec<(u32, u32)>,
 }
 
@@ -409,8 +409,14 @@ impl<'q> Lowering<'q> {
             Op::Relu | Op::Relu6 | Op::BatchNorm(_) => unreachable!("handled above"),
         };
         let out = self.new_tensor(&out_shape, out_affine);
-        if matches!(op, Kernel::Reshape) {
-            self.aliases.push((x, out));
+        match op {
+            Kernel::Reshape => self.aliases.push((x, out)),
+            // A sum may overwrite an input that dies with it (the first that can).
+            Kernel::Add(_) if in_tensors[0] != in_tensors[1] => {
+                self.aliases.push((in_tensors[0], out));
+                self.aliases.push((in_tensors[1], out));
+            }
+            _ => {}
         }
         self.tensor_of.insert(node.name.clone(), out);
         if value != node.name {
@@ -669,13 +675,16 @@ impl<'q> Lowering<'q> {
         for &t in &p.outputs {
             last[t as usize] = n_ops;
         }
-        // A reshape whose input dies there reuses its input's bytes.
+        // A reshape or sum whose input dies there reuses its input's bytes.
         let mut owner: Vec<usize> = (0..p.tensors.len()).collect();
         for &(from, to) in &self.aliases {
             let (from, to) = (from as usize, to as usize);
-            let reshape_step = first[to];
-            let is_io = p.inputs.contains(&(from as u32));
-            if last[from] == reshape_step && !is_io {
+            let step = first[to];
+            let is_io = p.inputs.contains(&(from as u32)) || p.outputs.contains(&(from as u32));
+            // Its only output tensor, and the input's bytes are free after this step.
+            let shared =
+                (0..owner.len()).any(|t| t != from && owner[t] == owner[from] && last[t] > step);
+            if owner[to] == to && last[from] == step && !is_io && !shared {
                 owner[to] = owner[from];
             }
         }

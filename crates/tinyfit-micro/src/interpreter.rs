@@ -1,8 +1,9 @@
 //! Runs a [`Model`] over a caller-provided arena, one operation after another.
 //!
 //! The arena holds every activation at the offset the planner gave it. An operation's output
-//! never overlaps its inputs (validation refuses it), except a reshape aliased onto its input,
-//! so each step borrows its output mutably and its inputs immutably from disjoint parts.
+//! never overlaps its inputs (validation refuses it), except a reshape aliased onto its input
+//! and a sum computed in place over one of its inputs, so each step borrows its output mutably
+//! and its other inputs immutably from disjoint parts.
 
 use crate::kernels::{self, Requant};
 use crate::model::{Error, Kernel, Model, Operation, TensorInfo};
@@ -77,6 +78,18 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
         let (from, to) = (tensor(0).range(), out.range());
         if from != to {
             arena.copy_within(from, to.start);
+        }
+        return;
+    }
+    if let Kernel::Add(params) = op.kernel {
+        let (a, b) = (tensor(0), tensor(1));
+        let (rest, output) = Rest::split(arena, out);
+        if a.range() == out.range() {
+            kernels::add_in_place(output, rest.get(b), &params, kernels::Operand::First);
+        } else if b.range() == out.range() {
+            kernels::add_in_place(output, rest.get(a), &params, kernels::Operand::Second);
+        } else {
+            kernels::add(rest.get(a), rest.get(b), &params, output);
         }
         return;
     }
@@ -163,10 +176,8 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
         Kernel::MaxPool { window, clamp } => {
             kernels::max_pool(input, x.shape, &window, clamp, output, out.shape)
         }
-        Kernel::Add(params) => {
-            let b = rest.get(tensor(1));
-            kernels::add(input, b, &params, output);
-        }
+        // Run above, before the arena was split (it may work in place).
+        Kernel::Add(_) => {}
         Kernel::Mean { multiplier } => kernels::mean(
             input,
             x.shape,

@@ -454,6 +454,25 @@ pub fn add(a: &[i8], b: &[i8], params: &AddParams, output: &mut [i8]) {
     }
 }
 
+/// Which operand of a sum already sits in the output buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operand {
+    /// The first (`a` of `a + b`).
+    First,
+    /// The second.
+    Second,
+}
+
+/// Element-wise sum written over one of its operands (`acc`), which holds operand `which`.
+pub fn add_in_place(acc: &mut [i8], other: &[i8], params: &AddParams, which: Operand) {
+    for (o, &y) in acc.iter_mut().zip(other) {
+        *o = match which {
+            Operand::First => params.add(*o, y),
+            Operand::Second => params.add(y, *o),
+        };
+    }
+}
+
 /// Constants of TFLite's int8 softmax (from the input scale and β, see `tinyfit-deploy`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SoftmaxParams {

@@ -249,15 +249,22 @@ impl Model<'_> {
         let ins = |k: usize| -> Result<&TensorInfo, &'static str> {
             tensor(*inputs.get(k).ok_or("has too few inputs")?)
         };
+        // An output may share its input's bytes only where the kernel allows it: a reshape, or
+        // an element-wise sum computed in place over one of its two inputs.
+        let mut aliases = 0;
         for &t in inputs {
             let r = tensor(t)?.range();
             let o = out.range();
-            let aliased = r == o;
+            let aliased = r == o && !o.is_empty();
             let disjoint = r.end <= o.start || o.end <= r.start || r.is_empty() || o.is_empty();
-            let reshape_alias = aliased && matches!(op.kernel, Kernel::Reshape);
-            if !(disjoint || reshape_alias) {
+            let in_place = aliased && matches!(op.kernel, Kernel::Reshape | Kernel::Add(_));
+            if !(disjoint || in_place) {
                 return Err("output overlaps an input in the arena");
             }
+            aliases += usize::from(aliased);
+        }
+        if aliases > 1 {
+            return Err("output shares its bytes with more than one input");
         }
         let expect = |ok: bool, why: &'static str| if ok { Ok(()) } else { Err(why) };
         match op.kernel {
