@@ -13,7 +13,7 @@ use tinyfit_graph::{Conv, Op, Pool, ValueRef};
 use tinyfit_micro::fixed_point::QuantizedMultiplier;
 use tinyfit_micro::kernels::{AddParams, Clamp, Shape, SoftmaxParams, Window};
 use tinyfit_micro::planner::{self, Buffer};
-use tinyfit_micro::{Kernel, Operation, Span, TensorInfo};
+use tinyfit_micro::{Constants, Kernel, Operation, Span, TensorInfo};
 
 use crate::program::{Activation, MemoryPlan, OpReport, Program};
 
@@ -76,6 +76,17 @@ fn round_half_away(x: f32) -> i32 {
 /// `s_in · s_w / s_out`, in double precision from the float scales, as TFLite computes it.
 fn conv_multiplier(s_in: f32, s_w: f32, s_out: f32) -> QuantizedMultiplier {
     QuantizedMultiplier::new(s_in as f64 * s_w as f64 / s_out as f64)
+}
+
+/// What [`Lowering::constants`] needs to know of a layer with weights.
+#[derive(Clone, Copy)]
+struct Layer<'n> {
+    name: &'n str,
+    channels: usize,
+    s_in: f32,
+    s_out: f32,
+    has_bias: bool,
+    clamp: Clamp,
 }
 
 struct Lowering<'q> {
@@ -521,8 +532,6 @@ impl<'q> Lowering<'q> {
         {
             filter = chw_columns_to_hwc(&filter, c.out_channels, src);
         }
-        let (bias, multipliers) =
-            self.requant_constants(name, c.out_channels, x.scale, out.scale, c.bias)?;
         let window = Window {
             kh,
             kw,
@@ -532,6 +541,14 @@ impl<'q> Lowering<'q> {
             dilation_w: dw,
             pad_top: ph,
             pad_left: pw,
+        };
+        let layer = Layer {
+            name,
+            channels: c.out_channels,
+            s_in: x.scale,
+            s_out: out.scale,
+            has_bias: c.bias,
+            clamp,
         };
         if per_group == 1 && c.groups == in_shape[0] && c.groups > 1 {
             // Depthwise: OHWI with I = 1 is [O, kh·kw]; the kernel wants [kh·kw, O].
@@ -545,19 +562,13 @@ impl<'q> Lowering<'q> {
             return Ok(Kernel::DepthwiseConv {
                 window,
                 multiplier: (c.out_channels / c.groups) as u32,
-                filter: self.push_weights(hwo),
-                bias,
-                multipliers,
-                clamp,
+                constants: self.constants(&layer, hwo)?,
             });
         }
         Ok(Kernel::Conv {
             window,
             groups: c.groups as u32,
-            filter: self.push_weights(filter),
-            bias,
-            multipliers,
-            clamp,
+            constants: self.constants(&layer, filter)?,
         })
     }
 
@@ -588,14 +599,16 @@ impl<'q> Lowering<'q> {
             Some(src) => chw_columns_to_hwc(&w.data, outs, src),
             None => w.data.clone(),
         };
-        let has_bias = self.q.biases.contains_key(name);
-        let (bias, multipliers) =
-            self.requant_constants(name, outs, x.scale, out.scale, has_bias)?;
-        Ok(Kernel::FullyConnected {
-            filter: self.push_weights(filter),
-            bias,
-            multipliers,
+        let layer = Layer {
+            name,
+            channels: outs,
+            s_in: x.scale,
+            s_out: out.scale,
+            has_bias: self.q.biases.contains_key(name),
             clamp,
+        };
+        Ok(Kernel::FullyConnected {
+            constants: self.constants(&layer, filter)?,
         })
     }
 
@@ -606,15 +619,16 @@ impl<'q> Lowering<'q> {
         Span { start, len }
     }
 
-    /// Bias and per-channel multipliers of node `name`.
-    fn requant_constants(
-        &mut self,
-        name: &str,
-        channels: usize,
-        s_in: f32,
-        s_out: f32,
-        has_bias: bool,
-    ) -> Result<(Span, Span), String> {
+    /// Stores a layer's filter, bias and per-channel multipliers in the program's pools.
+    fn constants(&mut self, layer: &Layer, filter: Vec<i8>) -> Result<Constants, String> {
+        let Layer {
+            name,
+            channels,
+            s_in,
+            s_out,
+            has_bias,
+            clamp,
+        } = *layer;
         let w = &self.q.weights[name];
         if !(w.scales.len() == 1 || w.scales.len() == channels) {
             return Err(format!(
@@ -653,7 +667,12 @@ impl<'q> Lowering<'q> {
             start,
             len: w.scales.len() as u32,
         };
-        Ok((bias, multipliers))
+        Ok(Constants {
+            filter: self.push_weights(filter),
+            bias,
+            multipliers,
+            clamp,
+        })
     }
 
     /// Lifetimes → buffers (aliased reshapes share one) → offsets.
@@ -860,24 +879,11 @@ fn kernel_kind(k: &Kernel) -> &'static str {
 
 fn const_bytes(k: &Kernel) -> usize {
     match k {
-        Kernel::Conv {
-            filter,
-            bias,
-            multipliers,
-            ..
+        Kernel::Conv { constants: c, .. }
+        | Kernel::DepthwiseConv { constants: c, .. }
+        | Kernel::FullyConnected { constants: c } => {
+            c.filter.len as usize + 4 * c.bias.len as usize + 8 * c.multipliers.len as usize
         }
-        | Kernel::DepthwiseConv {
-            filter,
-            bias,
-            multipliers,
-            ..
-        }
-        | Kernel::FullyConnected {
-            filter,
-            bias,
-            multipliers,
-            ..
-        } => filter.len as usize + 4 * bias.len as usize + 8 * multipliers.len as usize,
         _ => 0,
     }
 }

@@ -6,7 +6,7 @@
 //! and its other inputs immutably from disjoint parts.
 
 use crate::kernels::{self, Requant};
-use crate::model::{Error, Kernel, Model, Operation, TensorInfo};
+use crate::model::{Constants, Error, Kernel, Model, Operation, TensorInfo};
 
 /// Runs every operation of `model`; the inputs must already be in the arena ([`input_mut`]).
 ///
@@ -96,27 +96,18 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
     let (rest, output) = Rest::split(arena, out);
     let x = tensor(0);
     let input = rest.get(x);
-    let span = |s: crate::model::Span, pool| s.of(pool).unwrap_or(&[]);
     match op.kernel {
         Kernel::Conv {
             window,
             groups,
-            filter,
-            bias,
-            multipliers,
-            clamp,
+            constants,
         } => {
-            let q = Requant {
-                input_zero_point: x.zero_point,
-                output_zero_point: out.zero_point,
-                multipliers: multipliers.of(model.multipliers).unwrap_or(&[]),
-                clamp,
-            };
+            let (q, filter, bias) = layer(model, x, out, &constants);
             kernels::conv2d(
                 input,
                 x.shape,
-                span(filter, model.weights),
-                bias.of(model.biases).unwrap_or(&[]),
+                filter,
+                bias,
                 &window,
                 groups as usize,
                 &q,
@@ -127,22 +118,14 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
         Kernel::DepthwiseConv {
             window,
             multiplier,
-            filter,
-            bias,
-            multipliers,
-            clamp,
+            constants,
         } => {
-            let q = Requant {
-                input_zero_point: x.zero_point,
-                output_zero_point: out.zero_point,
-                multipliers: multipliers.of(model.multipliers).unwrap_or(&[]),
-                clamp,
-            };
+            let (q, filter, bias) = layer(model, x, out, &constants);
             kernels::depthwise_conv2d(
                 input,
                 x.shape,
-                span(filter, model.weights),
-                bias.of(model.biases).unwrap_or(&[]),
+                filter,
+                bias,
                 &window,
                 multiplier as usize,
                 &q,
@@ -150,25 +133,9 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
                 out.shape,
             );
         }
-        Kernel::FullyConnected {
-            filter,
-            bias,
-            multipliers,
-            clamp,
-        } => {
-            let q = Requant {
-                input_zero_point: x.zero_point,
-                output_zero_point: out.zero_point,
-                multipliers: multipliers.of(model.multipliers).unwrap_or(&[]),
-                clamp,
-            };
-            kernels::fully_connected(
-                input,
-                span(filter, model.weights),
-                bias.of(model.biases).unwrap_or(&[]),
-                &q,
-                output,
-            );
+        Kernel::FullyConnected { constants } => {
+            let (q, filter, bias) = layer(model, x, out, &constants);
+            kernels::fully_connected(input, filter, bias, &q, output);
         }
         Kernel::AvgPool { window, clamp } => {
             kernels::avg_pool(input, x.shape, &window, clamp, output, out.shape)
@@ -217,4 +184,24 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
         // Copied (or aliased) above, before the arena was split.
         Kernel::Reshape => {}
     }
+}
+
+/// The requantisation, filter and bias of a layer with weights (validated: in range).
+fn layer<'m>(
+    model: &Model<'m>,
+    x: &TensorInfo,
+    out: &TensorInfo,
+    c: &Constants,
+) -> (Requant<'m>, &'m [i8], &'m [i32]) {
+    let q = Requant {
+        input_zero_point: x.zero_point,
+        output_zero_point: out.zero_point,
+        multipliers: c.multipliers.of(model.multipliers).unwrap_or(&[]),
+        clamp: c.clamp,
+    };
+    (
+        q,
+        c.filter.of(model.weights).unwrap_or(&[]),
+        c.bias.of(model.biases).unwrap_or(&[]),
+    )
 }

@@ -13,4 +13,4 @@ pub mod model;
 pub mod planner;
 
 pub use interpreter::{input_mut, invoke, output};
-pub use model::{Error, Kernel, Model, Operation, Span, TensorInfo};
+pub use model::{Constants, Error, Kernel, Model, Operation, Span, TensorInfo};

@@ -47,22 +47,31 @@ impl TensorInfo {
 }
 
 /// What an operation computes, with its constants.
+/// The constants of a layer with weights: where its filter, bias and requantisation live in
+/// the model's pools, and its fused activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Constants {
+    /// Filter in `weights`.
+    pub filter: Span,
+    /// Bias in `biases` (empty for none).
+    pub bias: Span,
+    /// Per-output-channel (or single) requantisation in `multipliers`.
+    pub multipliers: Span,
+    /// Fused activation.
+    pub clamp: Clamp,
+}
+
+/// What an operation computes, with its constants.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kernel {
-    /// Grouped 2-D convolution (depthwise when groups equal the input channels); filter OHWI.
+    /// Grouped 2-D convolution; filter OHWI (`[out_c, kh, kw, in_c / groups]`).
     Conv {
         /// Window geometry.
         window: Window,
         /// Channel groups.
         groups: u32,
-        /// Filter in `weights`.
-        filter: Span,
-        /// Bias in `biases` (empty for none).
-        bias: Span,
-        /// Per-output-channel (or single) requantisation in `multipliers`.
-        multipliers: Span,
-        /// Fused activation.
-        clamp: Clamp,
+        /// Filter, bias, requantisation, activation.
+        constants: Constants,
     },
     /// Depthwise 2-D convolution; filter `[kh, kw, out_c]`, output channel `c` reads input
     /// channel `c / multiplier`.
@@ -71,25 +80,13 @@ pub enum Kernel {
         window: Window,
         /// Output channels per input channel.
         multiplier: u32,
-        /// Filter in `weights`.
-        filter: Span,
-        /// Bias in `biases` (empty for none).
-        bias: Span,
-        /// Per-output-channel (or single) requantisation in `multipliers`.
-        multipliers: Span,
-        /// Fused activation.
-        clamp: Clamp,
+        /// Filter, bias, requantisation, activation.
+        constants: Constants,
     },
     /// Fully connected layer on the flattened input; filter `[out, in]`.
     FullyConnected {
-        /// Filter in `weights`.
-        filter: Span,
-        /// Bias in `biases` (empty for none).
-        bias: Span,
-        /// Per-output (or single) requantisation in `multipliers`.
-        multipliers: Span,
-        /// Fused activation.
-        clamp: Clamp,
+        /// Filter, bias, requantisation, activation.
+        constants: Constants,
     },
     /// Average pooling.
     AvgPool {
@@ -271,63 +268,33 @@ impl Model<'_> {
             Kernel::Conv {
                 window,
                 groups,
-                filter,
-                bias,
-                multipliers,
-                ..
+                constants,
             } => {
-                let x = ins(0)?.shape;
-                let y = out.shape;
+                let (x, y) = (ins(0)?.shape, out.shape);
                 let g = groups as usize;
                 expect(
                     g > 0 && x.c % g == 0 && y.c % g == 0,
                     "groups do not divide the channels",
                 )?;
-                let f = filter
-                    .of(self.weights)
-                    .ok_or("filter outside the weights")?;
-                expect(
-                    f.len() == y.c * window.kh * window.kw * (x.c / g),
-                    "filter size",
-                )?;
                 expect(window_ok(&window), "zero-sized window, stride or dilation")?;
-                self.check_requant(bias, multipliers, y.c)
+                self.check_constants(&constants, y.c * window.kh * window.kw * (x.c / g), y.c)
             }
             Kernel::DepthwiseConv {
                 window,
                 multiplier,
-                filter,
-                bias,
-                multipliers,
-                ..
+                constants,
             } => {
-                let x = ins(0)?.shape;
-                let y = out.shape;
+                let (x, y) = (ins(0)?.shape, out.shape);
                 expect(
                     multiplier > 0 && y.c == x.c * multiplier as usize,
                     "output channels are not input channels × multiplier",
                 )?;
-                let f = filter
-                    .of(self.weights)
-                    .ok_or("filter outside the weights")?;
-                expect(f.len() == window.kh * window.kw * y.c, "filter size")?;
                 expect(window_ok(&window), "zero-sized window, stride or dilation")?;
-                self.check_requant(bias, multipliers, y.c)
+                self.check_constants(&constants, window.kh * window.kw * y.c, y.c)
             }
-            Kernel::FullyConnected {
-                filter,
-                bias,
-                multipliers,
-                ..
-            } => {
-                let f = filter
-                    .of(self.weights)
-                    .ok_or("filter outside the weights")?;
-                expect(
-                    f.len() == ins(0)?.shape.len() * out.shape.len(),
-                    "filter size",
-                )?;
-                self.check_requant(bias, multipliers, out.shape.len())
+            Kernel::FullyConnected { constants } => {
+                let (depth, outs) = (ins(0)?.shape.len(), out.shape.len());
+                self.check_constants(&constants, depth * outs, outs)
             }
             Kernel::AvgPool { window, .. } | Kernel::MaxPool { window, .. } => {
                 let x = ins(0)?.shape;
@@ -398,17 +365,26 @@ impl Model<'_> {
         }
     }
 
-    fn check_requant(
+    /// A layer's filter holds `filter_len` weights, its bias and multipliers fit `channels`.
+    fn check_constants(
         &self,
-        bias: Span,
-        multipliers: Span,
+        c: &Constants,
+        filter_len: usize,
         channels: usize,
     ) -> Result<(), &'static str> {
-        let b = bias.of(self.biases).ok_or("bias outside the biases")?;
+        let f = c
+            .filter
+            .of(self.weights)
+            .ok_or("filter outside the weights")?;
+        if f.len() != filter_len {
+            return Err("filter size");
+        }
+        let b = c.bias.of(self.biases).ok_or("bias outside the biases")?;
         if !(b.is_empty() || b.len() == channels) {
             return Err("bias length");
         }
-        let m = multipliers
+        let m = c
+            .multipliers
             .of(self.multipliers)
             .ok_or("multipliers outside the pool")?;
         if !(m.len() == 1 || m.len() == channels) {

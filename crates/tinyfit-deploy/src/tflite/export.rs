@@ -7,7 +7,7 @@
 
 use tinyfit_graph::quant::QuantGraph;
 use tinyfit_micro::kernels::{Shape, Window};
-use tinyfit_micro::{Kernel, TensorInfo};
+use tinyfit_micro::{Constants, Kernel, TensorInfo};
 
 use super::schema::tflite as fb;
 use crate::program::{Activation, Program};
@@ -128,19 +128,17 @@ impl<'a> Writer<'a> {
             let x = self.program.tensors[inputs[0] as usize];
             let out = self.program.tensors[op.output as usize];
             let act = activation(report.activation);
-            if let Kernel::FullyConnected { filter, bias, .. } = op.kernel
+            if let Kernel::FullyConnected { constants } = op.kernel
                 && self.options.fully_connected == FullyConnectedAs::Conv1x1
             {
-                self.fully_connected_as_conv(&node, inputs[0], op.output as i32, filter, bias, act);
+                self.fully_connected_as_conv(&node, inputs[0], op.output as i32, &constants, act);
                 continue;
             }
             let (code, mut ins, options) = match op.kernel {
                 Kernel::Conv {
                     window,
                     groups,
-                    filter,
-                    bias,
-                    ..
+                    constants,
                 } => {
                     if groups > 1 {
                         return Err(fail(format!(
@@ -150,16 +148,13 @@ impl<'a> Writer<'a> {
                     let (input, padding) = self
                         .padded(&node, inputs[0], &window, x, out.shape)
                         .map_err(fail)?;
-                    let data = filter.of(&self.program.weights).unwrap_or(&[]);
-                    let scales = &self.q.weights[&report.node].scales;
                     let shape = vec![
                         out.shape.c as i32,
                         window.kh as i32,
                         window.kw as i32,
                         x.shape.c as i32,
                     ];
-                    let f = self.constant_i8(&format!("{node}.weight"), shape, data, scales, 0);
-                    let b = self.bias(&node, bias, x.scale, scales);
+                    let (f, b) = self.layer_tensors(&node, &constants, shape, 0, x.scale, None);
                     let options = fb::BuiltinOptions::Conv2DOptions(Box::new(fb::Conv2DOptions {
                         padding,
                         stride_w: window.stride_w as i32,
@@ -177,19 +172,14 @@ impl<'a> Writer<'a> {
                 Kernel::DepthwiseConv {
                     window,
                     multiplier,
-                    filter,
-                    bias,
-                    ..
+                    constants,
                 } => {
                     let (input, padding) = self
                         .padded(&node, inputs[0], &window, x, out.shape)
                         .map_err(fail)?;
                     // The runtime's [kh, kw, C·M] is TFLite's [1, kh, kw, C·M].
-                    let data = filter.of(&self.program.weights).unwrap_or(&[]);
-                    let scales = &self.q.weights[&report.node].scales;
                     let shape = vec![1, window.kh as i32, window.kw as i32, out.shape.c as i32];
-                    let f = self.constant_i8(&format!("{node}.weight"), shape, data, scales, 3);
-                    let b = self.bias(&node, bias, x.scale, scales);
+                    let (f, b) = self.layer_tensors(&node, &constants, shape, 3, x.scale, None);
                     let options = fb::BuiltinOptions::DepthwiseConv2DOptions(Box::new(
                         fb::DepthwiseConv2DOptions {
                             padding,
@@ -207,12 +197,9 @@ impl<'a> Writer<'a> {
                         Some(options),
                     )
                 }
-                Kernel::FullyConnected { filter, bias, .. } => {
-                    let data = filter.of(&self.program.weights).unwrap_or(&[]);
-                    let scales = &self.q.weights[&report.node].scales;
+                Kernel::FullyConnected { constants } => {
                     let shape = vec![out.shape.len() as i32, x.shape.len() as i32];
-                    let f = self.constant_i8(&format!("{node}.weight"), shape, data, scales, 0);
-                    let b = self.bias(&node, bias, x.scale, scales);
+                    let (f, b) = self.layer_tensors(&node, &constants, shape, 0, x.scale, None);
                     let options = fb::BuiltinOptions::FullyConnectedOptions(Box::new(
                         fb::FullyConnectedOptions {
                             fused_activation_function: act,
@@ -389,28 +376,21 @@ impl<'a> Writer<'a> {
         node: &str,
         input: i32,
         output: i32,
-        filter: tinyfit_micro::Span,
-        bias: tinyfit_micro::Span,
+        constants: &Constants,
         act: fb::ActivationFunctionType,
     ) {
         let x = self.program.tensors[input as usize];
         let y = self.program.tensors[output as usize];
         let (n, m) = (x.shape.len() as i32, y.shape.len() as i32);
         let x4 = self.reshaped(node, "input", input, vec![1, 1, 1, n]);
-        let scales = &self.q.weights[node].scales;
-        // One scale per output channel (replicated when the layer has one for all).
-        let scales: Vec<f32> = (0..m as usize)
-            .map(|c| scales[if scales.len() == 1 { 0 } else { c }])
-            .collect();
-        let data = filter.of(&self.program.weights).unwrap_or(&[]).to_vec();
-        let f = self.constant_i8(
-            &format!("{node}.weight"),
+        let (f, b) = self.layer_tensors(
+            node,
+            constants,
             vec![m, 1, 1, n],
-            &data,
-            &scales,
             0,
+            x.scale,
+            Some(m as usize),
         );
-        let b = self.bias(node, bias, x.scale, &scales);
         let mut y4 = self.tensors[output as usize].clone();
         y4.shape = Some(vec![1, 1, 1, m]);
         y4.name = Some(format!("{node}.conv"));
@@ -609,26 +589,37 @@ impl<'a> Writer<'a> {
         self.constant(name, shape, fb::TensorType::Int32, bytes, quant)
     }
 
-    /// The int32 bias tensor (scale `s_in · s_w[c]`), or −1 for none.
-    fn bias(
+    /// A layer's int8 filter tensor (`shape`, per-channel scales along `axis`; replicated to
+    /// `channels` scales when given) and int32 bias tensor (scale `s_in · s_w[c]`, −1 for none).
+    fn layer_tensors(
         &mut self,
         node: &str,
-        bias: tinyfit_micro::Span,
+        c: &Constants,
+        shape: Vec<i32>,
+        axis: i32,
         s_in: f32,
-        weight_scales: &[f32],
-    ) -> i32 {
-        let values = bias.of(&self.program.biases).unwrap_or(&[]);
+        channels: Option<usize>,
+    ) -> (i32, i32) {
+        let scales = &self.q.weights[node].scales;
+        let scales: Vec<f32> = match channels {
+            Some(m) if scales.len() == 1 => vec![scales[0]; m],
+            _ => scales.clone(),
+        };
+        let data = c.filter.of(&self.program.weights).unwrap_or(&[]).to_vec();
+        let f = self.constant_i8(&format!("{node}.weight"), shape, &data, &scales, axis);
+        let values = c.bias.of(&self.program.biases).unwrap_or(&[]).to_vec();
         if values.is_empty() {
-            return -1;
+            return (f, -1);
         }
-        let scales: Vec<f32> = weight_scales.iter().map(|&s| s_in * s).collect();
-        let quant = quantization(scales.clone(), vec![0; scales.len()], 0);
-        self.constant_i32(
+        let bias_scales: Vec<f32> = scales.iter().map(|&s| s_in * s).collect();
+        let quant = quantization(bias_scales.clone(), vec![0; bias_scales.len()], 0);
+        let b = self.constant_i32(
             &format!("{node}.bias"),
             vec![values.len() as i32],
-            values,
+            &values,
             Some(quant),
-        )
+        );
+        (f, b)
     }
 }
 
