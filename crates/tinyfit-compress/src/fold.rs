@@ -10,19 +10,7 @@ use crate::ptq::PtqError;
 /// (its input is not a lone convolution) is an error naming it.
 pub fn fold_batch_norms(graph: &Graph, weights: &Weights) -> Result<(Graph, Weights), PtqError> {
     let analysis = graph.analyze()?;
-    let mut readers = vec![0usize; graph.nodes.len()];
-    for n in &analysis.nodes {
-        for v in &n.inputs {
-            if let ValueRef::Node(j) = v {
-                readers[*j] += 1;
-            }
-        }
-    }
-    for v in &analysis.outputs {
-        if let ValueRef::Node(j) = v {
-            readers[*j] += 1;
-        }
-    }
+    let readers = analysis.readers();
     let mut weights = weights.clone();
     let mut removed = vec![false; graph.nodes.len()];
     // Values renamed by a removed batch norm: its readers now read the convolution.

@@ -143,14 +143,7 @@ fn assign_activations(
         ValueRef::Input(_) => 0,
         ValueRef::Node(i) => i + 1,
     };
-    let mut readers = vec![0usize; graph.nodes.len()];
-    for n in &analysis.nodes {
-        for v in &n.inputs {
-            if let ValueRef::Node(j) = v {
-                readers[*j] += 1;
-            }
-        }
-    }
+    let readers = analysis.readers();
     // A relu/relu6 that alone reads a convolution, linear layer or sum is fused into it: the
     // producer takes the activation's range.
     let mut range: Vec<(f32, f32)> = ranges.to_vec();

@@ -108,19 +108,7 @@ struct Lowering<'q> {
 impl<'q> Lowering<'q> {
     fn new(q: &'q QuantGraph) -> Result<Self, LowerError> {
         let analysis = q.graph.analyze()?;
-        let mut consumers = vec![0; q.graph.nodes.len()];
-        for n in &analysis.nodes {
-            for v in &n.inputs {
-                if let ValueRef::Node(j) = v {
-                    consumers[*j] += 1;
-                }
-            }
-        }
-        for v in &analysis.outputs {
-            if let ValueRef::Node(j) = v {
-                consumers[*j] += 1;
-            }
-        }
+        let consumers = analysis.readers();
         let fused = vec![false; q.graph.nodes.len()];
         let program = Program {
             tensors: Vec::new(),

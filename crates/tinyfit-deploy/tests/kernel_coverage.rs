@@ -123,6 +123,28 @@ fn quantised(graph: Graph, rng: &mut Rng) -> QuantGraph {
     }
 }
 
+/// LiteRT's output bytes for the model file `model` on the input bytes `inputs` (the raw
+/// samples back to back, in the model's input type).
+fn litert_outputs(model: &[u8], inputs: &[u8]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, inp, lit, reference) = (
+        dir.path().join("m.tflite"),
+        dir.path().join("in.bin"),
+        dir.path().join("litert.bin"),
+        dir.path().join("ref.bin"),
+    );
+    std::fs::write(&m, model).unwrap();
+    std::fs::write(&inp, inputs).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/litert_reference.py");
+    let status = Command::new("python3")
+        .arg(&script)
+        .args([&m, &inp, &lit, &reference])
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "LiteRT reference failed");
+    std::fs::read(&lit).unwrap()
+}
+
 /// Runs `q` in tinyfit and, exported, in LiteRT on `samples` random inputs; returns
 /// (outputs, outputs that differ, distinct output values).
 fn compare_with_litert(q: &QuantGraph, rng: &mut Rng, samples: usize) -> (usize, usize, usize) {
@@ -134,28 +156,8 @@ fn compare_with_litert(q: &QuantGraph, rng: &mut Rng, samples: usize) -> (usize,
     for x in xs.chunks_exact(n) {
         ours.extend(program.run(&[x]).unwrap().remove(0));
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (model, inp, lit, reference) = (
-        dir.path().join("m.tflite"),
-        dir.path().join("in.bin"),
-        dir.path().join("litert.bin"),
-        dir.path().join("ref.bin"),
-    );
-    std::fs::write(&model, &bytes).unwrap();
-    std::fs::write(&inp, xs.iter().map(|&v| v as u8).collect::<Vec<_>>()).unwrap();
-    if std::env::var("KEEP").is_ok() {
-        std::fs::copy(&model, "/tmp/keep.tflite").unwrap();
-        std::fs::copy(&inp, "/tmp/keep_in.bin").unwrap();
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/litert_reference.py");
-    let status = Command::new("python3")
-        .arg(&script)
-        .args([&model, &inp, &lit, &reference])
-        .status()
-        .expect("python3 runs");
-    assert!(status.success(), "LiteRT reference failed");
-    let lit: Vec<i8> = std::fs::read(&lit)
-        .unwrap()
+    let bytes_in: Vec<u8> = xs.iter().map(|&v| v as u8).collect();
+    let lit: Vec<i8> = litert_outputs(&bytes, &bytes_in)
         .into_iter()
         .map(|b| b as i8)
         .collect();
@@ -320,28 +322,8 @@ fn float_interface_matches_litert() {
         tinyfit_micro::kernels::dequantize(&y, out.scale, out.zero_point, &mut f);
         ours.extend(f);
     }
-    let dir = tempfile::tempdir().unwrap();
-    let (model, inp, lit, reference) = (
-        dir.path().join("m.tflite"),
-        dir.path().join("in.bin"),
-        dir.path().join("litert.bin"),
-        dir.path().join("ref.bin"),
-    );
-    std::fs::write(&model, &bytes).unwrap();
-    std::fs::write(
-        &inp,
-        xs.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<_>>(),
-    )
-    .unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference/litert_reference.py");
-    let status = Command::new("python3")
-        .arg(&script)
-        .args([&model, &inp, &lit, &reference])
-        .status()
-        .unwrap();
-    assert!(status.success(), "LiteRT reference failed");
-    let lit: Vec<f32> = std::fs::read(&lit)
-        .unwrap()
+    let bytes_in: Vec<u8> = xs.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let lit: Vec<f32> = litert_outputs(&bytes, &bytes_in)
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect();

@@ -110,6 +110,23 @@ impl Analysis {
     pub fn macs(&self) -> u64 {
         self.nodes.iter().map(|n| n.shape.macs).sum()
     }
+
+    /// How often each node's output is read: by later nodes, and once more if it is a graph
+    /// output. A value read once can be rewritten in place of its producer (fusion, folding).
+    pub fn readers(&self) -> Vec<usize> {
+        let mut readers = vec![0; self.nodes.len()];
+        let reads = self
+            .nodes
+            .iter()
+            .flat_map(|n| &n.inputs)
+            .chain(&self.outputs);
+        for v in reads {
+            if let ValueRef::Node(j) = v {
+                readers[*j] += 1;
+            }
+        }
+        readers
+    }
 }
 
 impl Graph {

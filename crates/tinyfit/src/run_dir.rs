@@ -44,7 +44,43 @@ pub struct Report {
 /// Paths inside a run folder.
 pub struct RunDir(pub PathBuf);
 
+/// A finished run, read back: its experiment, the fitted normalisation and the selected model.
+pub struct TrainedRun {
+    /// The experiment config.
+    pub experiment: crate::experiment::Experiment,
+    /// Normalisation fitted on the training split.
+    pub norm: tinyfit_data::ChannelNorm,
+    /// The model graph.
+    pub graph: tinyfit_graph::Graph,
+    /// The selected weights, checked against the graph.
+    pub weights: tinyfit_graph::Weights,
+}
+
+impl TrainedRun {
+    /// The run's train/validation/test splits, normalised as in training.
+    pub fn splits(&self) -> Result<tinyfit_data::Splits> {
+        Ok(self.experiment.data.load(Some(self.norm.clone()))?)
+    }
+}
+
 impl RunDir {
+    /// Reads the experiment, normalisation, graph and selected weights of a finished run.
+    pub fn load(&self) -> Result<TrainedRun> {
+        if !self.0.is_dir() {
+            anyhow::bail!("run folder not found: {}", self.0.display());
+        }
+        let graph = tinyfit_graph::Graph::load(&self.file("model.json"))?;
+        let weights_path = self.file("model.safetensors");
+        let weights = tinyfit_graph::Weights::load(&weights_path)?;
+        weights.check(&graph, &graph.analyze()?, &weights_path)?;
+        Ok(TrainedRun {
+            experiment: self.read_json("experiment.json")?,
+            norm: self.read_json("normalization.json")?,
+            graph,
+            weights,
+        })
+    }
+
     /// A file of the run.
     pub fn file(&self, name: &str) -> PathBuf {
         self.0.join(name)

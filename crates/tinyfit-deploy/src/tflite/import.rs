@@ -503,33 +503,16 @@ impl<'a> Importer<'a> {
                     }
                     w = hwc_columns_to_chw(&w, o_, fh, fw, fc);
                 }
-                self.weights.insert(
-                    name.clone(),
-                    QuantTensor {
-                        shape: vec![o_, i_, kh, kw],
-                        data: w,
-                        scales,
-                    },
-                );
-                let bias = self.bias(ins, &name, o_)?;
-                let conv = Conv {
-                    out_channels: o_,
-                    kernel: Extent::PerAxis(vec![kh, kw]),
-                    stride: Extent::PerAxis(vec![
-                        o.stride_h().map_err(e)?.max(0) as usize,
-                        o.stride_w().map_err(e)?.max(0) as usize,
-                    ]),
-                    padding: padding(o.padding().map_err(e)?),
-                    dilation: Extent::PerAxis(vec![
-                        o.dilation_h_factor().map_err(e)?.max(0) as usize,
-                        o.dilation_w_factor().map_err(e)?.max(0) as usize,
-                    ]),
-                    groups: cin / i_,
-                    bias,
+                let geometry = conv_geometry!(o);
+                let weight = QuantTensor {
+                    shape: vec![o_, i_, kh, kw],
+                    data: w,
+                    scales,
                 };
+                let op = self.conv_op(&name, ins, weight, geometry, cin / i_)?;
                 (
                     name,
-                    Op::Conv2d(conv),
+                    op,
                     vec![arg(0)?],
                     o.fused_activation_function().map_err(e)?,
                 )
@@ -558,33 +541,16 @@ impl<'a> Importer<'a> {
                         }
                     }
                 }
-                self.weights.insert(
-                    name.clone(),
-                    QuantTensor {
-                        shape: vec![o_, 1, kh, kw],
-                        data: w,
-                        scales,
-                    },
-                );
-                let bias = self.bias(ins, &name, o_)?;
-                let conv = Conv {
-                    out_channels: o_,
-                    kernel: Extent::PerAxis(vec![kh, kw]),
-                    stride: Extent::PerAxis(vec![
-                        o.stride_h().map_err(e)?.max(0) as usize,
-                        o.stride_w().map_err(e)?.max(0) as usize,
-                    ]),
-                    padding: padding(o.padding().map_err(e)?),
-                    dilation: Extent::PerAxis(vec![
-                        o.dilation_h_factor().map_err(e)?.max(0) as usize,
-                        o.dilation_w_factor().map_err(e)?.max(0) as usize,
-                    ]),
-                    groups: cin,
-                    bias,
+                let geometry = conv_geometry!(o);
+                let weight = QuantTensor {
+                    shape: vec![o_, 1, kh, kw],
+                    data: w,
+                    scales,
                 };
+                let op = self.conv_op(&name, ins, weight, geometry, cin)?;
                 (
                     name,
-                    Op::Conv2d(conv),
+                    op,
                     vec![arg(0)?],
                     o.fused_activation_function().map_err(e)?,
                 )
@@ -897,6 +863,31 @@ impl<'a> Importer<'a> {
         Ok(())
     }
 
+    /// A conv2d node from its int8 weights (PyTorch layout), the file's geometry and its bias.
+    fn conv_op(
+        &mut self,
+        name: &str,
+        ins: &[i32],
+        weight: QuantTensor,
+        geometry: ConvGeometry,
+        groups: usize,
+    ) -> Result<Op> {
+        let (out_channels, kh, kw) = (weight.shape[0], weight.shape[2], weight.shape[3]);
+        self.weights.insert(name.to_string(), weight);
+        let bias = self.bias(ins, name, out_channels)?;
+        let per_axis =
+            |v: [i32; 2]| Extent::PerAxis(v.iter().map(|&d| d.max(0) as usize).collect());
+        Ok(Op::Conv2d(Conv {
+            out_channels,
+            kernel: Extent::PerAxis(vec![kh, kw]),
+            stride: per_axis(geometry.stride),
+            padding: padding(geometry.padding),
+            dilation: per_axis(geometry.dilation),
+            groups,
+            bias,
+        }))
+    }
+
     /// Reads the optional int32 bias (third input) of node `name` with `channels` values.
     fn bias(&mut self, ins: &[i32], name: &str, channels: usize) -> Result<bool> {
         match ins.get(2) {
@@ -912,6 +903,32 @@ impl<'a> Importer<'a> {
             }
         }
     }
+}
+
+/// Reads the geometry fields that CONV_2D's and DEPTHWISE_CONV_2D's option tables share (two
+/// generated types with the same accessors).
+macro_rules! conv_geometry {
+    ($o:expr) => {
+        ConvGeometry {
+            padding: $o.padding().map_err(TfliteError::format)?,
+            stride: [
+                $o.stride_h().map_err(TfliteError::format)?,
+                $o.stride_w().map_err(TfliteError::format)?,
+            ],
+            dilation: [
+                $o.dilation_h_factor().map_err(TfliteError::format)?,
+                $o.dilation_w_factor().map_err(TfliteError::format)?,
+            ],
+        }
+    };
+}
+use conv_geometry;
+
+/// The geometry CONV_2D and DEPTHWISE_CONV_2D options share.
+struct ConvGeometry {
+    padding: fb::Padding,
+    stride: [i32; 2],
+    dilation: [i32; 2],
 }
 
 /// Whether flattening an `[h, w, c]` map orders elements differently channels-last (TFLite)

@@ -4,16 +4,13 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use tinyfit_data::ChannelNorm;
 use tinyfit_data::Dataset;
 use tinyfit_deploy::Program;
-use tinyfit_graph::{Graph, Weights};
-use tinyfit_train::{GraphModel, cpu, evaluate};
-use tinyfit_train::{Metrics, MetricsBuilder};
+use tinyfit_train::{GraphModel, Metrics, MetricsBuilder, cpu, evaluate};
 
 use crate::experiment::Experiment;
 use crate::report;
-use crate::run_dir::{Report, RunDir};
+use crate::run_dir::{Report, RunDir, TrainedRun};
 
 /// Which split to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,17 +28,14 @@ pub enum Split {
 /// Evaluates the run in `dir` on `split` and compares with the figure recorded at training.
 pub fn run(dir: &Path, split: Split) -> Result<()> {
     let run = RunDir(dir.to_path_buf());
-    if !dir.is_dir() {
-        bail!("run folder not found: {}", dir.display());
-    }
-    let exp: Experiment = run.read_json("experiment.json")?;
-    let norm: ChannelNorm = run.read_json("normalization.json")?;
-    let graph = Graph::load(&run.file("model.json"))?;
-    let weights_path = run.file("model.safetensors");
-    let weights = Weights::load(&weights_path)?;
-    weights.check(&graph, &graph.analyze()?, &weights_path)?;
-
-    let splits = exp.data.load(Some(norm))?;
+    let trained = run.load()?;
+    let splits = trained.splits()?;
+    let TrainedRun {
+        experiment: exp,
+        graph,
+        weights,
+        ..
+    } = trained;
     let data = match split {
         Split::Train => &splits.train,
         Split::Val => &splits.val,

@@ -3,16 +3,15 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::Serialize;
 use tinyfit_compress::{PtqConfig, quantize};
-use tinyfit_data::{ChannelNorm, Dataset};
-use tinyfit_graph::{Graph, Weights, write_atomic};
+use tinyfit_data::Dataset;
+use tinyfit_graph::write_atomic;
 use tinyfit_train::{GraphModel, cpu, evaluate};
 
 use super::eval::int8_metrics;
-use crate::experiment::Experiment;
-use crate::run_dir::RunDir;
+use crate::run_dir::{RunDir, TrainedRun};
 
 /// Float and int8 accuracy of one split.
 #[derive(Debug, Serialize)]
@@ -38,17 +37,15 @@ struct QuantReport {
 
 /// Quantises the run in `dir` (calibrating on its training split) and reports float vs int8.
 pub fn run(dir: &Path, calibration_samples: usize) -> Result<()> {
-    if !dir.is_dir() {
-        bail!("run folder not found: {}", dir.display());
-    }
     let run = RunDir(dir.to_path_buf());
-    let exp: Experiment = run.read_json("experiment.json")?;
-    let norm: ChannelNorm = run.read_json("normalization.json")?;
-    let graph = Graph::load(&run.file("model.json"))?;
-    let weights_path = run.file("model.safetensors");
-    let weights = Weights::load(&weights_path)?;
-    weights.check(&graph, &graph.analyze()?, &weights_path)?;
-    let splits = exp.data.load(Some(norm))?;
+    let trained = run.load()?;
+    let splits = trained.splits()?;
+    let TrainedRun {
+        experiment: exp,
+        graph,
+        weights,
+        ..
+    } = trained;
 
     let config = PtqConfig {
         calibration_samples,
