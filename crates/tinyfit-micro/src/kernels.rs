@@ -292,13 +292,34 @@ fn dot_offset(xs: &[i8], ws: &[i8], offset: i32) -> i32 {
 /// `in` values, `output` gets `out` values.
 pub fn fully_connected(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, output: &mut [i8]) {
     let depth = input.len();
-    let in_offset = -q.input_zero_point;
-    for (o, out) in output.iter_mut().enumerate() {
-        let mut acc = dot_offset(input, &filter[o * depth..(o + 1) * depth], in_offset);
-        if let Some(b) = bias.get(o) {
-            acc = acc.wrapping_add(*b);
+    let off = -q.input_zero_point as i16;
+    // Four rows per pass: each input value is loaded once for four multiply-accumulates.
+    let mut o = 0;
+    while o + 4 <= output.len() {
+        let rows = &filter[o * depth..(o + 4) * depth];
+        let (r0, rest) = rows.split_at(depth);
+        let (r1, rest) = rest.split_at(depth);
+        let (r2, r3) = rest.split_at(depth);
+        let mut acc = [0i32; 4];
+        for ((((&x, &a), &b), &c), &d) in input.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
+            let x = i32::from(x as i16 + off);
+            acc[0] = acc[0].wrapping_add(x * i32::from(a));
+            acc[1] = acc[1].wrapping_add(x * i32::from(b));
+            acc[2] = acc[2].wrapping_add(x * i32::from(c));
+            acc[3] = acc[3].wrapping_add(x * i32::from(d));
         }
-        *out = q.output(acc, o);
+        for (j, a) in acc.into_iter().enumerate() {
+            output[o + j] = q.output(a.wrapping_add(bias.get(o + j).copied().unwrap_or(0)), o + j);
+        }
+        o += 4;
+    }
+    for o in o..output.len() {
+        let acc = dot_offset(
+            input,
+            &filter[o * depth..(o + 1) * depth],
+            -q.input_zero_point,
+        );
+        output[o] = q.output(acc.wrapping_add(bias.get(o).copied().unwrap_or(0)), o);
     }
 }
 
