@@ -7,6 +7,35 @@
 
 use crate::fixed_point::{self, QuantizedMultiplier};
 
+/// Defines a kernel. On x86-64 hosts built with the `std` feature the body is compiled a second
+/// time for AVX2 and that copy runs when the CPU has it (decided per call, not per element); on
+/// a microcontroller, or without `std`, there is one portable copy. Integer results are the same
+/// either way: only instruction selection changes.
+macro_rules! kernel {
+    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn portable($($arg: $ty),*) $body
+            #[cfg(all(feature = "std", target_arch = "x86_64"))]
+            {
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn avx2($($arg: $ty),*) {
+                    portable($($arg),*)
+                }
+                if std::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU supports AVX2, checked just above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            portable($($arg),*)
+        }
+    };
+}
+
 /// Spatial shape of a channels-last tensor: height, width, channels (batch is 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {
@@ -114,13 +143,13 @@ impl Requant<'_> {
     }
 }
 
+kernel! {
 /// Grouped 2-D convolution (TFLite `CONV_2D`).
 ///
 /// `filter` is `[out_c, kh, kw, in_c / groups]` (OHWI); `bias` is empty or one int32 per output
 /// channel with scale `s_in · s_w[c]`. Without groups and dilation, the taps of one kernel row
 /// that fall inside the input are contiguous in both the input and the filter, so each row is
 /// one dot product.
-#[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     input: &[i8],
     in_shape: Shape,
@@ -179,17 +208,18 @@ pub fn conv2d(
         }
     }
 }
+}
 
 /// Channels processed together by [`depthwise_conv2d`] (its accumulators live on the stack).
 const DEPTHWISE_BLOCK: usize = 64;
 
+kernel! {
 /// Depthwise 2-D convolution (TFLite `DEPTHWISE_CONV_2D`): output channel `c` reads input
 /// channel `c / multiplier`.
 ///
 /// `filter` is `[kh, kw, out_c]` (TFLite's layout without its leading 1), so for each tap the
 /// weights of neighbouring channels are contiguous, like the input pixel they multiply: the
 /// kernel accumulates a block of channels per tap instead of one channel at a time.
-#[allow(clippy::too_many_arguments)]
 pub fn depthwise_conv2d(
     input: &[i8],
     in_shape: Shape,
@@ -249,6 +279,7 @@ pub fn depthwise_conv2d(
         }
     }
 }
+}
 
 /// A spatial axis of a [`Window`].
 #[derive(Clone, Copy)]
@@ -288,6 +319,7 @@ fn dot_offset(xs: &[i8], ws: &[i8], offset: i32) -> i32 {
     })
 }
 
+kernel! {
 /// Fully connected layer (TFLite `FULLY_CONNECTED`): `filter` is `[out, in]`, `input` holds
 /// `in` values, `output` gets `out` values.
 pub fn fully_connected(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, output: &mut [i8]) {
@@ -321,6 +353,7 @@ pub fn fully_connected(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, o
         );
         output[o] = q.output(acc.wrapping_add(bias.get(o).copied().unwrap_or(0)), o);
     }
+}
 }
 
 /// Average pooling (TFLite `AVERAGE_POOL_2D`): the divisor counts only taps inside the input,

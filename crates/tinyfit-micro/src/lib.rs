@@ -1,10 +1,10 @@
 //! tinyfit's int8 runtime for microcontrollers.
 //!
-//! `#![no_std]` and allocation-free: everything a microcontroller runs lives here. Integer
+//! `#![cfg_attr(not(feature = "std"), no_std)]` and allocation-free: everything a microcontroller runs lives here. Integer
 //! arithmetic follows the TFLite quantization spec bit for bit, so a model gives the same int8
 //! outputs here, in LiteRT and in TFLite Micro.
 
-#![no_std]
+#![cfg_attr(not(feature = "std"), no_std)]
 
 pub mod fixed_point;
 pub mod interpreter;
