@@ -165,30 +165,63 @@ pub fn conv2d(
     let out_per_group = out_shape.c / groups;
     let filter_stride = window.kh * window.kw * in_per_group;
     let in_offset = -q.input_zero_point;
+    // A 1×1 convolution without padding is a matrix-vector product per pixel.
+    if window.kh == 1 && window.kw == 1 && groups == 1 && window.pad_top == 0 && window.pad_left == 0 {
+        for oy in 0..out_shape.h {
+            for ox in 0..out_shape.w {
+                let x0 = (oy * window.stride_h * in_shape.w + ox * window.stride_w) * in_shape.c;
+                let y0 = (oy * out_shape.w + ox) * out_shape.c;
+                matrix_vector(
+                    &input[x0..x0 + in_shape.c],
+                    filter,
+                    bias,
+                    q,
+                    &mut output[y0..y0 + out_shape.c],
+                );
+            }
+        }
+        return;
+    }
     let contiguous_rows = groups == 1 && window.dilation_w == 1;
+    let finish = |acc: i32, oc: usize| q.output(acc.wrapping_add(bias.get(oc).copied().unwrap_or(0)), oc);
     for oy in 0..out_shape.h {
         let rows = window.valid_taps(oy, Axis::H, in_shape.h);
         for ox in 0..out_shape.w {
             let out_base = (oy * out_shape.w + ox) * out_shape.c;
             let cols = window.valid_taps(ox, Axis::W, in_shape.w);
-            for oc in 0..out_shape.c {
+            let mut oc = 0;
+            if contiguous_rows && !cols.is_empty() {
+                // The in-bounds taps of a kernel row are one contiguous run of the input and of
+                // each filter: four output channels share each pass over it.
+                let n = cols.len() * in_shape.c;
+                let ix0 = ox * window.stride_w + cols.start - window.pad_left;
+                while oc + 4 <= out_shape.c {
+                    let mut acc = [0i32; 4];
+                    for ky in rows.clone() {
+                        let iy = oy * window.stride_h + ky * window.dilation_h - window.pad_top;
+                        let x0 = (iy * in_shape.w + ix0) * in_shape.c;
+                        let f0 = (ky * window.kw + cols.start) * in_per_group;
+                        let w = |j: usize| {
+                            let start = (oc + j) * filter_stride + f0;
+                            &filter[start..start + n]
+                        };
+                        let part = dot4_offset(&input[x0..x0 + n], [w(0), w(1), w(2), w(3)], in_offset);
+                        for (a, p) in acc.iter_mut().zip(part) {
+                            *a = a.wrapping_add(p);
+                        }
+                    }
+                    for (j, a) in acc.into_iter().enumerate() {
+                        output[out_base + oc + j] = finish(a, oc + j);
+                    }
+                    oc += 4;
+                }
+            }
+            for oc in oc..out_shape.c {
                 let first_in = (oc / out_per_group) * in_per_group;
                 let f = &filter[oc * filter_stride..(oc + 1) * filter_stride];
                 let mut acc: i32 = 0;
                 for ky in rows.clone() {
                     let iy = oy * window.stride_h + ky * window.dilation_h - window.pad_top;
-                    if contiguous_rows {
-                        let ix0 = ox * window.stride_w + cols.start - window.pad_left;
-                        let x0 = (iy * in_shape.w + ix0) * in_shape.c;
-                        let n = cols.len() * in_shape.c;
-                        let f0 = (ky * window.kw + cols.start) * in_per_group;
-                        acc = acc.wrapping_add(dot_offset(
-                            &input[x0..x0 + n],
-                            &f[f0..f0 + n],
-                            in_offset,
-                        ));
-                        continue;
-                    }
                     for kx in cols.clone() {
                         let ix = ox * window.stride_w + kx * window.dilation_w - window.pad_left;
                         let x0 = (iy * in_shape.w + ix) * in_shape.c + first_in;
@@ -200,10 +233,7 @@ pub fn conv2d(
                         ));
                     }
                 }
-                if let Some(b) = bias.get(oc) {
-                    acc = acc.wrapping_add(*b);
-                }
-                output[out_base + oc] = q.output(acc, oc);
+                output[out_base + oc] = finish(acc, oc);
             }
         }
     }
@@ -319,29 +349,45 @@ fn dot_offset(xs: &[i8], ws: &[i8], offset: i32) -> i32 {
     })
 }
 
+/// Four dot products `Σ (x + offset) · w_j` sharing one pass over `xs` (each input value is
+/// loaded once for four multiply-accumulates).
+#[inline(always)]
+fn dot4_offset(xs: &[i8], ws: [&[i8]; 4], offset: i32) -> [i32; 4] {
+    let off = offset as i16;
+    let [w0, w1, w2, w3] = ws;
+    let mut acc = [0i32; 4];
+    for ((((&x, &a), &b), &c), &d) in xs.iter().zip(w0).zip(w1).zip(w2).zip(w3) {
+        let x = i32::from(x as i16 + off);
+        acc[0] = acc[0].wrapping_add(x * i32::from(a));
+        acc[1] = acc[1].wrapping_add(x * i32::from(b));
+        acc[2] = acc[2].wrapping_add(x * i32::from(c));
+        acc[3] = acc[3].wrapping_add(x * i32::from(d));
+    }
+    acc
+}
+
 kernel! {
 /// Fully connected layer (TFLite `FULLY_CONNECTED`): `filter` is `[out, in]`, `input` holds
 /// `in` values, `output` gets `out` values.
 pub fn fully_connected(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, output: &mut [i8]) {
+    matrix_vector(input, filter, bias, q, output);
+}
+}
+
+/// `output = requantise(filter · (input − z_in) + bias)` for a row-major `[out, in]` filter:
+/// the body of fully connected layers and of 1×1 convolutions, pixel by pixel, four rows at a
+/// time.
+#[inline(always)]
+fn matrix_vector(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, output: &mut [i8]) {
     let depth = input.len();
-    let off = -q.input_zero_point as i16;
-    // Four rows per pass: each input value is loaded once for four multiply-accumulates.
+    let finish =
+        |acc: i32, o: usize| q.output(acc.wrapping_add(bias.get(o).copied().unwrap_or(0)), o);
     let mut o = 0;
     while o + 4 <= output.len() {
-        let rows = &filter[o * depth..(o + 4) * depth];
-        let (r0, rest) = rows.split_at(depth);
-        let (r1, rest) = rest.split_at(depth);
-        let (r2, r3) = rest.split_at(depth);
-        let mut acc = [0i32; 4];
-        for ((((&x, &a), &b), &c), &d) in input.iter().zip(r0).zip(r1).zip(r2).zip(r3) {
-            let x = i32::from(x as i16 + off);
-            acc[0] = acc[0].wrapping_add(x * i32::from(a));
-            acc[1] = acc[1].wrapping_add(x * i32::from(b));
-            acc[2] = acc[2].wrapping_add(x * i32::from(c));
-            acc[3] = acc[3].wrapping_add(x * i32::from(d));
-        }
+        let w = |j: usize| &filter[(o + j) * depth..(o + j + 1) * depth];
+        let acc = dot4_offset(input, [w(0), w(1), w(2), w(3)], -q.input_zero_point);
         for (j, a) in acc.into_iter().enumerate() {
-            output[o + j] = q.output(a.wrapping_add(bias.get(o + j).copied().unwrap_or(0)), o + j);
+            output[o + j] = finish(a, o + j);
         }
         o += 4;
     }
@@ -351,9 +397,8 @@ pub fn fully_connected(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, o
             &filter[o * depth..(o + 1) * depth],
             -q.input_zero_point,
         );
-        output[o] = q.output(acc.wrapping_add(bias.get(o).copied().unwrap_or(0)), o);
+        output[o] = finish(acc, o);
     }
-}
 }
 
 /// Average pooling (TFLite `AVERAGE_POOL_2D`): the divisor counts only taps inside the input,
