@@ -403,3 +403,13 @@ fn ptq_export_matches_litert_and_keeps_accuracy() {
         "tinyfit and LiteRT (TFLM rounding) disagree"
     );
 }
+
+#[test]
+fn corrupt_tflite_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write(dir.path(), "broken.tflite", "not a flatbuffer at all");
+    fails_with(
+        tinyfit().arg("inspect").arg(&bad),
+        "broken.tflite: not a valid TFLite flatbuffer",
+    );
+}
