@@ -15,6 +15,7 @@ use tinyfit_micro::kernels::{AddParams, Clamp, Shape, SoftmaxParams, Window};
 use tinyfit_micro::planner::{self, Buffer};
 use tinyfit_micro::{Constants, Kernel, Operation, Span, TensorInfo};
 
+use crate::layout::{flattening_reorders, transpose_blocks};
 use crate::program::{Activation, MemoryPlan, OpReport, Program};
 
 /// Arena offsets are multiples of this many bytes (word loads on Cortex-M).
@@ -298,8 +299,7 @@ impl<'q> Lowering<'q> {
             }
             Op::Flatten => {
                 if in_shape.len() > 1
-                    && in_shape[0] > 1
-                    && in_shape[1..].iter().product::<usize>() > 1
+                    && flattening_reorders(in_shape[0], in_shape[1..].iter().product())
                 {
                     self.flattened_from
                         .insert(node.name.clone(), in_shape.clone());
@@ -500,25 +500,15 @@ impl<'q> Lowering<'q> {
                 w.shape, expected
             ));
         }
-        // OIHW → OHWI.
-        let mut filter = vec![0i8; w.data.len()];
-        for o in 0..c.out_channels {
-            for i in 0..per_group {
-                for y in 0..kh {
-                    for xx in 0..kw {
-                        filter[((o * kh + y) * kw + xx) * per_group + i] =
-                            w.data[((o * per_group + i) * kh + y) * kw + xx];
-                    }
-                }
-            }
-        }
+        // OIHW → OHWI: per output channel, [I][kh·kw] → [kh·kw][I].
+        let mut filter = transpose_blocks(&w.data, per_group, kh * kw);
         // A 1×1 convolution over a single-pixel view of a flattened map reads channels-last
         // bytes, like a linear layer: reorder its input channels from CHW to HWC.
         if let Some(src) = self.flattened_from.get(input)
             && kh * kw == 1
             && c.groups == 1
         {
-            filter = chw_columns_to_hwc(&filter, c.out_channels, src);
+            filter = chw_columns_to_hwc(&filter, src);
         }
         let window = Window {
             kh,
@@ -539,14 +529,8 @@ impl<'q> Lowering<'q> {
             clamp,
         };
         if per_group == 1 && c.groups == in_shape[0] && c.groups > 1 {
-            // Depthwise: OHWI with I = 1 is [O, kh·kw]; the kernel wants [kh·kw, O].
-            let taps = kh * kw;
-            let mut hwo = vec![0i8; filter.len()];
-            for o in 0..c.out_channels {
-                for p in 0..taps {
-                    hwo[p * c.out_channels + o] = filter[o * taps + p];
-                }
-            }
+            // Depthwise: OHWI with I = 1 is [O][kh·kw]; the kernel wants [kh·kw][O].
+            let hwo = transpose_blocks(&filter, c.out_channels, kh * kw);
             return Ok(Kernel::DepthwiseConv {
                 window,
                 multiplier: (c.out_channels / c.groups) as u32,
@@ -584,7 +568,7 @@ impl<'q> Lowering<'q> {
         }
         // The runtime flattens channels-last; reorder the columns from CHW to HWC.
         let filter = match self.flattened_from.get(input) {
-            Some(src) => chw_columns_to_hwc(&w.data, outs, src),
+            Some(src) => chw_columns_to_hwc(&w.data, src),
             None => w.data.clone(),
         };
         let layer = Layer {
@@ -831,20 +815,10 @@ fn has_end_padding(p: &Pool, in_shape: &[usize]) -> bool {
         .unwrap_or(false)
 }
 
-/// Reorders the columns of an `[outs, C·H·W]` matrix from CHW to HWC flattening order.
-fn chw_columns_to_hwc(data: &[i8], outs: usize, src: &[usize]) -> Vec<i8> {
-    let c = src[0];
-    let spatial: usize = src[1..].iter().product();
-    let depth = c * spatial;
-    let mut out = vec![0i8; data.len()];
-    for o in 0..outs {
-        for ch in 0..c {
-            for p in 0..spatial {
-                out[o * depth + p * c + ch] = data[o * depth + ch * spatial + p];
-            }
-        }
-    }
-    out
+/// Reorders the columns of an `[outs, C·H·W]` matrix from CHW to HWC flattening order (`src` is
+/// the channels-first shape that was flattened).
+fn chw_columns_to_hwc(data: &[i8], src: &[usize]) -> Vec<i8> {
+    transpose_blocks(data, src[0], src[1..].iter().product())
 }
 
 fn kernel_kind(k: &Kernel) -> &'static str {

@@ -13,6 +13,7 @@ use tinyfit_graph::{Concat, Conv, Extent, Graph, Input, Linear, Node, Op, PadMod
 
 use super::TfliteError;
 use super::schema::tflite as fb;
+use crate::layout::{flattening_reorders, transpose_blocks};
 
 type Result<T> = std::result::Result<T, TfliteError>;
 
@@ -480,18 +481,8 @@ impl<'a> Importer<'a> {
                 }
                 let data = f.int8_values()?;
                 let scales = f.weight_scales(0, o_)?;
-                // OHWI → OIHW.
-                let mut w = vec![0i8; data.len()];
-                for o in 0..o_ {
-                    for y in 0..kh {
-                        for xx in 0..kw {
-                            for i in 0..i_ {
-                                w[((o * i_ + i) * kh + y) * kw + xx] =
-                                    data[((o * kh + y) * kw + xx) * i_ + i];
-                            }
-                        }
-                    }
-                }
+                // OHWI → OIHW: per output channel, [kh·kw][I] → [I][kh·kw].
+                let mut w = transpose_blocks(&data, kh * kw, i_);
                 let input_value = self.value(arg(0)?)?;
                 if let Some([fh, fw, fc]) = self.flattened_from.get(&input_value).copied()
                     && kh * kw == 1
@@ -501,7 +492,7 @@ impl<'a> Importer<'a> {
                             "a 1x1 convolution of depth {i_} over a flattened [{fh}, {fw}, {fc}] map"
                         )));
                     }
-                    w = hwc_columns_to_chw(&w, o_, fh, fw, fc);
+                    w = transpose_blocks(&w, fh * fw, fc);
                 }
                 let geometry = conv_geometry!(o);
                 let weight = QuantTensor {
@@ -532,15 +523,8 @@ impl<'a> Importer<'a> {
                 }
                 let data = f.int8_values()?;
                 let scales = f.weight_scales(3, o_)?;
-                // 1HWO → O1HW.
-                let mut w = vec![0i8; data.len()];
-                for o in 0..o_ {
-                    for y in 0..kh {
-                        for xx in 0..kw {
-                            w[(o * kh + y) * kw + xx] = data[(y * kw + xx) * o_ + o];
-                        }
-                    }
-                }
+                // 1HWO → O1HW: [kh·kw][O] → [O][kh·kw].
+                let w = transpose_blocks(&data, kh * kw, o_);
                 let geometry = conv_geometry!(o);
                 let weight = QuantTensor {
                     shape: vec![o_, 1, kh, kw],
@@ -582,7 +566,7 @@ impl<'a> Importer<'a> {
                         .push(Node::with_inputs(flat.clone(), Op::Flatten, &[&value]));
                     self.activations.insert(flat.clone(), x_affine);
                     if let [1, h, w, c] = x_shape[..]
-                        && reorders(h, w, c)
+                        && flattening_reorders(c, h * w)
                     {
                         self.flattened_from.insert(flat.clone(), [h, w, c]);
                     }
@@ -594,7 +578,8 @@ impl<'a> Importer<'a> {
                             "reads a flattened [{h}, {w}, {c}] map with a filter of depth {depth}"
                         )));
                     }
-                    data = hwc_columns_to_chw(&data, outs, h, w, c);
+                    // HWC → CHW columns.
+                    data = transpose_blocks(&data, h * w, c);
                 }
                 self.weights.insert(
                     name.clone(),
@@ -700,7 +685,7 @@ impl<'a> Importer<'a> {
                         self.nodes
                             .push(Node::with_inputs(name.clone(), Op::Flatten, &[&value]));
                         if let [1, h, w, c] = *from
-                            && reorders(h, w, c)
+                            && flattening_reorders(c, h * w)
                         {
                             self.flattened_from.insert(name.clone(), [h, w, c]);
                         } else if let Some(src) = self.flattened_from.get(&value).copied() {
@@ -931,12 +916,6 @@ struct ConvGeometry {
     dilation: [i32; 2],
 }
 
-/// Whether flattening an `[h, w, c]` map orders elements differently channels-last (TFLite)
-/// and channels-first (the graph).
-fn reorders(h: usize, w: usize, c: usize) -> bool {
-    h * w > 1 && c > 1
-}
-
 /// Graph-value name for a file tensor name (graph names must not contain `;` or spaces).
 fn sanitize(name: &str) -> String {
     let s: String = name
@@ -967,28 +946,6 @@ fn padding(p: fb::Padding) -> Padding {
         fb::Padding::Same => Padding::Mode(PadMode::Same),
         fb::Padding::Valid => Padding::Mode(PadMode::Valid),
     }
-}
-
-/// Reorders the columns of an `[outs, h·w·c]` matrix from HWC to CHW flattening order.
-fn hwc_columns_to_chw<T: Copy + Default>(
-    data: &[T],
-    outs: usize,
-    h: usize,
-    w: usize,
-    c: usize,
-) -> Vec<T> {
-    let depth = h * w * c;
-    let mut out = vec![T::default(); data.len()];
-    for o in 0..outs {
-        for y in 0..h {
-            for x in 0..w {
-                for ch in 0..c {
-                    out[o * depth + (ch * h + y) * w + x] = data[o * depth + (y * w + x) * c + ch];
-                }
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
