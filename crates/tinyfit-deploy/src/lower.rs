@@ -56,7 +56,7 @@ pub fn runtime_shape(shape: &[usize]) -> Shape {
 
 /// TFLite's `CalculateActivationRangeQuantized` for a fused relu/relu6 on output `a`.
 fn activation_clamp(op: &Op, a: Affine) -> Clamp {
-    let quantize = |f: f32| a.zero_point + round_half_away(f / a.scale);
+    let quantize = |f: f32| a.zero_point + (f / a.scale).round() as i32;
     match op {
         Op::Relu => Clamp {
             min: quantize(0.0).max(-128),
@@ -70,8 +70,9 @@ fn activation_clamp(op: &Op, a: Affine) -> Clamp {
     }
 }
 
-fn round_half_away(x: f32) -> i32 {
-    x.round() as i32
+/// Whether a tensor already has quantisation `a` (ops that cannot rescale require it).
+fn same_quantisation(a: Affine, t: &TensorInfo) -> bool {
+    a.scale == t.scale && a.zero_point == t.zero_point
 }
 
 /// `s_in · s_w / s_out`, in double precision from the float scales, as TFLite computes it.
@@ -204,7 +205,7 @@ impl<'q> Lowering<'q> {
                 let x = self.program.tensors[in_tensors[0] as usize];
                 let same = self
                     .affine(&node.name)
-                    .is_none_or(|a| a.scale == x.scale && a.zero_point == x.zero_point);
+                    .is_none_or(|a| same_quantisation(a, &x));
                 if same {
                     self.tensor_of.insert(node.name.clone(), in_tensors[0]);
                     return Ok(());
@@ -263,15 +264,12 @@ impl<'q> Lowering<'q> {
             )?,
             Op::Linear(_) => self.linear(&node.name, in_names[0], &x_info, out_affine, clamp)?,
             Op::MaxPool1d(p) | Op::MaxPool2d(p) | Op::AvgPool1d(p) | Op::AvgPool2d(p) => {
-                if out_affine.scale != x_info.scale || out_affine.zero_point != x_info.zero_point {
+                if !same_quantisation(out_affine, &x_info) {
                     return Err("pooling must keep its input's quantisation".into());
                 }
-                let window = pool_window(p, in_shape)?;
+                let (window, padded) = pool_window(p, in_shape)?;
                 let avg = matches!(node.op, Op::AvgPool1d(_) | Op::AvgPool2d(_));
-                if avg
-                    && p.count_include_pad
-                    && (window.pad_top > 0 || window.pad_left > 0 || has_end_padding(p, in_shape))
-                {
+                if avg && p.count_include_pad && padded {
                     return Err("average pooling that counts padding (PyTorch's default) has no int8 kernel; set count_include_pad = false".into());
                 }
                 if avg {
@@ -292,7 +290,7 @@ impl<'q> Lowering<'q> {
                     pad_top: 0,
                     pad_left: 0,
                 };
-                if out_affine.scale != x_info.scale || out_affine.zero_point != x_info.zero_point {
+                if !same_quantisation(out_affine, &x_info) {
                     return Err("global average pooling must keep its input's quantisation".into());
                 }
                 Kernel::AvgPool { window, clamp }
@@ -317,7 +315,7 @@ impl<'q> Lowering<'q> {
                 }
             }
             Op::Pad(p) => {
-                if out_affine.scale != x_info.scale || out_affine.zero_point != x_info.zero_point {
+                if !same_quantisation(out_affine, &x_info) {
                     return Err(
                         "padding must keep its input's quantisation (it pads with the zero point)"
                             .into(),
@@ -386,8 +384,7 @@ impl<'q> Lowering<'q> {
                     ));
                 }
                 for &t in &in_tensors {
-                    let info = self.program.tensors[t as usize];
-                    if info.scale != out_affine.scale || info.zero_point != out_affine.zero_point {
+                    if !same_quantisation(out_affine, &self.program.tensors[t as usize]) {
                         return Err("every input must share the output's quantisation".into());
                     }
                 }
@@ -768,7 +765,8 @@ fn lifetime(b: &Buffer) -> usize {
     b.last - b.first + 1
 }
 
-fn pool_window(p: &Pool, in_shape: &[usize]) -> Result<Window, String> {
+/// The runtime window of a pooling layer, and whether it pads the input on any side.
+fn pool_window(p: &Pool, in_shape: &[usize]) -> Result<(Window, bool), String> {
     let spatial = &in_shape[1..];
     let axes = spatial.len();
     let kernel = p.kernel.expand(axes).ok_or("kernel rank")?;
@@ -777,7 +775,8 @@ fn pool_window(p: &Pool, in_shape: &[usize]) -> Result<Window, String> {
         None => kernel.clone(),
     };
     let pad = resolve_padding(&p.padding, spatial, &kernel, &stride)?;
-    Ok(if axes == 1 {
+    let padded = pad.iter().any(|&(before, after)| before + after > 0);
+    let window = if axes == 1 {
         Window {
             kh: 1,
             kw: kernel[0],
@@ -799,20 +798,8 @@ fn pool_window(p: &Pool, in_shape: &[usize]) -> Result<Window, String> {
             pad_top: pad[0].0,
             pad_left: pad[1].0,
         }
-    })
-}
-
-fn has_end_padding(p: &Pool, in_shape: &[usize]) -> bool {
-    let spatial = &in_shape[1..];
-    let kernel = p.kernel.expand(spatial.len()).unwrap_or_default();
-    let stride = p
-        .stride
-        .as_ref()
-        .and_then(|s| s.expand(spatial.len()))
-        .unwrap_or_else(|| kernel.clone());
-    resolve_padding(&p.padding, spatial, &kernel, &stride)
-        .map(|pads| pads.iter().any(|&(_, after)| after > 0))
-        .unwrap_or(false)
+    };
+    Ok((window, padded))
 }
 
 /// Reorders the columns of an `[outs, C·H·W]` matrix from CHW to HWC flattening order (`src` is
