@@ -101,22 +101,6 @@ pub struct Window {
     pub pad_left: usize,
 }
 
-impl Window {
-    /// Input coordinate of window tap `k` for output coordinate `out`, if inside the input.
-    #[inline(always)]
-    fn tap(
-        out: usize,
-        stride: usize,
-        pad: usize,
-        dilation: usize,
-        k: usize,
-        size: usize,
-    ) -> Option<usize> {
-        let pos = (out * stride + k * dilation).checked_sub(pad)?;
-        (pos < size).then_some(pos)
-    }
-}
-
 /// Quantisation of a convolution or fully connected layer.
 #[derive(Debug, Clone, Copy)]
 pub struct Requant<'a> {
@@ -131,8 +115,11 @@ pub struct Requant<'a> {
 }
 
 impl Requant<'_> {
+    /// The int8 output of `channel` from its accumulator: bias added (when the layer has one),
+    /// requantised, shifted by the output zero point and clamped by the fused activation.
     #[inline(always)]
-    fn output(&self, acc: i32, channel: usize) -> i8 {
+    fn output(&self, acc: i32, bias: &[i32], channel: usize) -> i8 {
+        let acc = acc.wrapping_add(bias.get(channel).copied().unwrap_or(0));
         let m = if self.multipliers.len() == 1 {
             self.multipliers[0]
         } else {
@@ -183,7 +170,6 @@ pub fn conv2d(
         return;
     }
     let contiguous_rows = groups == 1 && window.dilation_w == 1;
-    let finish = |acc: i32, oc: usize| q.output(acc.wrapping_add(bias.get(oc).copied().unwrap_or(0)), oc);
     for oy in 0..out_shape.h {
         let rows = window.valid_taps(oy, Axis::H, in_shape.h);
         for ox in 0..out_shape.w {
@@ -211,7 +197,7 @@ pub fn conv2d(
                         }
                     }
                     for (j, a) in acc.into_iter().enumerate() {
-                        output[out_base + oc + j] = finish(a, oc + j);
+                        output[out_base + oc + j] = q.output(a, bias, oc + j);
                     }
                     oc += 4;
                 }
@@ -233,7 +219,7 @@ pub fn conv2d(
                         ));
                     }
                 }
-                output[out_base + oc] = finish(acc, oc);
+                output[out_base + oc] = q.output(acc, bias, oc);
             }
         }
     }
@@ -297,12 +283,7 @@ pub fn depthwise_conv2d(
                     }
                 }
                 for (j, &a) in acc.iter().enumerate() {
-                    let oc = c0 + j;
-                    let a = match bias.get(oc) {
-                        Some(b) => a.wrapping_add(*b),
-                        None => a,
-                    };
-                    output[out_base + oc] = q.output(a, oc);
+                    output[out_base + c0 + j] = q.output(a, bias, c0 + j);
                 }
                 c0 += n;
             }
@@ -338,10 +319,10 @@ impl Window {
 }
 
 /// `Σ (x + offset) · w` in int32.
-#[inline(always)]
 ///
 /// `x + offset` fits in i16 (zero points are int8), so the products are i16 × i16 → i32, the
 /// shape compilers turn into multiply-add instructions (`pmaddwd`, `SMLAD`).
+#[inline(always)]
 fn dot_offset(xs: &[i8], ws: &[i8], offset: i32) -> i32 {
     let off = offset as i16;
     xs.iter().zip(ws).fold(0i32, |acc, (&x, &w)| {
@@ -380,14 +361,12 @@ pub fn fully_connected(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, o
 #[inline(always)]
 fn matrix_vector(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, output: &mut [i8]) {
     let depth = input.len();
-    let finish =
-        |acc: i32, o: usize| q.output(acc.wrapping_add(bias.get(o).copied().unwrap_or(0)), o);
     let mut o = 0;
     while o + 4 <= output.len() {
         let w = |j: usize| &filter[(o + j) * depth..(o + j + 1) * depth];
         let acc = dot4_offset(input, [w(0), w(1), w(2), w(3)], -q.input_zero_point);
         for (j, a) in acc.into_iter().enumerate() {
-            output[o + j] = finish(a, o + j);
+            output[o + j] = q.output(a, bias, o + j);
         }
         o += 4;
     }
@@ -397,7 +376,7 @@ fn matrix_vector(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, output:
             &filter[o * depth..(o + 1) * depth],
             -q.input_zero_point,
         );
-        output[o] = finish(acc, o);
+        output[o] = q.output(acc, bias, o);
     }
 }
 
@@ -453,33 +432,17 @@ fn pool(
     reduce: impl Fn(&mut dyn Iterator<Item = i8>) -> i8,
 ) {
     for oy in 0..out_shape.h {
+        let rows = window.valid_taps(oy, Axis::H, in_shape.h);
         for ox in 0..out_shape.w {
+            let cols = window.valid_taps(ox, Axis::W, in_shape.w);
             for c in 0..out_shape.c {
-                let mut taps = (0..window.kh)
-                    .filter_map(|ky| {
-                        Window::tap(
-                            oy,
-                            window.stride_h,
-                            window.pad_top,
-                            window.dilation_h,
-                            ky,
-                            in_shape.h,
-                        )
+                let mut taps = rows.clone().flat_map(|ky| {
+                    let iy = oy * window.stride_h + ky * window.dilation_h - window.pad_top;
+                    cols.clone().map(move |kx| {
+                        let ix = ox * window.stride_w + kx * window.dilation_w - window.pad_left;
+                        input[(iy * in_shape.w + ix) * in_shape.c + c]
                     })
-                    .flat_map(|iy| {
-                        (0..window.kw)
-                            .filter_map(move |kx| {
-                                Window::tap(
-                                    ox,
-                                    window.stride_w,
-                                    window.pad_left,
-                                    window.dilation_w,
-                                    kx,
-                                    in_shape.w,
-                                )
-                            })
-                            .map(move |ix| input[(iy * in_shape.w + ix) * in_shape.c + c])
-                    });
+                });
                 output[(oy * out_shape.w + ox) * out_shape.c + c] = reduce(&mut taps);
             }
         }
@@ -703,6 +666,20 @@ mod tests {
 
     use super::*;
 
+    /// An undilated window: `(kh, kw)`, `(stride_h, stride_w)`, `(pad_top, pad_left)`.
+    fn window(k: (usize, usize), stride: (usize, usize), pad: (usize, usize)) -> Window {
+        Window {
+            kh: k.0,
+            kw: k.1,
+            stride_h: stride.0,
+            stride_w: stride.1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: pad.0,
+            pad_left: pad.1,
+        }
+    }
+
     fn unit() -> [QuantizedMultiplier; 1] {
         // Exactly 1.0: 2^30 · 2^(1-31).
         [QuantizedMultiplier::new(1.0)]
@@ -715,16 +692,7 @@ mod tests {
         let input: [i8; 9] = [1, 2, 3, 4, 5, 6, 7, 8, 9];
         let filter = [1i8; 9];
         let shape = Shape { h: 3, w: 3, c: 1 };
-        let window = Window {
-            kh: 3,
-            kw: 3,
-            stride_h: 1,
-            stride_w: 1,
-            dilation_h: 1,
-            dilation_w: 1,
-            pad_top: 1,
-            pad_left: 1,
-        };
+        let window = window((3, 3), (1, 1), (1, 1));
         let m = unit();
         let q = Requant {
             input_zero_point: 1,
@@ -747,16 +715,7 @@ mod tests {
         // Two channels, each scaled by its own 1x1 weight.
         let input: [i8; 4] = [1, 2, 3, 4];
         let shape = Shape { h: 1, w: 2, c: 2 };
-        let window = Window {
-            kh: 1,
-            kw: 1,
-            stride_h: 1,
-            stride_w: 1,
-            dilation_h: 1,
-            dilation_w: 1,
-            pad_top: 0,
-            pad_left: 0,
-        };
+        let window = window((1, 1), (1, 1), (0, 0));
         let m = unit();
         let q = Requant {
             input_zero_point: 0,
@@ -793,16 +752,7 @@ mod tests {
         let cout = cin * mult;
         let x_shape = Shape { h: 7, w: 6, c: cin };
         let input: Vec<i8> = (0..x_shape.len()).map(|_| next()).collect();
-        let window = |dilation| Window {
-            kh: 3,
-            kw: 3,
-            stride_h: 2,
-            stride_w: 1,
-            dilation_h: 1,
-            dilation_w: dilation,
-            pad_top: 1,
-            pad_left: 1,
-        };
+        let window = window((3, 3), (2, 1), (1, 1));
         let y_shape = Shape {
             h: 4,
             w: 6,
@@ -826,45 +776,21 @@ mod tests {
         }
         let (mut a, mut b) = (vec![0i8; y_shape.len()], vec![0i8; y_shape.len()]);
         conv2d(
-            &input,
-            x_shape,
-            &ohwi,
-            &bias,
-            &window(1),
-            cin,
-            &q,
-            &mut a,
-            y_shape,
+            &input, x_shape, &ohwi, &bias, &window, cin, &q, &mut a, y_shape,
         );
         depthwise_conv2d(
-            &input,
-            x_shape,
-            &hwo,
-            &bias,
-            &window(1),
-            mult,
-            &q,
-            &mut b,
-            y_shape,
+            &input, x_shape, &hwo, &bias, &window, mult, &q, &mut b, y_shape,
         );
         assert_eq!(a, b);
         // Dense, contiguous-row path against the convolution written out tap by tap.
         let dense: Vec<i8> = (0..cout * 9 * cin).map(|_| next()).collect();
         conv2d(
-            &input,
-            x_shape,
-            &dense,
-            &bias,
-            &window(1),
-            1,
-            &q,
-            &mut a,
-            y_shape,
+            &input, x_shape, &dense, &bias, &window, 1, &q, &mut a, y_shape,
         );
         for oy in 0..y_shape.h {
             for ox in 0..y_shape.w {
                 for oc in 0..cout {
-                    let mut acc = bias[oc];
+                    let mut acc = 0;
                     for ky in 0..3 {
                         for kx in 0..3 {
                             let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox + kx) as isize - 1);
@@ -880,7 +806,7 @@ mod tests {
                     }
                     assert_eq!(
                         a[(oy * 6 + ox) * cout + oc],
-                        q.output(acc, oc),
+                        q.output(acc, &bias, oc),
                         "({oy}, {ox}, {oc})"
                     );
                 }
@@ -890,16 +816,7 @@ mod tests {
 
     #[test]
     fn avg_pool_rounds_half_away_from_zero() {
-        let window = Window {
-            kh: 1,
-            kw: 2,
-            stride_h: 1,
-            stride_w: 2,
-            dilation_h: 1,
-            dilation_w: 1,
-            pad_top: 0,
-            pad_left: 0,
-        };
+        let window = window((1, 2), (1, 2), (0, 0));
         let mut out = [0i8; 2];
         avg_pool(
             &[1, 2, -1, -2],
