@@ -63,35 +63,31 @@ impl FileTensor {
             .ok_or_else(|| self.bad("constant data in a buffer"))
     }
 
-    fn int8_values(&self) -> Result<Vec<i8>> {
-        if self.kind != fb::TensorType::Int8 {
-            return Err(self.bad(&format!("type INT8, found {:?}", self.kind)));
+    /// The constant bytes of a tensor of type `kind` (`name` in TFLite's spelling) with
+    /// `width` bytes per value, checked against its shape.
+    fn typed_constant(&self, kind: fb::TensorType, name: &str, width: usize) -> Result<&[u8]> {
+        if self.kind != kind {
+            return Err(self.bad(&format!("type {name}, found {:?}", self.kind)));
         }
         let data = self.constant()?;
-        if data.len() != numel(&self.shape) {
+        let expected = numel(&self.shape).saturating_mul(width);
+        if data.len() != expected {
             return Err(self.bad(&format!(
-                "{} bytes for shape {:?}, found {}",
-                numel(&self.shape),
+                "{expected} bytes for shape {:?}, found {}",
                 self.shape,
                 data.len()
             )));
         }
+        Ok(data)
+    }
+
+    fn int8_values(&self) -> Result<Vec<i8>> {
+        let data = self.typed_constant(fb::TensorType::Int8, "INT8", 1)?;
         Ok(data.iter().map(|&b| b as i8).collect())
     }
 
     fn int32_values(&self) -> Result<Vec<i32>> {
-        if self.kind != fb::TensorType::Int32 {
-            return Err(self.bad(&format!("type INT32, found {:?}", self.kind)));
-        }
-        let data = self.constant()?;
-        if data.len() != 4 * numel(&self.shape) {
-            return Err(self.bad(&format!(
-                "{} bytes for shape {:?}, found {}",
-                4 * numel(&self.shape),
-                self.shape,
-                data.len()
-            )));
-        }
+        let data = self.typed_constant(fb::TensorType::Int32, "INT32", 4)?;
         Ok(data
             .chunks_exact(4)
             .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
