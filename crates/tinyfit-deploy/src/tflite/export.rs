@@ -56,8 +56,16 @@ pub fn export(q: &QuantGraph) -> Result<Vec<u8>, ExportError> {
 
 /// Writes `q` as a `.tflite` flatbuffer with the given options.
 pub fn export_with(q: &QuantGraph, options: ExportOptions) -> Result<Vec<u8>, ExportError> {
-    let program = crate::lower(q)?;
-    Writer::new(&program, q, options).write()
+    export_lowered(q, &crate::lower(q)?, options)
+}
+
+/// Writes `q`, already lowered to `program` (by [`crate::lower`]), as a `.tflite` flatbuffer.
+pub fn export_lowered(
+    q: &QuantGraph,
+    program: &Program,
+    options: ExportOptions,
+) -> Result<Vec<u8>, ExportError> {
+    Writer::new(program, q, options).write()
 }
 
 struct Writer<'a> {

@@ -7,7 +7,9 @@ mod import;
 #[allow(clippy::all, missing_docs, unused, unreachable_pub)]
 mod schema;
 
-pub use export::{ExportError, ExportOptions, FullyConnectedAs, export, export_with};
+pub use export::{
+    ExportError, ExportOptions, FullyConnectedAs, export, export_lowered, export_with,
+};
 pub use import::import;
 pub use schema::tflite::BuiltinOperator;
 

@@ -10,7 +10,7 @@ use tinyfit_train::{GraphModel, Metrics, MetricsBuilder, cpu, evaluate};
 
 use crate::experiment::Experiment;
 use crate::report;
-use crate::run_dir::{Report, RunDir, TrainedRun};
+use crate::run_dir::{Report, RunDir};
 
 /// Which split to evaluate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,12 +30,6 @@ pub fn run(dir: &Path, split: Split) -> Result<()> {
     let run = RunDir(dir.to_path_buf());
     let trained = run.load()?;
     let splits = trained.splits()?;
-    let TrainedRun {
-        experiment: exp,
-        graph,
-        weights,
-        ..
-    } = trained;
     let data = match split {
         Split::Train => &splits.train,
         Split::Val => &splits.val,
@@ -45,8 +39,13 @@ pub fn run(dir: &Path, split: Split) -> Result<()> {
         }
     };
     let device = cpu();
-    let model = GraphModel::new(&graph, &weights, &device)?;
-    let metrics = evaluate(&model, data, exp.train.eval_batch_size, &device);
+    let model = GraphModel::new(&trained.graph, &trained.weights, &device)?;
+    let metrics = evaluate(
+        &model,
+        data,
+        trained.experiment.train.eval_batch_size,
+        &device,
+    );
     let name = format!("{split:?}").to_lowercase();
     report::print_metrics(&name, &metrics);
     report::print_confusion(&data.class_names, &metrics.confusion);

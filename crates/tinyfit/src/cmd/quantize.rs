@@ -11,7 +11,7 @@ use tinyfit_graph::write_atomic;
 use tinyfit_train::{GraphModel, cpu, evaluate};
 
 use super::eval::int8_metrics;
-use crate::run_dir::{RunDir, TrainedRun};
+use crate::run_dir::RunDir;
 
 /// Float and int8 accuracy of one split.
 #[derive(Debug, Serialize)]
@@ -40,28 +40,28 @@ pub fn run(dir: &Path, calibration_samples: usize) -> Result<()> {
     let run = RunDir(dir.to_path_buf());
     let trained = run.load()?;
     let splits = trained.splits()?;
-    let TrainedRun {
-        experiment: exp,
-        graph,
-        weights,
-        ..
-    } = trained;
 
     let config = PtqConfig {
         calibration_samples,
         ..PtqConfig::default()
     };
-    let quant =
-        quantize(&graph, &weights, &splits.train, config).context("post-training quantisation")?;
-    let bytes = tinyfit_deploy::tflite::export(&quant).context("TFLite export")?;
+    let quant = quantize(&trained.graph, &trained.weights, &splits.train, config)
+        .context("post-training quantisation")?;
+    let program = tinyfit_deploy::lower(&quant)?;
+    let bytes = tinyfit_deploy::tflite::export_lowered(&quant, &program, Default::default())
+        .context("TFLite export")?;
     let out = run.file("model_int8.tflite");
     write_atomic(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
-    let program = tinyfit_deploy::lower(&quant)?;
 
     let device = cpu();
-    let model = GraphModel::new(&graph, &weights, &device)?;
+    let model = GraphModel::new(&trained.graph, &trained.weights, &device)?;
     let compare = |data: &Dataset| -> Result<Comparison> {
-        let f = evaluate(&model, data, exp.train.eval_batch_size, &device);
+        let f = evaluate(
+            &model,
+            data,
+            trained.experiment.train.eval_batch_size,
+            &device,
+        );
         let q = int8_metrics(&program, data, &indicatif::ProgressBar::hidden())?;
         Ok(Comparison {
             samples: data.len(),
