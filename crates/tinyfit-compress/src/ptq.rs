@@ -143,21 +143,11 @@ fn assign_activations(
         ValueRef::Input(_) => 0,
         ValueRef::Node(i) => i + 1,
     };
-    let readers = analysis.readers();
-    // A relu/relu6 that alone reads a convolution, linear layer or sum is fused into it: the
-    // producer takes the activation's range.
+    // An activation fused into its producer gives the producer its range.
     let mut range: Vec<(f32, f32)> = ranges.to_vec();
-    for (i, node) in graph.nodes.iter().enumerate() {
-        if let (Op::Relu | Op::Relu6, [ValueRef::Node(p)]) =
-            (&node.op, &analysis.nodes[i].inputs[..])
-        {
-            let fusable = matches!(
-                graph.nodes[*p].op,
-                Op::Conv1d(_) | Op::Conv2d(_) | Op::Linear(_) | Op::Add
-            );
-            if fusable && readers[*p] == 1 {
-                range[*p + 1] = range[i + 1];
-            }
+    for (p, act) in analysis.fused_activations(graph).into_iter().enumerate() {
+        if let Some(j) = act {
+            range[p + 1] = range[j + 1];
         }
     }
     let mut affine: Vec<Affine> = range

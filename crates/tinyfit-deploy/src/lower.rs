@@ -97,8 +97,8 @@ struct Lowering<'q> {
     program: Program,
     /// Runtime tensor of each graph value (inputs by name, nodes by name).
     tensor_of: HashMap<String, u32>,
-    /// Consumers of each node's output (graph outputs count as one).
-    consumers: Vec<usize>,
+    /// For each node, the activation fused into it.
+    fused_activation: Vec<Option<usize>>,
     /// Activation nodes folded into their producer.
     fused: Vec<bool>,
     /// Channels-first shape a flattened value came from, when flattening reordered it.
@@ -110,8 +110,11 @@ struct Lowering<'q> {
 impl<'q> Lowering<'q> {
     fn new(q: &'q QuantGraph) -> Result<Self, LowerError> {
         let analysis = q.graph.analyze()?;
-        let consumers = analysis.readers();
-        let fused = vec![false; q.graph.nodes.len()];
+        let fused_activation = analysis.fused_activations(&q.graph);
+        let mut fused = vec![false; q.graph.nodes.len()];
+        for &j in fused_activation.iter().flatten() {
+            fused[j] = true;
+        }
         let program = Program {
             tensors: Vec::new(),
             operations: Vec::new(),
@@ -133,7 +136,7 @@ impl<'q> Lowering<'q> {
             analysis,
             program,
             tensor_of: HashMap::new(),
-            consumers,
+            fused_activation,
             fused,
             flattened_from: HashMap::new(),
             aliases: Vec::new(),
@@ -222,20 +225,12 @@ impl<'q> Lowering<'q> {
             }
             _ => {}
         }
-        // A relu/relu6 that alone reads this node's output is fused: the node writes the
-        // activation's value directly, clamped to its range.
-        let fusable = matches!(
-            node.op,
-            Op::Conv1d(_) | Op::Conv2d(_) | Op::Linear(_) | Op::Add
-        );
+        // A fused relu/relu6: this node writes the activation's value directly, clamped to its
+        // range.
         let mut value = node.name.clone();
         let mut clamp = Clamp::NONE;
         let mut activation = Activation::None;
-        let sole_activation = (fusable && self.consumers[i] == 1)
-            .then(|| self.sole_activation_consumer(i))
-            .flatten();
-        if let Some(j) = sole_activation {
-            self.fused[j] = true;
+        if let Some(j) = self.fused_activation[i] {
             value = q.graph.nodes[j].name.clone();
             let act_affine = self
                 .affine(&value)
@@ -438,19 +433,6 @@ impl<'q> Lowering<'q> {
             live_bytes: 0,
         });
         Ok(())
-    }
-
-    /// The relu/relu6 node that is the only reader of node `i`, if any.
-    fn sole_activation_consumer(&self, i: usize) -> Option<usize> {
-        if self.analysis.outputs.contains(&ValueRef::Node(i)) {
-            return None;
-        }
-        let j = self
-            .analysis
-            .nodes
-            .iter()
-            .position(|n| n.inputs.contains(&ValueRef::Node(i)))?;
-        matches!(self.q.graph.nodes[j].op, Op::Relu | Op::Relu6).then_some(j)
     }
 
     #[allow(clippy::too_many_arguments)]

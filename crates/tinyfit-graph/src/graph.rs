@@ -127,6 +127,26 @@ impl Analysis {
         }
         readers
     }
+
+    /// For each node, the `relu`/`relu6` node fused into it, if any: the activation that alone
+    /// reads the output of a convolution, linear layer or sum. Quantised runtimes compute such a
+    /// pair as one operation whose output is clamped, so both values share one quantisation.
+    pub fn fused_activations(&self, graph: &Graph) -> Vec<Option<usize>> {
+        let readers = self.readers();
+        let mut fused = vec![None; self.nodes.len()];
+        for (j, (node, info)) in graph.nodes.iter().zip(&self.nodes).enumerate() {
+            if let (Op::Relu | Op::Relu6, [ValueRef::Node(p)]) = (&node.op, &info.inputs[..]) {
+                let fusable = matches!(
+                    graph.nodes[*p].op,
+                    Op::Conv1d(_) | Op::Conv2d(_) | Op::Linear(_) | Op::Add
+                );
+                if fusable && readers[*p] == 1 {
+                    fused[*p] = Some(j);
+                }
+            }
+        }
+        fused
+    }
 }
 
 impl Graph {
