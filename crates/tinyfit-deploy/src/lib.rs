@@ -1,6 +1,7 @@
 //! tinyfit's deployment stage: quantised graphs in and out of TFLite, and lowered onto the
 //! int8 runtime ([`tinyfit_micro`]) with a static memory plan.
 
+mod host;
 mod layout;
 pub mod lower;
 pub mod program;

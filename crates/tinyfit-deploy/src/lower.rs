@@ -15,6 +15,7 @@ use tinyfit_micro::kernels::{AddParams, Clamp, Shape, SoftmaxParams, Window};
 use tinyfit_micro::planner::{self, Buffer};
 use tinyfit_micro::{Constants, Kernel, Operation, Span, TensorInfo};
 
+use crate::host::Engine;
 use crate::layout::{flattening_reorders, transpose_blocks};
 use crate::program::{Activation, MemoryPlan, OpReport, Program};
 
@@ -130,6 +131,7 @@ impl<'q> Lowering<'q> {
             },
             report: Vec::new(),
             graph_shapes: Vec::new(),
+            host: Engine::default(),
         };
         Ok(Lowering {
             q,
@@ -191,6 +193,7 @@ impl<'q> Lowering<'q> {
             self.program.outputs.push(t);
         }
         self.plan();
+        self.program.host = Engine::new(&self.program.model());
         Ok(self.program)
     }
 

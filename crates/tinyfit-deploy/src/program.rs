@@ -1,6 +1,10 @@
 //! An owned, planned int8 program: the host-side holder of a [`tinyfit_micro::Model`].
 
+use std::time::Instant;
+
 use tinyfit_micro::fixed_point::QuantizedMultiplier;
+
+use crate::host::Engine;
 use tinyfit_micro::{Model, Operation, TensorInfo};
 
 /// Arena figures of a memory plan.
@@ -68,6 +72,8 @@ pub struct Program {
     pub(crate) report: Vec<OpReport>,
     /// Channels-first graph shape of each tensor (its rank decides the TFLite shape).
     pub(crate) graph_shapes: Vec<Vec<usize>>,
+    /// Host kernels (packed weights) for running the program here.
+    pub(crate) host: Engine,
 }
 
 impl Program {
@@ -83,6 +89,16 @@ impl Program {
             inputs: &self.inputs,
             outputs: &self.outputs,
             arena_bytes: self.memory.arena_bytes,
+        }
+    }
+
+    /// This program without the host kernels: every operation runs through
+    /// [`tinyfit_micro`]'s portable kernels, the code a microcontroller runs (for timing them
+    /// and checking the host kernels against them).
+    pub fn portable(&self) -> Program {
+        Program {
+            host: Engine::default(),
+            ..self.clone()
         }
     }
 
@@ -120,6 +136,49 @@ impl Program {
     /// As [`Program::run`], reusing `arena` (at least [`MemoryPlan::arena_bytes`] long).
     pub fn run_in(&self, arena: &mut [i8], inputs: &[&[i8]]) -> Result<Vec<Vec<i8>>, RunError> {
         let model = self.model();
+        let checked = model.check().map_err(RunError::Runtime)?;
+        self.load_inputs(arena, inputs)?;
+        self.host
+            .invoke(&checked, arena)
+            .map_err(RunError::Runtime)?;
+        self.read_outputs(arena)
+    }
+
+    /// Times each operation: the median over `runs` runs of the whole program (after one
+    /// untimed run), in seconds, one figure per operation in execution order.
+    pub fn time_operations(
+        &self,
+        arena: &mut [i8],
+        inputs: &[&[i8]],
+        runs: usize,
+    ) -> Result<Vec<f64>, RunError> {
+        let model = self.model();
+        let checked = model.check().map_err(RunError::Runtime)?;
+        self.load_inputs(arena, inputs)?;
+        let ops = self.operations.len();
+        let mut times = vec![Vec::with_capacity(runs); ops];
+        for run in 0..=runs {
+            for (i, times) in times.iter_mut().enumerate() {
+                let t0 = Instant::now();
+                self.host
+                    .step(&checked, i, arena)
+                    .map_err(RunError::Runtime)?;
+                if run > 0 {
+                    times.push(t0.elapsed().as_secs_f64());
+                }
+            }
+        }
+        Ok(times
+            .into_iter()
+            .map(|mut t| {
+                t.sort_by(f64::total_cmp);
+                t.get(t.len() / 2).copied().unwrap_or(0.0)
+            })
+            .collect())
+    }
+
+    fn load_inputs(&self, arena: &mut [i8], inputs: &[&[i8]]) -> Result<(), RunError> {
+        let model = self.model();
         if inputs.len() != self.inputs.len() {
             return Err(RunError::Inputs(format!(
                 "the model takes {} inputs, got {}",
@@ -139,7 +198,11 @@ impl Program {
             }
             slot.copy_from_slice(data);
         }
-        tinyfit_micro::invoke(&model, arena).map_err(RunError::Runtime)?;
+        Ok(())
+    }
+
+    fn read_outputs(&self, arena: &[i8]) -> Result<Vec<Vec<i8>>, RunError> {
+        let model = self.model();
         (0..self.outputs.len())
             .map(|i| {
                 tinyfit_micro::output(&model, arena, i)

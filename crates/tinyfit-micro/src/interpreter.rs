@@ -10,19 +10,68 @@ use crate::model::{Constants, Error, Kernel, Model, Operation, TensorInfo};
 
 /// Runs every operation of `model`; the inputs must already be in the arena ([`input_mut`]).
 ///
-/// Validates the model first, so a malformed model is an error, never a panic.
+/// Validates the model first, so a malformed model is an error, never a panic. A caller that
+/// runs one model many times can validate once with [`Model::check`] and call
+/// [`Checked::invoke`].
 pub fn invoke(model: &Model, arena: &mut [i8]) -> Result<(), Error> {
-    if arena.len() < model.arena_bytes {
-        return Err(Error::ArenaTooSmall {
-            needed: model.arena_bytes,
-            given: arena.len(),
-        });
+    model.check()?.invoke(arena)
+}
+
+/// A model that passed [`Model::validate`]: its operations run without further checks, whole
+/// ([`Checked::invoke`]) or one at a time ([`Checked::step`], for hosts that time operations or
+/// run some of them with their own kernels).
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a, 'm> {
+    model: &'a Model<'m>,
+}
+
+impl<'m> Model<'m> {
+    /// Validates the model once for any number of runs.
+    pub fn check(&self) -> Result<Checked<'_, 'm>, Error> {
+        self.validate()?;
+        Ok(Checked { model: self })
     }
-    model.validate()?;
-    for op in model.operations {
-        run(model, op, arena);
+}
+
+impl<'m> Checked<'_, 'm> {
+    /// The validated model.
+    pub fn model(&self) -> &Model<'m> {
+        self.model
     }
-    Ok(())
+
+    /// Runs every operation in order.
+    pub fn invoke(&self, arena: &mut [i8]) -> Result<(), Error> {
+        self.fits(arena)?;
+        for op in self.model.operations {
+            run(self.model, op, arena);
+        }
+        Ok(())
+    }
+
+    /// Runs operation `index` alone; its inputs must already be in the arena.
+    pub fn step(&self, index: usize, arena: &mut [i8]) -> Result<(), Error> {
+        self.fits(arena)?;
+        let op = self
+            .model
+            .operations
+            .get(index)
+            .ok_or(Error::BadOperation {
+                operation: index,
+                reason: "no such operation",
+            })?;
+        run(self.model, op, arena);
+        Ok(())
+    }
+
+    fn fits(&self, arena: &[i8]) -> Result<(), Error> {
+        if arena.len() < self.model.arena_bytes {
+            return Err(Error::ArenaTooSmall {
+                needed: self.model.arena_bytes,
+                given: arena.len(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The bytes of model input `index` in the arena, to be filled before [`invoke`].

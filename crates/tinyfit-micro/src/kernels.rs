@@ -293,27 +293,34 @@ pub fn depthwise_conv2d(
 }
 
 /// A spatial axis of a [`Window`].
-#[derive(Clone, Copy)]
-enum Axis {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Axis {
+    /// Rows.
     H,
+    /// Columns.
     W,
 }
 
 impl Window {
     /// The kernel taps along `axis` that land inside an input of `size` for output coordinate
     /// `out`: a contiguous range, since taps move monotonically.
-    fn valid_taps(&self, out: usize, axis: Axis, size: usize) -> core::ops::Range<usize> {
+    pub fn valid_taps(&self, out: usize, axis: Axis, size: usize) -> core::ops::Range<usize> {
         let (k, stride, pad, dilation) = match axis {
             Axis::H => (self.kh, self.stride_h, self.pad_top, self.dilation_h),
             Axis::W => (self.kw, self.stride_w, self.pad_left, self.dilation_w),
         };
         let origin = out * stride;
         // First tap with origin + k·dilation >= pad; last with origin + k·dilation < pad + size.
-        let first = pad.saturating_sub(origin).div_ceil(dilation);
-        let end = (pad + size)
-            .saturating_sub(origin)
-            .div_ceil(dilation)
-            .min(k);
+        let (before, inside) = (
+            pad.saturating_sub(origin),
+            (pad + size).saturating_sub(origin),
+        );
+        let (first, end) = if dilation == 1 {
+            // No division: it runs per output pixel, and some cores divide slowly (or not at all).
+            (before, inside.min(k))
+        } else {
+            (before.div_ceil(dilation), inside.div_ceil(dilation).min(k))
+        };
         first.min(end)..end
     }
 }
@@ -380,6 +387,7 @@ fn matrix_vector(input: &[i8], filter: &[i8], bias: &[i32], q: &Requant, output:
     }
 }
 
+kernel! {
 /// Average pooling (TFLite `AVERAGE_POOL_2D`): the divisor counts only taps inside the input,
 /// and the mean rounds half away from zero. Input and output share quantisation.
 pub fn avg_pool(
@@ -390,24 +398,18 @@ pub fn avg_pool(
     output: &mut [i8],
     out_shape: Shape,
 ) {
-    pool(input, in_shape, window, output, out_shape, |taps| {
-        let (mut sum, mut count) = (0i32, 0i32);
-        for x in taps {
-            sum += x as i32;
-            count += 1;
-        }
+    let (init, add) = (0, |acc: i32, x: i8| acc + i32::from(x));
+    pool(input, in_shape, window, output, out_shape, init, add, |sum, count| {
         if count == 0 {
             return clamp.apply(0);
         }
-        let mean = if sum > 0 {
-            (sum + count / 2) / count
-        } else {
-            (sum - count / 2) / count
-        };
-        clamp.apply(mean)
+        let half = count / 2;
+        clamp.apply(if sum > 0 { (sum + half) / count } else { (sum - half) / count })
     });
 }
+}
 
+kernel! {
 /// Max pooling (TFLite `MAX_POOL_2D`). Input and output share quantisation.
 pub fn max_pool(
     input: &[i8],
@@ -417,33 +419,56 @@ pub fn max_pool(
     output: &mut [i8],
     out_shape: Shape,
 ) {
-    pool(input, in_shape, window, output, out_shape, |taps| {
-        clamp.apply(taps.map(i32::from).max().unwrap_or(i8::MIN as i32))
-    });
+    let (init, max) = (i32::from(i8::MIN), |acc: i32, x: i8| acc.max(i32::from(x)));
+    pool(input, in_shape, window, output, out_shape, init, max, |m, _| clamp.apply(m));
+}
 }
 
-/// Runs `reduce` over the in-bounds taps of every output position and channel.
+/// Channels reduced together by [`pool`] (its accumulators live on the stack).
+const POOL_BLOCK: usize = 64;
+
+/// For every output position, folds the in-bounds taps of each channel into an accumulator
+/// (`fold`, from `init`) and writes `finish(accumulator, taps)`. Channels are the inner loop,
+/// so each tap is one contiguous run of the input.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn pool(
     input: &[i8],
     in_shape: Shape,
     window: &Window,
     output: &mut [i8],
     out_shape: Shape,
-    reduce: impl Fn(&mut dyn Iterator<Item = i8>) -> i8,
+    init: i32,
+    fold: impl Fn(i32, i8) -> i32,
+    finish: impl Fn(i32, i32) -> i8,
 ) {
+    let mut acc = [0i32; POOL_BLOCK];
     for oy in 0..out_shape.h {
         let rows = window.valid_taps(oy, Axis::H, in_shape.h);
         for ox in 0..out_shape.w {
             let cols = window.valid_taps(ox, Axis::W, in_shape.w);
-            for c in 0..out_shape.c {
-                let mut taps = rows.clone().flat_map(|ky| {
+            let count = (rows.len() * cols.len()) as i32;
+            let out_base = (oy * out_shape.w + ox) * out_shape.c;
+            for c0 in (0..out_shape.c).step_by(POOL_BLOCK) {
+                let n = POOL_BLOCK.min(out_shape.c - c0);
+                let acc = &mut acc[..n];
+                acc.fill(init);
+                for ky in rows.clone() {
                     let iy = oy * window.stride_h + ky * window.dilation_h - window.pad_top;
-                    cols.clone().map(move |kx| {
+                    for kx in cols.clone() {
                         let ix = ox * window.stride_w + kx * window.dilation_w - window.pad_left;
-                        input[(iy * in_shape.w + ix) * in_shape.c + c]
-                    })
-                });
-                output[(oy * out_shape.w + ox) * out_shape.c + c] = reduce(&mut taps);
+                        let at = (iy * in_shape.w + ix) * in_shape.c + c0;
+                        for (a, &x) in acc.iter_mut().zip(&input[at..at + n]) {
+                            *a = fold(*a, x);
+                        }
+                    }
+                }
+                for (o, &a) in output[out_base + c0..out_base + c0 + n]
+                    .iter_mut()
+                    .zip(acc.iter())
+                {
+                    *o = finish(a, count);
+                }
             }
         }
     }

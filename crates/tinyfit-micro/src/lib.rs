@@ -13,5 +13,5 @@ pub mod kernels;
 pub mod model;
 pub mod planner;
 
-pub use interpreter::{input_mut, invoke, output};
+pub use interpreter::{Checked, input_mut, invoke, output};
 pub use model::{Constants, Error, Kernel, Model, Operation, Span, TensorInfo};

@@ -111,6 +111,9 @@ enum BenchCommand {
         /// Untimed runs first.
         #[arg(long, default_value_t = 5)]
         warmup: usize,
+        /// Also time each operation of tinyfit's runtime (a profile, no LiteRT).
+        #[arg(long)]
+        per_op: bool,
     },
 }
 
@@ -152,8 +155,9 @@ fn main() -> ExitCode {
                     models,
                     runs,
                     warmup,
+                    per_op,
                 },
-        } => cmd::bench_infer::run(&models, runs, warmup),
+        } => cmd::bench_infer::run(&models, runs, warmup, per_op),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

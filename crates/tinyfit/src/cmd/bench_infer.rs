@@ -2,8 +2,10 @@
 //! in the same run on the same machine, single thread, on the MLPerf Tiny models.
 //!
 //! tinyfit runs each model from a pre-allocated arena (`Program::run_in`: input copy, every
-//! kernel, output copy); LiteRT times `invoke()` alone, through `ai-edge-litert`'s Python API,
-//! with its reference kernels, its optimised builtin kernels and its default XNNPACK delegate.
+//! kernel, output copy), once with its host kernels (AVX-512 where the CPU has it) and once
+//! with `tinyfit-micro`'s portable kernels alone (the code a microcontroller runs); LiteRT
+//! times `invoke()` alone, through `ai-edge-litert`'s Python API, with its reference kernels,
+//! its optimised builtin kernels and its default XNNPACK delegate.
 
 use std::path::Path;
 use std::process::Command;
@@ -29,9 +31,15 @@ struct LiteRt {
     xnnpack_ms: f64,
 }
 
-/// Times every model in `dir` with `runs` timed runs after `warmup` untimed ones.
-pub fn run(dir: &Path, runs: usize, warmup: usize) -> Result<()> {
+/// Times every model in `dir` with `runs` timed runs after `warmup` untimed ones; with
+/// `per_op`, profiles tinyfit's operations instead.
+pub fn run(dir: &Path, runs: usize, warmup: usize, per_op: bool) -> Result<()> {
     anyhow::ensure!(runs > 0, "--runs must be positive");
+    if per_op {
+        return MODELS
+            .iter()
+            .try_for_each(|(name, file)| profile(name, &dir.join(file), runs));
+    }
     let script =
         std::env::temp_dir().join(format!("tinyfit-bench-litert-{}.py", std::process::id()));
     std::fs::write(&script, LITERT_SCRIPT)
@@ -40,16 +48,26 @@ pub fn run(dir: &Path, runs: usize, warmup: usize) -> Result<()> {
         "int8 inference, single thread, median of {runs} runs after {warmup} warm-up runs (ms)"
     );
     println!(
-        "{:<16} {:>9} {:>11} {:>11} {:>11} {:>9} {:>9} {:>9}",
-        "model", "tinyfit", "LiteRT ref", "LiteRT opt", "LiteRT xnn", "vs ref", "vs opt", "vs xnn"
+        "{:<16} {:>9} {:>9} {:>11} {:>11} {:>11} {:>9} {:>9} {:>9}",
+        "model",
+        "tinyfit",
+        "portable",
+        "LiteRT ref",
+        "LiteRT opt",
+        "LiteRT xnn",
+        "vs ref",
+        "vs opt",
+        "vs xnn"
     );
     let result: Result<()> = MODELS.iter().try_for_each(|(name, file)| {
         let path = dir.join(file);
-        let ours = time_tinyfit(&path, runs, warmup)?;
+        let (program, x) = load(&path)?;
+        let ours = time_tinyfit(&program, &x, runs, warmup)?;
+        let portable = time_tinyfit(&program.portable(), &x, runs, warmup)?;
         let lit = time_litert(&script, &path, runs, warmup)?;
         // Ratio = LiteRT time / tinyfit time: above 1 means tinyfit is faster.
         println!(
-            "{name:<16} {ours:>9.3} {:>11.3} {:>11.3} {:>11.3} {:>8.2}x {:>8.2}x {:>8.2}x",
+            "{name:<16} {ours:>9.3} {portable:>9.3} {:>11.3} {:>11.3} {:>11.3} {:>8.2}x {:>8.2}x {:>8.2}x",
             lit.reference_ms,
             lit.optimized_ms,
             lit.xnnpack_ms,
@@ -61,11 +79,48 @@ pub fn run(dir: &Path, runs: usize, warmup: usize) -> Result<()> {
     });
     let _ = std::fs::remove_file(&script);
     result?;
-    println!("ratios are LiteRT time / tinyfit time: above 1x, tinyfit is faster");
+    println!(
+        "ratios are LiteRT time / tinyfit time (host kernels): above 1x, tinyfit is faster; \
+         portable = tinyfit-micro's kernels alone"
+    );
     Ok(())
 }
 
-fn time_tinyfit(path: &Path, runs: usize, warmup: usize) -> Result<f64> {
+/// Prints the median time of each operation of one model.
+fn profile(name: &str, path: &Path, runs: usize) -> Result<()> {
+    let (program, x) = load(path)?;
+    let mut arena = vec![0i8; program.memory().arena_bytes];
+    let times = program.time_operations(&mut arena, &[&x], runs)?;
+    let total: f64 = times.iter().sum();
+    println!(
+        "{name}: {:.3} ms over {} operations (median of {runs} runs each)",
+        total * 1e3,
+        times.len()
+    );
+    println!(
+        "{:>3} {:<24} {:<16} {:>14} {:>10} {:>6} {:>8}",
+        "#", "node", "kind", "output", "MACs", "µs", "GMAC/s"
+    );
+    for (i, (op, t)) in program.report().iter().zip(&times).enumerate() {
+        let shape = format!("{}x{}x{}", op.output.h, op.output.w, op.output.c);
+        let rate = if op.macs > 0 {
+            format!("{:.1}", op.macs as f64 / t / 1e9)
+        } else {
+            String::new()
+        };
+        println!(
+            "{i:>3} {:<24} {:<16} {shape:>14} {:>10} {:>6.1} {rate:>8}",
+            op.node,
+            op.kind,
+            op.macs,
+            t * 1e6
+        );
+    }
+    Ok(())
+}
+
+/// Imports and lowers a model, with a fixed pseudo-random input.
+fn load(path: &Path) -> Result<(tinyfit_deploy::Program, Vec<i8>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let quant =
         tinyfit_deploy::tflite::import(&bytes).with_context(|| path.display().to_string())?;
@@ -80,14 +135,23 @@ fn time_tinyfit(path: &Path, runs: usize, warmup: usize) -> Result<f64> {
             state as i8
         })
         .collect();
+    Ok((program, x))
+}
+
+fn time_tinyfit(
+    program: &tinyfit_deploy::Program,
+    x: &[i8],
+    runs: usize,
+    warmup: usize,
+) -> Result<f64> {
     let mut arena = vec![0i8; program.memory().arena_bytes];
     for _ in 0..warmup {
-        program.run_in(&mut arena, &[&x])?;
+        program.run_in(&mut arena, &[x])?;
     }
     let mut times = Vec::with_capacity(runs);
     for _ in 0..runs {
         let t0 = Instant::now();
-        std::hint::black_box(program.run_in(&mut arena, &[&x])?);
+        std::hint::black_box(program.run_in(&mut arena, &[x])?);
         times.push(t0.elapsed().as_secs_f64() * 1e3);
     }
     times.sort_by(f64::total_cmp);
