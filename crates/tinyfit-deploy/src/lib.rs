@@ -7,5 +7,6 @@ pub mod lower;
 pub mod program;
 pub mod tflite;
 
+pub use host::host_kernels;
 pub use lower::{LowerError, lower};
 pub use program::{MemoryPlan, OpReport, Program, RunError, to_channels_last};

@@ -102,6 +102,12 @@ impl Program {
         }
     }
 
+    /// How many operations run on the host kernels ([`crate::host_kernels`]) rather than the
+    /// portable ones.
+    pub fn host_operations(&self) -> usize {
+        self.host.len()
+    }
+
     /// Arena size and its lower bound.
     pub fn memory(&self) -> MemoryPlan {
         self.memory

@@ -10,28 +10,11 @@ use std::path::Path;
 use std::process::Command;
 
 use tinyfit_deploy::{lower, tflite};
+
+mod common;
+use common::{Rng, WEIGHT_SCALES, quantised_plain};
 use tinyfit_graph::Graph;
 use tinyfit_graph::quant::{Affine, QuantGraph, QuantTensor};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn i8(&mut self) -> i8 {
-        self.next() as i8
-    }
-
-    /// Uniform in [lo, hi).
-    fn f32(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
-    }
-}
 
 fn graph() -> Graph {
     let json = serde_json::json!({
@@ -209,72 +192,12 @@ fn pytorch_padding_and_1d_layers_match_litert() {
     let mut rng = Rng(0x0bad_cafe_f00d_1234);
     for json in graphs {
         let g = Graph::from_value(json).expect("valid graph");
-        let q = quantised_plain(g, &mut rng);
+        let q = quantised_plain(g, &mut rng, WEIGHT_SCALES);
         let (outputs, differ, distinct) = compare_with_litert(&q, &mut rng, 40);
         println!("{outputs} outputs, {distinct} distinct values: {differ} differ from LiteRT");
         assert!(distinct > 10, "degenerate outputs");
         assert_eq!(differ, 0);
     }
-}
-
-/// Random quantisation of a graph without concatenations: activations share their producer's
-/// parameters, pooling, padding and flattening keep their input's.
-fn quantised_plain(graph: Graph, rng: &mut Rng) -> QuantGraph {
-    let analysis = graph.analyze().expect("checks");
-    let mut q = QuantGraph {
-        activations: BTreeMap::new(),
-        weights: BTreeMap::new(),
-        biases: BTreeMap::new(),
-        graph: graph.clone(),
-        interface: Default::default(),
-    };
-    let fresh = |rng: &mut Rng| Affine {
-        scale: rng.f32(0.02, 0.08),
-        zero_point: (rng.next() % 60) as i32 - 30,
-    };
-    q.activations
-        .insert(graph.inputs[0].name.clone(), fresh(rng));
-    for (node, a) in graph.nodes.iter().zip(&analysis.nodes) {
-        let input = match a.inputs[0] {
-            tinyfit_graph::ValueRef::Input(i) => graph.inputs[i].name.clone(),
-            tinyfit_graph::ValueRef::Node(j) => graph.nodes[j].name.clone(),
-        };
-        let own = match node.op.kind() {
-            "relu" | "relu6" | "max_pool1d" | "max_pool2d" | "avg_pool1d" | "avg_pool2d"
-            | "global_avg_pool" | "flatten" | "pad" => q.activations[&input],
-            _ => fresh(rng),
-        };
-        q.activations.insert(node.name.clone(), own);
-        if let Some(w) = a.shape.tensors.iter().find(|t| t.name == "weight") {
-            let channels = w.shape[0];
-            q.weights.insert(
-                node.name.clone(),
-                QuantTensor {
-                    shape: w.shape.clone(),
-                    data: (0..w.shape.iter().product::<usize>())
-                        .map(|_| rng.i8())
-                        .collect(),
-                    scales: (0..channels).map(|_| rng.f32(0.002, 0.01)).collect(),
-                },
-            );
-            q.biases.insert(
-                node.name.clone(),
-                (0..channels)
-                    .map(|_| (rng.next() % 2001) as i32 - 1000)
-                    .collect(),
-            );
-        }
-    }
-    // A fused relu's producer writes the relu's value: one set of parameters for both.
-    for (node, a) in graph.nodes.iter().zip(&analysis.nodes) {
-        if let ("relu" | "relu6", [tinyfit_graph::ValueRef::Node(p)]) =
-            (node.op.kind(), &a.inputs[..])
-        {
-            let affine = q.activations[&graph.nodes[*p].name];
-            q.activations.insert(node.name.clone(), affine);
-        }
-    }
-    q
 }
 
 /// A float interface (QUANTIZE in, DEQUANTIZE out) round-trips through export and import, and
@@ -292,7 +215,7 @@ fn float_interface_matches_litert() {
     }))
     .unwrap();
     let mut rng = Rng(0xfeed_5eed_1234_abcd);
-    let mut q = quantised_plain(g, &mut rng);
+    let mut q = quantised_plain(g, &mut rng, WEIGHT_SCALES);
     q.interface.float_inputs = true;
     q.interface.float_outputs = true;
     let bytes = tflite::export(&q).expect("exports");
@@ -353,7 +276,7 @@ fn mean_paths_match_litert() {
             ]
         }))
         .unwrap();
-        let mut q = quantised_plain(g, &mut rng);
+        let mut q = quantised_plain(g, &mut rng, WEIGHT_SCALES);
         if same_quant {
             let c1 = q.activations["c1"];
             q.activations.insert("m".into(), c1);

@@ -73,6 +73,11 @@ impl Engine {
         Engine { ops }
     }
 
+    /// Number of operations the host kernels run.
+    pub(crate) fn len(&self) -> usize {
+        self.ops.iter().flatten().count()
+    }
+
     /// Runs every operation of a validated model over `arena`.
     pub(crate) fn invoke(&self, checked: &Checked, arena: &mut [i8]) -> Result<(), Error> {
         for i in 0..checked.model().operations.len() {
@@ -122,6 +127,12 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// The instruction set the host kernels use on this CPU, or `None` when they do not run here
+/// (every operation then runs through [`tinyfit_micro`]'s portable kernels).
+pub fn host_kernels() -> Option<&'static str> {
+    avx512_available().then_some("AVX-512 VNNI")
 }
 
 /// Whether this CPU runs the host kernels (AVX-512 F, BW, VL and VNNI).

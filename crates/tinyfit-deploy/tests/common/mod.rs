@@ -1,0 +1,95 @@
+//! Helpers shared by the integration tests: seeded random data and random quantisations.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::BTreeMap;
+
+use tinyfit_graph::Graph;
+use tinyfit_graph::quant::{Affine, QuantGraph, QuantTensor};
+
+/// Per-channel weight scales giving requantisation multipliers below one, as trained models
+/// have.
+pub const WEIGHT_SCALES: (f32, f32) = (0.002, 0.01);
+
+/// xorshift64: deterministic test data without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn i8(&mut self) -> i8 {
+        self.next() as i8
+    }
+
+    /// Uniform in [lo, hi).
+    pub fn f32(&mut self, lo: f32, hi: f32) -> f32 {
+        lo + (hi - lo) * ((self.next() >> 40) as f32 / (1u64 << 24) as f32)
+    }
+}
+
+/// Random quantisation of a graph without concatenations: activations share their producer's
+/// parameters, pooling, padding and flattening keep their input's; weight scales are drawn
+/// per channel from `weight_scales`.
+pub fn quantised_plain(graph: Graph, rng: &mut Rng, weight_scales: (f32, f32)) -> QuantGraph {
+    let analysis = graph.analyze().expect("checks");
+    let mut q = QuantGraph {
+        activations: BTreeMap::new(),
+        weights: BTreeMap::new(),
+        biases: BTreeMap::new(),
+        graph: graph.clone(),
+        interface: Default::default(),
+    };
+    let fresh = |rng: &mut Rng| Affine {
+        scale: rng.f32(0.02, 0.08),
+        zero_point: (rng.next() % 60) as i32 - 30,
+    };
+    q.activations
+        .insert(graph.inputs[0].name.clone(), fresh(rng));
+    for (node, a) in graph.nodes.iter().zip(&analysis.nodes) {
+        let input = match a.inputs[0] {
+            tinyfit_graph::ValueRef::Input(i) => graph.inputs[i].name.clone(),
+            tinyfit_graph::ValueRef::Node(j) => graph.nodes[j].name.clone(),
+        };
+        let own = match node.op.kind() {
+            "relu" | "relu6" | "max_pool1d" | "max_pool2d" | "avg_pool1d" | "avg_pool2d"
+            | "global_avg_pool" | "flatten" | "pad" => q.activations[&input],
+            _ => fresh(rng),
+        };
+        q.activations.insert(node.name.clone(), own);
+        if let Some(w) = a.shape.tensors.iter().find(|t| t.name == "weight") {
+            let channels = w.shape[0];
+            q.weights.insert(
+                node.name.clone(),
+                QuantTensor {
+                    shape: w.shape.clone(),
+                    data: (0..w.shape.iter().product::<usize>())
+                        .map(|_| rng.i8())
+                        .collect(),
+                    scales: (0..channels)
+                        .map(|_| rng.f32(weight_scales.0, weight_scales.1))
+                        .collect(),
+                },
+            );
+            q.biases.insert(
+                node.name.clone(),
+                (0..channels)
+                    .map(|_| (rng.next() % 2001) as i32 - 1000)
+                    .collect(),
+            );
+        }
+    }
+    // A fused relu's producer writes the relu's value: one set of parameters for both.
+    for (node, a) in graph.nodes.iter().zip(&analysis.nodes) {
+        if let ("relu" | "relu6", [tinyfit_graph::ValueRef::Node(p)]) =
+            (node.op.kind(), &a.inputs[..])
+        {
+            let affine = q.activations[&graph.nodes[*p].name];
+            q.activations.insert(node.name.clone(), affine);
+        }
+    }
+    q
+}
