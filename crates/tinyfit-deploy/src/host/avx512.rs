@@ -12,79 +12,93 @@ use std::ops::Range;
 
 use tinyfit_micro::kernels::AddParams;
 
+use super::Aligned;
 use super::depthwise::PackedDepthwise;
-use super::gemm::{PackedGemm, ROWS_PER_TILE, Rows};
+use super::gemm::{PackedGemm, ROWS_PER_TILE};
 use super::image::Padded;
 use super::requant::{ChannelRequant, LANES, Rescale};
-use super::{Aligned, Scratch};
 
-/// Computes `g`'s layer: builds the left matrix in `scratch`, multiplies, requantises.
+/// Computes `g`'s layer: builds the padded image in `image`, multiplies, requantises.
 ///
 /// # Safety
 /// The CPU must support AVX-512 F, BW, VL and VNNI ([`super::avx512_available`]).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-pub(super) unsafe fn gemm(g: &PackedGemm, input: &[i8], scratch: &mut Scratch, output: &mut [i8]) {
-    fill_rows(g, input, scratch);
-    let rows = &scratch.rows;
+pub(super) unsafe fn gemm(g: &PackedGemm, input: &[i8], image: &mut [u8], output: &mut [i8]) {
+    let image = fill_image(&g.padded, input, g.padding_byte, image);
     let blocks = g.channels.div_ceil(LANES);
     for block in (0..blocks).step_by(4) {
-        // A single row (a fully connected layer) gets one-row tiles: no discarded rows.
-        match (g.pixels == 1, blocks - block) {
-            (false, 1) => panel::<ROWS_PER_TILE, 1>(g, rows, block, output),
-            (false, 2) => panel::<ROWS_PER_TILE, 2>(g, rows, block, output),
-            (false, 3) => panel::<ROWS_PER_TILE, 3>(g, rows, block, output),
-            (false, _) => panel::<ROWS_PER_TILE, 4>(g, rows, block, output),
-            (true, 1) => panel::<1, 1>(g, rows, block, output),
-            (true, 2) => panel::<1, 2>(g, rows, block, output),
-            (true, 3) => panel::<1, 3>(g, rows, block, output),
-            (true, _) => panel::<1, 4>(g, rows, block, output),
+        // A single pixel (a fully connected layer) gets one-row tiles: no discarded rows.
+        match (g.origins.len() == 1, blocks - block) {
+            (false, 1) => panel::<ROWS_PER_TILE, 1>(g, image, block, output),
+            (false, 2) => panel::<ROWS_PER_TILE, 2>(g, image, block, output),
+            (false, 3) => panel::<ROWS_PER_TILE, 3>(g, image, block, output),
+            (false, _) => panel::<ROWS_PER_TILE, 4>(g, image, block, output),
+            (true, 1) => panel::<1, 1>(g, image, block, output),
+            (true, 2) => panel::<1, 2>(g, image, block, output),
+            (true, 3) => panel::<1, 3>(g, image, block, output),
+            (true, _) => panel::<1, 4>(g, image, block, output),
         }
     }
 }
 
-/// Writes the left matrix of `g` into `scratch.rows`: `x + 128` for every receptive-field value.
+/// Output channel blocks `first .. first + C` for every pixel, `R` pixels a tile; the last
+/// tile repeats its last pixel where pixels run out (computed, not stored).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn fill_rows(g: &PackedGemm, input: &[i8], scratch: &mut Scratch) {
-    let Rows::Im2col(p) = &g.rows else {
-        let rows = scratch.rows.chunks_exact_mut(g.depth4);
-        for (row, x) in rows.zip(input.chunks_exact(g.depth)) {
-            copy_shifted(&mut row[..g.depth], x);
-        }
-        return;
-    };
-    let image = fill_image(p, input, g.padding_byte, &mut scratch.image);
-    // Each kernel row of an undilated window is one run of the image.
-    let (win, c) = (p.window, p.input.c);
-    let (run, runs) = if win.dilation_w == 1 {
-        (win.kw * c, 1)
-    } else {
-        (c, win.kw)
-    };
-    let row_step = win.dilation_h * p.size.1 * c;
-    let mut rows = scratch.rows.chunks_exact_mut(g.depth4);
-    for oy in 0..p.out.0 {
-        for ox in 0..p.out.1 {
-            let Some(row) = rows.next() else { return };
-            let mut dst = row.chunks_exact_mut(run);
-            let origin = p.window_offset(oy, ox);
-            for ky in 0..win.kh {
-                for kx in 0..runs {
-                    let at = origin + ky * row_step + kx * win.dilation_w * c;
-                    if let Some(dst) = dst.next() {
-                        copy(dst, &image[at..at + run]);
+fn panel<const R: usize, const C: usize>(
+    g: &PackedGemm,
+    image: &[u8],
+    first: usize,
+    output: &mut [i8],
+) {
+    let steps = g.steps();
+    let segment_steps = g.segment_len / 4;
+    let blocks: [&[Aligned<[i8; 64]>]; C] =
+        core::array::from_fn(|c| &g.weights[(first + c) * steps..(first + c + 1) * steps]);
+    let pixels = g.origins.len();
+    for p0 in (0..pixels).step_by(R) {
+        let origins: [usize; R] = core::array::from_fn(|r| g.origins[(p0 + r).min(pixels - 1)]);
+        let mut acc = [[_mm512_setzero_si512(); C]; R];
+        for (j, &segment) in g.segments.iter().enumerate() {
+            // Each tile pixel's segment as groups of four bytes.
+            let rows: [&[[u8; 4]]; R] = core::array::from_fn(|r| {
+                let at = origins[r] + segment;
+                image[at..at + g.segment_len].as_chunks::<4>().0
+            });
+            let weights: [&[Aligned<[i8; 64]>]; C] =
+                core::array::from_fn(|c| &blocks[c][j * segment_steps..(j + 1) * segment_steps]);
+            for s in 0..segment_steps {
+                let mut w = [_mm512_setzero_si512(); C];
+                for (w, block) in w.iter_mut().zip(&weights) {
+                    *w = load_line(&block[s]);
+                }
+                for (acc, row) in acc.iter_mut().zip(&rows) {
+                    let x = _mm512_set1_epi32(i32::from_le_bytes(row[s]));
+                    for c in 0..C {
+                        acc[c] = _mm512_dpbusd_epi32(acc[c], x, w[c]);
                     }
                 }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate().take(pixels - p0) {
+            for (c, &acc) in acc.iter().enumerate() {
+                let channel = (first + c) * LANES;
+                let at = (p0 + r) * g.channels + channel;
+                let lanes = LANES.min(g.channels - channel);
+                store_i8x16(
+                    &mut output[at..at + lanes],
+                    requantize(&g.requant, acc, channel),
+                );
             }
         }
     }
 }
 
-/// Writes `p`'s padded image of `input` into `image` and returns it.
+/// Writes `p`'s padded image of `input` into the start of `image` and returns all of
+/// `image` (bytes past the image are left as they were: readers multiply them by zero).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
 fn fill_image<'a>(p: &Padded, input: &[i8], padding_byte: u8, image: &'a mut [u8]) -> &'a [u8] {
     let (c, image_w) = (p.input.c, p.size.1);
-    let image = &mut image[..p.bytes()];
-    image.fill(padding_byte);
+    image[..p.bytes()].fill(padding_byte);
     for (y, x) in input.chunks_exact(p.input.w * c).enumerate() {
         let at = ((p.window.pad_top + y) * image_w + p.window.pad_left) * c;
         copy_shifted(&mut image[at..at + x.len()], x);
@@ -106,69 +120,10 @@ fn copy_shifted(dst: &mut [u8], src: &[i8]) {
     }
 }
 
-/// `dst = src`, 64 bytes at a time: the runs are short, a library `memcpy` call costs more.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn copy(dst: &mut [u8], src: &[u8]) {
-    for (d, s) in dst.chunks_mut(64).zip(src.chunks(64)) {
-        let mask = byte_mask(d.len().min(s.len()));
-        // SAFETY: the mask reads and writes at most the length of both chunks.
-        unsafe {
-            let x = _mm512_maskz_loadu_epi8(mask, s.as_ptr().cast());
-            _mm512_mask_storeu_epi8(d.as_mut_ptr().cast(), mask, x);
-        }
-    }
-}
-
 /// A mask of the first `n` ≤ 64 bytes.
 fn byte_mask(n: usize) -> __mmask64 {
     assert!(n <= 64);
     if n == 64 { u64::MAX } else { (1u64 << n) - 1 }
-}
-
-/// Output channel blocks `first .. first + C` for every pixel, `R` pixels a tile.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni")]
-fn panel<const R: usize, const C: usize>(
-    g: &PackedGemm,
-    rows: &[u8],
-    first: usize,
-    output: &mut [i8],
-) {
-    let steps = g.depth4 / 4;
-    // The weights of this panel's blocks, 64 bytes (sixteen channels × four depths) per step.
-    let blocks: [&[Aligned<[i8; 64]>]; C] =
-        core::array::from_fn(|c| &g.weights[(first + c) * steps..(first + c + 1) * steps]);
-    for r0 in (0..g.pixels).step_by(R) {
-        let mut acc = [[_mm512_setzero_si512(); C]; R];
-        // Each row of the tile as `steps` groups of four bytes.
-        let tile: [&[[u8; 4]]; R] = core::array::from_fn(|r| {
-            let row = &rows[(r0 + r) * g.depth4..(r0 + r + 1) * g.depth4];
-            row.as_chunks::<4>().0
-        });
-        for s in 0..steps {
-            let mut w = [_mm512_setzero_si512(); C];
-            for (w, block) in w.iter_mut().zip(&blocks) {
-                *w = load_line(&block[s]);
-            }
-            for (acc, row) in acc.iter_mut().zip(&tile) {
-                let x = _mm512_set1_epi32(i32::from_le_bytes(row[s]));
-                for c in 0..C {
-                    acc[c] = _mm512_dpbusd_epi32(acc[c], x, w[c]);
-                }
-            }
-        }
-        let live_rows = R.min(g.pixels - r0);
-        for (r, acc) in acc.iter().enumerate().take(live_rows) {
-            for (c, &acc) in acc.iter().enumerate() {
-                let channel = (first + c) * LANES;
-                let at = (r0 + r) * g.channels + channel;
-                let lanes = LANES.min(g.channels - channel);
-                store_i8x16(
-                    &mut output[at..at + lanes],
-                    requantize(&g.requant, acc, channel),
-                );
-            }
-        }
-    }
 }
 
 /// Computes a depthwise convolution: for each output pixel and block of sixteen channels, one

@@ -81,12 +81,12 @@ impl PackedDepthwise {
             out_h * out_w * self.padded.input.c,
             "output size"
         );
-        with_scratch(0, self.padded.bytes(), |scratch| {
+        with_scratch(self.padded.bytes(), |image| {
             #[cfg(target_arch = "x86_64")]
             {
                 assert!(super::avx512_available(), "packed layers need AVX-512");
                 // SAFETY: the CPU has the AVX-512 extensions, checked just above.
-                unsafe { super::avx512::depthwise(self, input, &mut scratch.image, output) }
+                unsafe { super::avx512::depthwise(self, input, image, output) }
             }
             #[cfg(not(target_arch = "x86_64"))]
             unreachable!(

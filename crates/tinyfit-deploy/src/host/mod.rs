@@ -169,28 +169,25 @@ fn disjoint(arena: &mut [i8], input: Range<usize>, output: Range<usize>) -> (&[i
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Aligned<T>(pub(super) T);
 
-/// Working memory of the running layer, reused across layers and runs of a thread.
-struct Scratch {
-    /// The left matrix of a matrix product ([`gemm`]).
-    rows: Vec<u8>,
-    /// The padded input image of a windowed layer ([`image`]).
-    image: Vec<u8>,
-}
-
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = const {
-        RefCell::new(Scratch { rows: Vec::new(), image: Vec::new() })
-    };
+    /// The padded input image of the running layer ([`image`]), reused across layers and runs
+    /// of a thread; in whole cache lines, so that image rows keep the same alignment from run
+    /// to run.
+    static SCRATCH: RefCell<Vec<Aligned<[u8; 64]>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's scratch, grown to at least `rows` and `image` bytes.
-fn with_scratch<R>(rows: usize, image: usize, f: impl FnOnce(&mut Scratch) -> R) -> R {
-    SCRATCH.with_borrow_mut(|s| {
-        for (v, len) in [(&mut s.rows, rows), (&mut s.image, image)] {
-            if v.len() < len {
-                v.resize(len, 0);
-            }
+/// Runs `f` with this thread's scratch image, grown to at least `len` bytes.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [u8]) -> R) -> R {
+    SCRATCH.with_borrow_mut(|lines| {
+        let needed = len.div_ceil(64);
+        if lines.len() < needed {
+            lines.resize(needed, Aligned([0; 64]));
         }
-        f(s)
+        // SAFETY: `Aligned<[u8; 64]>` is `repr(C)` around `[u8; 64]`: 64 initialised bytes
+        // each, no padding, so the lines are `64 · len` contiguous bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast::<u8>(), lines.len() * 64)
+        };
+        f(bytes)
     })
 }
