@@ -278,16 +278,7 @@ impl<'q> Lowering<'q> {
             }
             Op::GlobalAvgPool => {
                 let s = runtime_shape(in_shape);
-                let window = Window {
-                    kh: s.h,
-                    kw: s.w,
-                    stride_h: 1,
-                    stride_w: 1,
-                    dilation_h: 1,
-                    dilation_w: 1,
-                    pad_top: 0,
-                    pad_left: 0,
-                };
+                let window = Window::dense(s.h, s.w);
                 if !same_quantisation(out_affine, &x_info) {
                     return Err("global average pooling must keep its input's quantisation".into());
                 }

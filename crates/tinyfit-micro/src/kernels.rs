@@ -302,6 +302,21 @@ pub enum Axis {
 }
 
 impl Window {
+    /// A `kh × kw` window with stride 1, no dilation and no padding (a global pool over a
+    /// `kh × kw` input, or a 1×1 convolution).
+    pub const fn dense(kh: usize, kw: usize) -> Self {
+        Window {
+            kh,
+            kw,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+        }
+    }
+
     /// The kernel taps along `axis` that land inside an input of `size` for output coordinate
     /// `out`: a contiguous range, since taps move monotonically.
     pub fn valid_taps(&self, out: usize, axis: Axis, size: usize) -> core::ops::Range<usize> {

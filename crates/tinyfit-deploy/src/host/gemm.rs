@@ -66,16 +66,7 @@ impl PackedGemm {
             Kernel::FullyConnected { constants } => {
                 // One pixel whose channels are the whole flattened input.
                 let flat = |c| Shape { h: 1, w: 1, c };
-                let unit = Window {
-                    kh: 1,
-                    kw: 1,
-                    stride_h: 1,
-                    stride_w: 1,
-                    dilation_h: 1,
-                    dilation_w: 1,
-                    pad_top: 0,
-                    pad_left: 0,
-                };
+                let unit = Window::dense(1, 1);
                 let padded = Padded::new(flat(input.shape.len()), &unit, flat(output.shape.c));
                 (padded, constants)
             }
