@@ -1,6 +1,9 @@
 //! tinyfit's deployment stage: quantised graphs in and out of TFLite, and lowered onto the
 //! int8 runtime ([`tinyfit_micro`]) with a static memory plan.
 
+pub mod boards;
+pub mod codegen;
+pub mod emulator;
 mod host;
 mod layout;
 pub mod lower;

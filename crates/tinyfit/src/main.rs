@@ -51,6 +51,18 @@ enum Command {
         #[arg(long, value_enum, default_value = "test")]
         split: cmd::eval::Split,
     },
+    /// Generate a C99 package of an int8 model for a board: model.h/model.c, the kernels, an
+    /// example main and deploy.json (flash, SRAM and MACs against the board's limits).
+    Deploy {
+        /// An int8 `.tflite` model, or a run folder quantised by `tinyfit quantize`.
+        model: PathBuf,
+        /// Board: f767zi, l4r5zi, nrf52840 or rp2040.
+        #[arg(long)]
+        board: String,
+        /// Folder for the package.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Post-training int8 quantisation of a run: writes RUN/model_int8.tflite and
     /// RUN/quantization.json (float vs int8 accuracy on validation and test).
     Quantize {
@@ -136,6 +148,7 @@ fn main() -> ExitCode {
             (Some(run), _, _) => cmd::eval::run(&run, split),
             _ => unreachable!("clap requires a run folder or --model with --data"),
         },
+        Command::Deploy { model, board, out } => cmd::deploy::run(&model, &board, &out),
         Command::Quantize { run, calibration } => cmd::quantize::run(&run, calibration),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {

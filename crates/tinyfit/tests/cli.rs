@@ -402,6 +402,37 @@ fn ptq_export_matches_litert_and_keeps_accuracy() {
         0,
         "tinyfit and LiteRT (TFLM rounding) disagree"
     );
+
+    // Deployed for the L4R5ZI: the C package, built for a Cortex-M4 and run in QEMU on the first
+    // 20 test windows, gives the runtime's integers.
+    let package = dir.path().join("har_c");
+    let out = tinyfit()
+        .args(["deploy", "--board", "l4r5zi", "--out"])
+        .arg(&package)
+        .arg(&run)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("built for the Cortex-M4F"), "{stdout}");
+    let deployed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(package.join("deploy.json")).unwrap())
+            .unwrap();
+    assert_eq!(deployed["arena_bytes"], program.memory().arena_bytes);
+    let n = program.input(0).unwrap().shape.len();
+    let per_sample = ours.len() / data.len();
+    let got = tinyfit_deploy::emulator::run(
+        &package.join("model.elf"),
+        tinyfit_deploy::emulator::Core::M4,
+        &xs[..20 * n],
+        Duration::from_secs(120),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let expected: Vec<u8> = ours[..20 * per_sample].iter().map(|&v| v as u8).collect();
+    assert_eq!(
+        got, expected,
+        "the Cortex-M4 build disagrees with the runtime"
+    );
 }
 
 #[test]

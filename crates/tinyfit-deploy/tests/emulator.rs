@@ -1,0 +1,125 @@
+//! The generated C, built for a Cortex-M4 and run in QEMU, gives the same integers as the
+//! runtime on the four MLPerf Tiny models (20 seeded inputs each); built for the host with
+//! sanitizers it runs clean.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tinyfit_deploy::emulator::{self, Core};
+use tinyfit_deploy::{codegen, lower, tflite};
+
+const SAMPLES: usize = 20;
+
+fn shared() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/mlperf_tiny")
+}
+
+/// `SAMPLES` seeded inputs of `n` values each, back to back.
+fn samples(n: usize, seed: u64) -> Vec<i8> {
+    let mut state = seed;
+    (0..n * SAMPLES)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as i8
+        })
+        .collect()
+}
+
+/// The runtime's output bytes for each input of `n` values.
+fn expected(program: &tinyfit_deploy::Program, inputs: &[i8], n: usize) -> Vec<u8> {
+    inputs
+        .chunks_exact(n)
+        .flat_map(|x| program.run(&[x]).unwrap().remove(0))
+        .map(|v| v as u8)
+        .collect()
+}
+
+fn check(model: &str, seed: u64) {
+    let bytes = std::fs::read(shared().join(model)).expect("model file");
+    let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
+    let dir = tempfile::tempdir().unwrap();
+    codegen::generate(&program).write(dir.path()).unwrap();
+    let elf = emulator::build(dir.path(), Core::M4).unwrap_or_else(|e| panic!("{e}"));
+    let n = program.input(0).unwrap().shape.len();
+    let inputs = samples(n, seed);
+    let raw: Vec<u8> = inputs.iter().map(|&v| v as u8).collect();
+    let got = emulator::run(&elf, Core::M4, &raw, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let expected = expected(&program, &inputs, n);
+    assert_eq!(got.len(), expected.len(), "{model}: output bytes");
+    let differ = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
+    println!(
+        "{model}: {differ} of {} outputs differ on the emulated Cortex-M4",
+        got.len()
+    );
+    assert_eq!(differ, 0);
+}
+
+#[test]
+fn kws_c_matches_runtime_on_cortex_m4() {
+    check("kws_ref_model.tflite", 11);
+}
+
+#[test]
+fn ic_c_matches_runtime_on_cortex_m4() {
+    check("pretrainedResnet_quant.tflite", 12);
+}
+
+#[test]
+fn vww_c_matches_runtime_on_cortex_m4() {
+    check("vww_96_int8.tflite", 13);
+}
+
+#[test]
+fn ad_c_matches_runtime_on_cortex_m4() {
+    check("ad01_int8.tflite", 14);
+}
+
+/// The same package built for the host with AddressSanitizer and UndefinedBehaviorSanitizer
+/// runs clean and gives the runtime's integers (KWS and IC: convolutions, depthwise, sums,
+/// pooling, softmax).
+#[test]
+fn host_build_is_sanitizer_clean() {
+    for (model, seed) in [
+        ("kws_ref_model.tflite", 21),
+        ("pretrainedResnet_quant.tflite", 22),
+    ] {
+        let bytes = std::fs::read(shared().join(model)).expect("model file");
+        let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
+        let dir = tempfile::tempdir().unwrap();
+        codegen::generate(&program).write(dir.path()).unwrap();
+        let exe = dir.path().join("model_host");
+        let sources = ["main.c", "model.c", "tinyfit_kernels.c"].map(|f| dir.path().join(f));
+        let build = std::process::Command::new("cc")
+            .args(["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror"])
+            .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+            .args(&sources)
+            .arg("-o")
+            .arg(&exe)
+            .output()
+            .expect("cc runs");
+        assert!(
+            build.status.success(),
+            "{}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let n = program.input(0).unwrap().shape.len();
+        let inputs = samples(n, seed);
+        let raw: Vec<u8> = inputs.iter().map(|&v| v as u8).collect();
+        std::fs::write(dir.path().join("inputs.bin"), &raw).unwrap();
+        let run = std::process::Command::new(&exe)
+            .current_dir(dir.path())
+            .output()
+            .expect("runs");
+        assert!(
+            run.status.success(),
+            "{model}: {}{}",
+            String::from_utf8_lossy(&run.stdout),
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let got = std::fs::read(dir.path().join("outputs.bin")).unwrap();
+        assert_eq!(got, expected(&program, &inputs, n), "{model}");
+    }
+}
