@@ -28,7 +28,7 @@ static inline int32_t high_mul(int32_t a, int32_t b) {
 
 /* gemmlowp's RoundingDivideByPOT: x / 2^e rounded to nearest, ties away from zero. */
 static inline int32_t divide_by_pot(int32_t x, int32_t e) {
-    int32_t mask = (int32_t)(((int64_t)1 << e) - 1);
+    int32_t mask = (int32_t)((1u << e) - 1u); /* e ≤ 31 */
     int32_t remainder = x & mask;
     int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> e) + (remainder > threshold ? 1 : 0);
@@ -36,9 +36,10 @@ static inline int32_t divide_by_pot(int32_t x, int32_t e) {
 
 /* TFLite's MultiplyByQuantizedMultiplier; the left shift wraps. */
 static inline int32_t rescale(int32_t x, tf_multiplier m) {
-    int32_t left = m.shift > 0 ? m.shift : 0;
-    int32_t right = m.shift > 0 ? 0 : -m.shift;
-    return divide_by_pot(high_mul((int32_t)((uint32_t)x << left), m.multiplier), right);
+    if (m.shift > 0) {
+        return high_mul((int32_t)((uint32_t)x << m.shift), m.multiplier);
+    }
+    return divide_by_pot(high_mul(x, m.multiplier), -m.shift);
 }
 
 /* The int8 output of `channel` from its accumulator. */
@@ -73,9 +74,10 @@ static void valid_taps(int32_t out, int32_t k, int32_t stride, int32_t pad, int3
     *end = e;
 }
 
-void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int32_t *bias,
-               const tf_window *w, int32_t groups, const tf_requant *q, int8_t *output,
-               tf_shape out) {
+/* The plain convolution: any groups, any core. */
+static void conv2d_plain(const int8_t *input, tf_shape in, const int8_t *filter,
+                         const int32_t *bias, const tf_window *w, int32_t groups,
+                         const tf_requant *q, int8_t *output, tf_shape out) {
     const int32_t in_per_group = in.c / groups;
     const int32_t out_per_group = out.c / groups;
     const int32_t filter_stride = w->kh * w->kw * in_per_group;
@@ -108,9 +110,10 @@ void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int
     }
 }
 
-void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
-                         const int32_t *bias, const tf_window *w, int32_t multiplier,
-                         const tf_requant *q, int8_t *output, tf_shape out) {
+/* The plain depthwise convolution: any channel multiplier, any core. */
+static void depthwise_plain(const int8_t *input, tf_shape in, const int8_t *filter,
+                            const int32_t *bias, const tf_window *w, int32_t multiplier,
+                            const tf_requant *q, int8_t *output, tf_shape out) {
     const int32_t offset = -q->input_zero_point;
     for (int32_t oy = 0; oy < out.h; oy++) {
         int32_t ky0, ky1;
@@ -135,9 +138,10 @@ void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
     }
 }
 
-void tf_fully_connected(const int8_t *input, int32_t in_len, const int8_t *filter,
-                        const int32_t *bias, const tf_requant *q, int8_t *output,
-                        int32_t out_len) {
+/* The plain fully connected layer. */
+static void fully_connected_plain(const int8_t *input, int32_t in_len, const int8_t *filter,
+                                  const int32_t *bias, const tf_requant *q, int8_t *output,
+                                  int32_t out_len) {
     const int32_t offset = -q->input_zero_point;
     for (int32_t o = 0; o < out_len; o++) {
         const int8_t *f = filter + o * in_len;
@@ -147,6 +151,266 @@ void tf_fully_connected(const int8_t *input, int32_t in_len, const int8_t *filte
         }
         output[o] = requant_output(q, (int32_t)acc, bias, o);
     }
+}
+
+#if TINYFIT_DSP
+#include <arm_acle.h>
+
+/* Four int8 values as one word (unaligned loads are fine on Armv7-M). */
+static inline int32_t load_word(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+/* Bytes 1 and 3 of x, sign-extended into two halfwords (SXTB16 with ROR #8). */
+static inline int32_t sxtb16_odd(int32_t x) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+
+/* `offset` in both halfwords. */
+static inline int32_t pair(int32_t offset) {
+    return (int32_t)(((uint32_t)offset & 0xffffu) | ((uint32_t)offset << 16));
+}
+
+/* dst[i] = src[i] + offset as int16, each group of four stored as (x0, x2, x1, x3): the order
+ * in which SXTB16 unpacks a word of weights, so one SMLAD pairs each weight with its input.
+ * A tail of fewer than four stays in natural order. */
+static void widen_reordered(const int8_t *src, int32_t n, int32_t offset, int16_t *dst) {
+    const int32_t offsets = pair(offset);
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        int32_t x = load_word(src + i);
+        int32_t even = __sadd16(__sxtb16(x), offsets);
+        int32_t odd = __sadd16(sxtb16_odd(x), offsets);
+        memcpy(dst + i, &even, 4);
+        memcpy(dst + i + 2, &odd, 4);
+    }
+    for (; i < n; i++) {
+        dst[i] = (int16_t)(src[i] + offset);
+    }
+}
+
+/* Σ w[k]·x[k] of one filter row with `cols` widened columns (1 or 2), two output channels at a
+ * time: each word of weights feeds four SMLADs. acc[r][c] is row r, column c. */
+static void dot_rows(const int8_t *w0, const int8_t *w1, const int16_t *x0, const int16_t *x1,
+                     int32_t depth, int32_t acc[2][2]) {
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    int32_t k = 0;
+    for (; k + 4 <= depth; k += 4) {
+        int32_t wa = load_word(w0 + k), wb = load_word(w1 + k);
+        int32_t wa_even = __sxtb16(wa), wa_odd = sxtb16_odd(wa);
+        int32_t wb_even = __sxtb16(wb), wb_odd = sxtb16_odd(wb);
+        int32_t xa_even = load_word(x0 + k), xa_odd = load_word(x0 + k + 2);
+        int32_t xb_even = load_word(x1 + k), xb_odd = load_word(x1 + k + 2);
+        a00 = __smlad(wa_even, xa_even, a00);
+        a00 = __smlad(wa_odd, xa_odd, a00);
+        a01 = __smlad(wa_even, xb_even, a01);
+        a01 = __smlad(wa_odd, xb_odd, a01);
+        a10 = __smlad(wb_even, xa_even, a10);
+        a10 = __smlad(wb_odd, xa_odd, a10);
+        a11 = __smlad(wb_even, xb_even, a11);
+        a11 = __smlad(wb_odd, xb_odd, a11);
+    }
+    for (; k < depth; k++) {
+        a00 = wrap_add(a00, w0[k] * x0[k]);
+        a01 = wrap_add(a01, w0[k] * x1[k]);
+        a10 = wrap_add(a10, w1[k] * x0[k]);
+        a11 = wrap_add(a11, w1[k] * x1[k]);
+    }
+    acc[0][0] = a00;
+    acc[0][1] = a01;
+    acc[1][0] = a10;
+    acc[1][1] = a11;
+}
+
+/* Gathers output pixel (oy, ox)'s receptive field (OHWI order) into `dst`; taps outside the
+ * input read the input zero point, which the offset turns into zero. The in-bounds taps of an
+ * undilated kernel row are one run of the input row: one copy. */
+static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t zero_point,
+                   int32_t oy, int32_t ox, int8_t *dst) {
+    int32_t kx0, kx1;
+    valid_taps(ox, w->kw, w->stride_w, w->pad_left, w->dilation_w, in.w, &kx0, &kx1);
+    const size_t row_bytes = (size_t)(w->kw * in.c);
+    for (int32_t ky = 0; ky < w->kh; ky++, dst += row_bytes) {
+        int32_t iy = oy * w->stride_h + ky * w->dilation_h - w->pad_top;
+        if (iy < 0 || iy >= in.h || kx0 == kx1) {
+            memset(dst, zero_point, row_bytes);
+            continue;
+        }
+        memset(dst, zero_point, (size_t)(kx0 * in.c));
+        memset(dst + kx1 * in.c, zero_point, (size_t)((w->kw - kx1) * in.c));
+        const int8_t *src = input + (iy * in.w + ox * w->stride_w - w->pad_left) * in.c;
+        if (w->dilation_w == 1) {
+            memcpy(dst + kx0 * in.c, src + kx0 * in.c, (size_t)((kx1 - kx0) * in.c));
+        } else {
+            for (int32_t kx = kx0; kx < kx1; kx++) {
+                memcpy(dst + kx * in.c, src + kx * w->dilation_w * in.c, (size_t)in.c);
+            }
+        }
+    }
+}
+
+/* Convolution without groups: two output pixels at a time are gathered, widened to int16
+ * (im2col), and multiplied with two filter rows at a time. */
+static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
+                       const int32_t *bias, const tf_window *w, const tf_requant *requant,
+                       int8_t *output, tf_shape out, int16_t *scratch) {
+    /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
+    const tf_requant local = *requant, *q = &local;
+    const int32_t depth = w->kh * w->kw * in.c;
+    int8_t *gathered = (int8_t *)scratch;
+    int16_t *cols[2];
+    cols[0] = scratch + ((depth + 3) / 4) * 2;
+    cols[1] = cols[0] + depth;
+    const int32_t pixels = out.h * out.w;
+    for (int32_t p = 0; p < pixels; p += 2) {
+        const int32_t n = pixels - p >= 2 ? 2 : 1;
+        for (int32_t j = 0; j < n; j++) {
+            gather(input, in, w, q->input_zero_point, (p + j) / out.w, (p + j) % out.w, gathered);
+            widen_reordered(gathered, depth, -q->input_zero_point, cols[j]);
+        }
+        /* A lone last pixel runs as its own second column; only one is stored. */
+        const int16_t *second = n == 2 ? cols[1] : cols[0];
+        int8_t *y0 = output + p * out.c;
+        int8_t *y1 = y0 + out.c;
+        for (int32_t oc = 0; oc < out.c; oc += 2) {
+            const int8_t *f0 = filter + oc * depth;
+            const int8_t *f1 = oc + 1 < out.c ? f0 + depth : f0;
+            int32_t acc[2][2];
+            dot_rows(f0, f1, cols[0], second, depth, acc);
+            for (int32_t r = 0; r < 2 && oc + r < out.c; r++) {
+                y0[oc + r] = requant_output(q, acc[r][0], bias, oc + r);
+                if (n == 2) {
+                    y1[oc + r] = requant_output(q, acc[r][1], bias, oc + r);
+                }
+            }
+        }
+    }
+}
+
+/* One block of four channels of a depthwise output pixel: `rows` × `cols` taps from `x` (steps
+ * `x_col` between taps of a row, `x_row` between rows) and `f` (steps `f_col`, `f_row`). Each
+ * tap is one word of inputs and one of weights, unpacked by SXTB16, and four 16×16
+ * multiply-accumulates (SMLABB/SMLATT) into per-channel sums. Kept out of line so its loop has
+ * the registers to itself. */
+static __attribute__((noinline)) void depthwise_block(const int8_t *x, const int8_t *f,
+                                                      int32_t rows, int32_t cols,
+                                                      const int32_t steps[4], int32_t offsets,
+                                                      int32_t acc[4]) {
+    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+    const int32_t x_col = steps[0], f_col = steps[2];
+    for (int32_t r = 0; r < rows; r++, x += steps[1], f += steps[3]) {
+        const int8_t *xp = x, *fp = f;
+        for (int32_t n = cols; n > 0; n--, xp += x_col, fp += f_col) {
+            int32_t xw = load_word(xp);
+            int32_t fw = load_word(fp);
+            int32_t x_even = __sadd16(__sxtb16(xw), offsets);
+            int32_t x_odd = __sadd16(sxtb16_odd(xw), offsets);
+            int32_t f_even = __sxtb16(fw);
+            int32_t f_odd = sxtb16_odd(fw);
+            a0 = __smlabb(x_even, f_even, a0);
+            a2 = __smlatt(x_even, f_even, a2);
+            a1 = __smlabb(x_odd, f_odd, a1);
+            a3 = __smlatt(x_odd, f_odd, a3);
+        }
+    }
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* Depthwise convolution with multiplier 1 and channels in fours. */
+static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
+                          const int32_t *bias, const tf_window *w, const tf_requant *requant,
+                          int8_t *output, tf_shape out) {
+    /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
+    const tf_requant local = *requant, *q = &local;
+    const int32_t offsets = pair(-q->input_zero_point);
+    /* Steps between taps: input column, input row, filter column, filter row. */
+    const int32_t steps[4] = {w->dilation_w * in.c, w->dilation_h * in.w * in.c, out.c,
+                              w->kw * out.c};
+    for (int32_t oy = 0; oy < out.h; oy++) {
+        int32_t ky0, ky1;
+        valid_taps(oy, w->kh, w->stride_h, w->pad_top, w->dilation_h, in.h, &ky0, &ky1);
+        const int32_t iy0 = oy * w->stride_h + ky0 * w->dilation_h - w->pad_top;
+        for (int32_t ox = 0; ox < out.w; ox++) {
+            int32_t kx0, kx1;
+            valid_taps(ox, w->kw, w->stride_w, w->pad_left, w->dilation_w, in.w, &kx0, &kx1);
+            const int32_t ix0 = ox * w->stride_w + kx0 * w->dilation_w - w->pad_left;
+            const int8_t *x = input + (iy0 * in.w + ix0) * in.c;
+            const int8_t *f = filter + (ky0 * w->kw + kx0) * out.c;
+            int8_t *y = output + (oy * out.w + ox) * out.c;
+            for (int32_t c = 0; c < out.c; c += 4) {
+                int32_t acc[4];
+                depthwise_block(x + c, f + c, ky1 - ky0, kx1 - kx0, steps, offsets, acc);
+                for (int32_t j = 0; j < 4; j++) {
+                    y[c + j] = requant_output(q, acc[j], bias, c + j);
+                }
+            }
+        }
+    }
+}
+
+/* Fully connected layer: the input widened once, then two rows at a time. */
+static void fully_connected_dsp(const int8_t *input, int32_t in_len, const int8_t *filter,
+                                const int32_t *bias, const tf_requant *requant, int8_t *output,
+                                int32_t out_len, int16_t *scratch) {
+    /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
+    const tf_requant local = *requant, *q = &local;
+    widen_reordered(input, in_len, -q->input_zero_point, scratch);
+    for (int32_t o = 0; o < out_len; o += 2) {
+        const int8_t *f0 = filter + o * in_len;
+        const int8_t *f1 = o + 1 < out_len ? f0 + in_len : f0;
+        int32_t acc[2][2];
+        dot_rows(f0, f1, scratch, scratch, in_len, acc);
+        output[o] = requant_output(q, acc[0][0], bias, o);
+        if (o + 1 < out_len) {
+            output[o + 1] = requant_output(q, acc[1][0], bias, o + 1);
+        }
+    }
+}
+#endif
+
+void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int32_t *bias,
+               const tf_window *w, int32_t groups, const tf_requant *q, int8_t *output,
+               tf_shape out, int16_t *scratch) {
+#if TINYFIT_DSP
+    if (groups == 1 && scratch != NULL) {
+        conv2d_dsp(input, in, filter, bias, w, q, output, out, scratch);
+        return;
+    }
+#endif
+    (void)scratch;
+    conv2d_plain(input, in, filter, bias, w, groups, q, output, out);
+}
+
+void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
+                         const int32_t *bias, const tf_window *w, int32_t multiplier,
+                         const tf_requant *q, int8_t *output, tf_shape out) {
+#if TINYFIT_DSP
+    if (multiplier == 1 && out.c % 4 == 0) {
+        depthwise_dsp(input, in, filter, bias, w, q, output, out);
+        return;
+    }
+#endif
+    depthwise_plain(input, in, filter, bias, w, multiplier, q, output, out);
+}
+
+void tf_fully_connected(const int8_t *input, int32_t in_len, const int8_t *filter,
+                        const int32_t *bias, const tf_requant *q, int8_t *output,
+                        int32_t out_len, int16_t *scratch) {
+#if TINYFIT_DSP
+    if (scratch != NULL) {
+        fully_connected_dsp(input, in_len, filter, bias, q, output, out_len, scratch);
+        return;
+    }
+#endif
+    (void)scratch;
+    fully_connected_plain(input, in_len, filter, bias, q, output, out_len);
 }
 
 /* Folds the in-bounds taps of every output position and channel: sums (average pooling) or

@@ -7,6 +7,21 @@
 
 #include <stdint.h>
 
+/* Cores with the DSP extension (Cortex-M4, M7, M33...) get kernels built on SMLAD (two 16-bit
+ * multiply-accumulates per instruction); others (Cortex-M0+) the plain C ones. Both compute the
+ * same integers. */
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
+#define TINYFIT_DSP 1
+#else
+#define TINYFIT_DSP 0
+#endif
+
+/* Scratch bytes the DSP kernels need for a convolution with `depth` values per receptive field
+ * (an int8 gather buffer and two int16 columns) and for a fully connected layer with `depth`
+ * inputs. */
+#define TINYFIT_CONV_SCRATCH_BYTES(depth) ((((depth) + 3) / 4) * 4 + 4 * (depth))
+#define TINYFIT_FC_SCRATCH_BYTES(depth) (2 * (depth))
+
 /* Spatial shape of a channels-last tensor. */
 typedef struct {
     int32_t h, w, c;
@@ -47,10 +62,11 @@ typedef struct {
     int32_t input_multiplier, input_left_shift, diff_min;
 } tf_softmax_params;
 
-/* Grouped 2-D convolution; filter [out_c][kh][kw][in_c / groups]; bias may be NULL. */
+/* Grouped 2-D convolution; filter [out_c][kh][kw][in_c / groups]; bias may be NULL. `scratch`
+ * (TINYFIT_CONV_SCRATCH_BYTES, 4-byte aligned) serves the DSP kernel; NULL without DSP. */
 void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int32_t *bias,
                const tf_window *w, int32_t groups, const tf_requant *q, int8_t *output,
-               tf_shape out);
+               tf_shape out, int16_t *scratch);
 
 /* Depthwise 2-D convolution; filter [kh][kw][out_c]; output channel c reads input channel
  * c / multiplier. */
@@ -58,10 +74,11 @@ void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
                          const int32_t *bias, const tf_window *w, int32_t multiplier,
                          const tf_requant *q, int8_t *output, tf_shape out);
 
-/* Fully connected layer; filter [out_len][in_len]. */
+/* Fully connected layer; filter [out_len][in_len]. `scratch` (TINYFIT_FC_SCRATCH_BYTES)
+ * serves the DSP kernel; NULL without DSP. */
 void tf_fully_connected(const int8_t *input, int32_t in_len, const int8_t *filter,
                         const int32_t *bias, const tf_requant *q, int8_t *output,
-                        int32_t out_len);
+                        int32_t out_len, int16_t *scratch);
 
 /* Average pooling (divisor counts in-bounds taps, rounds half away from zero). */
 void tf_avg_pool(const int8_t *input, tf_shape in, const tf_window *w, int32_t act_min,

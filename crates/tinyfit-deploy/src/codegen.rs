@@ -22,6 +22,20 @@ const KERNELS_H: &str = include_str!("../c/tinyfit_kernels.h");
 const KERNELS_C: &str = include_str!("../c/tinyfit_kernels.c");
 const MAIN_C: &str = include_str!("../c/main.c");
 
+/// The hook profiling builds (`-DTINYFIT_PROFILE`) call before each operation and after the
+/// last: the emulator's instruction counter starts a new phase at each call.
+const PROFILE_MARK: &str = "#ifdef TINYFIT_PROFILE
+/* Profiling builds call this before each operation and after the last; the emulator counts
+ * the instructions between calls. */
+void tinyfit_profile_mark(void) __attribute__((noinline));
+void tinyfit_profile_mark(void) { __asm__ volatile(\"\"); }
+#define TINYFIT_MARK() tinyfit_profile_mark()
+#else
+#define TINYFIT_MARK() ((void)0)
+#endif
+
+";
+
 /// A generated C package: file names and contents.
 #[derive(Debug, Clone)]
 pub struct Package {
@@ -67,8 +81,10 @@ pub fn generate(program: &Program) -> Package {
             out,
             &mut model_c,
         );
+        body.push_str("    TINYFIT_MARK();\n");
         body.push_str(&call);
     }
+    body.push_str("    TINYFIT_MARK();\n");
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -78,9 +94,21 @@ pub fn generate(program: &Program) -> Package {
         program.memory.arena_bytes
     );
     c.push_str("#include \"model.h\"\n#include \"tinyfit_kernels.h\"\n\n");
+    c.push_str(PROFILE_MARK);
     let _ = writeln!(
         c,
         "static int8_t arena[TINYFIT_ARENA_BYTES] __attribute__((aligned(4)));\n"
+    );
+    c.push_str(
+        "#if TINYFIT_DSP && TINYFIT_SCRATCH_BYTES > 0
+/* im2col columns and widened inputs of the DSP kernels. */
+static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4)));
+#define SCRATCH scratch
+#else
+#define SCRATCH NULL
+#endif
+
+",
     );
     c.push_str(&model_c);
     c.push_str(&io_tables(program));
@@ -119,7 +147,7 @@ fn emit_operation<'p>(
             let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
             emit_window(statics, prefix, &window);
             format!(
-                "    tf_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {groups}, &{q}, {}, {});\n",
+                "    tf_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {groups}, &{q}, {}, {}, SCRATCH);\n",
                 at(tensor(0)),
                 shape(tensor(0).shape),
                 at(out),
@@ -144,7 +172,7 @@ fn emit_operation<'p>(
         Kernel::FullyConnected { constants } => {
             let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
             format!(
-                "    tf_fully_connected({}, {}, {filter}, {bias}, &{q}, {}, {n});\n",
+                "    tf_fully_connected({}, {}, {filter}, {bias}, &{q}, {}, {n}, SCRATCH);\n",
                 at(tensor(0)),
                 tensor(0).shape.len(),
                 at(out)
@@ -385,6 +413,11 @@ fn model_h(program: &Program) -> String {
         "#define TINYFIT_ARENA_BYTES {}",
         program.memory.arena_bytes.max(1)
     );
+    let _ = writeln!(
+        h,
+        "/* Scratch of the DSP kernels (Cortex-M4/M7), in SRAM beside the arena. */\n#define TINYFIT_SCRATCH_BYTES {}",
+        scratch_bytes(program)
+    );
     let _ = writeln!(h, "#define TINYFIT_INPUTS {}", program.inputs.len());
     let _ = writeln!(h, "#define TINYFIT_OUTPUTS {}\n", program.outputs.len());
     for (kind, ids) in [("INPUT", &program.inputs), ("OUTPUT", &program.outputs)] {
@@ -413,6 +446,34 @@ void tinyfit_invoke(void);
 ",
     );
     h
+}
+
+/// Bytes of scratch the DSP kernels need: the largest over convolutions without groups (an int8
+/// receptive field and two int16 columns) and fully connected layers (the widened input), as
+/// `TINYFIT_CONV_SCRATCH_BYTES` and `TINYFIT_FC_SCRATCH_BYTES` in `tinyfit_kernels.h` size them.
+pub fn scratch_bytes(program: &Program) -> usize {
+    program
+        .operations
+        .iter()
+        .map(|op| match op.kernel {
+            Kernel::Conv {
+                window,
+                groups: 1,
+                ..
+            } => {
+                let input = op.inputs.of(&program.operands).and_then(|o| o.first());
+                let c = input.map_or(0, |&t| program.tensors[t as usize].shape.c);
+                let depth = window.kh * window.kw * c;
+                depth.div_ceil(4) * 4 + 4 * depth
+            }
+            Kernel::FullyConnected { .. } => {
+                let input = op.inputs.of(&program.operands).and_then(|o| o.first());
+                2 * input.map_or(0, |&t| program.tensors[t as usize].shape.len())
+            }
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A C identifier from a node name: letters, digits and underscores kept, the rest `_`.
