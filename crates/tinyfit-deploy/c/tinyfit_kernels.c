@@ -34,12 +34,19 @@ static inline int32_t divide_by_pot(int32_t x, int32_t e) {
     return (x >> e) + (remainder > threshold ? 1 : 0);
 }
 
+/* high_mul for a multiplier in [0, 2^31), which TFLite's QuantizeMultiplier guarantees and
+ * tinyfit's generator checks: the saturating case (both operands INT32_MIN) cannot occur. */
+static inline int32_t high_mul_by_multiplier(int32_t a, int32_t multiplier) {
+    int64_t ab = (int64_t)a * (int64_t)multiplier;
+    return (int32_t)((ab + ((int64_t)1 << 30)) >> 31);
+}
+
 /* TFLite's MultiplyByQuantizedMultiplier; the left shift wraps. */
 static inline int32_t rescale(int32_t x, tf_multiplier m) {
     if (m.shift > 0) {
-        return high_mul((int32_t)((uint32_t)x << m.shift), m.multiplier);
+        return high_mul_by_multiplier((int32_t)((uint32_t)x << m.shift), m.multiplier);
     }
-    return divide_by_pot(high_mul(x, m.multiplier), -m.shift);
+    return divide_by_pot(high_mul_by_multiplier(x, m.multiplier), -m.shift);
 }
 
 /* The int8 output of `channel` from its accumulator. */
@@ -266,11 +273,19 @@ static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
     cols[0] = scratch + ((depth + 3) / 4) * 2;
     cols[1] = cols[0] + depth;
     const int32_t pixels = out.h * out.w;
+    const int unpadded_1x1 = w->kh == 1 && w->kw == 1 && w->pad_top == 0 && w->pad_left == 0;
     for (int32_t p = 0; p < pixels; p += 2) {
         const int32_t n = pixels - p >= 2 ? 2 : 1;
         for (int32_t j = 0; j < n; j++) {
-            gather(input, in, w, q->input_zero_point, (p + j) / out.w, (p + j) % out.w, gathered);
-            widen_reordered(gathered, depth, -q->input_zero_point, cols[j]);
+            const int32_t oy = (p + j) / out.w, ox = (p + j) % out.w;
+            if (unpadded_1x1) {
+                /* The receptive field is one input pixel: widen it in place. */
+                const int8_t *pixel = input + (oy * w->stride_h * in.w + ox * w->stride_w) * in.c;
+                widen_reordered(pixel, depth, -q->input_zero_point, cols[j]);
+            } else {
+                gather(input, in, w, q->input_zero_point, oy, ox, gathered);
+                widen_reordered(gathered, depth, -q->input_zero_point, cols[j]);
+            }
         }
         /* A lone last pixel runs as its own second column; only one is stored. */
         const int16_t *second = n == 2 ? cols[1] : cols[0];
@@ -291,48 +306,56 @@ static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
     }
 }
 
-/* One block of four channels of a depthwise output pixel: `rows` × `cols` taps from `x` (steps
- * `x_col` between taps of a row, `x_row` between rows) and `f` (steps `f_col`, `f_row`). Each
- * tap is one word of inputs and one of weights, unpacked by SXTB16, and four 16×16
- * multiply-accumulates (SMLABB/SMLATT) into per-channel sums. Kept out of line so its loop has
- * the registers to itself. */
-static __attribute__((noinline)) void depthwise_block(const int8_t *x, const int8_t *f,
+/* What every pixel of a depthwise convolution shares. */
+typedef struct {
+    int32_t x_col, x_row, f_col, f_row; /* steps between taps in the input and the filter */
+    int32_t offsets;                    /* -input zero point in both halfwords */
+    int32_t channels;
+    const int32_t *bias;
+    tf_requant q;
+} depthwise_ctx;
+
+/* One output pixel of a depthwise convolution: `rows` × `cols` in-bounds taps starting at `x`
+ * (input) and `f` (filter). For each block of four channels, each tap is one word of inputs and
+ * one of weights, unpacked by SXTB16, and four 16×16 multiply-accumulates (SMLABB/SMLATT) into
+ * per-channel sums. Kept out of line so its loops have the registers to themselves. */
+static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int8_t *f,
                                                       int32_t rows, int32_t cols,
-                                                      const int32_t steps[4], int32_t offsets,
-                                                      int32_t acc[4]) {
-    int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-    const int32_t x_col = steps[0], f_col = steps[2];
-    for (int32_t r = 0; r < rows; r++, x += steps[1], f += steps[3]) {
-        const int8_t *xp = x, *fp = f;
-        for (int32_t n = cols; n > 0; n--, xp += x_col, fp += f_col) {
-            int32_t xw = load_word(xp);
-            int32_t fw = load_word(fp);
-            int32_t x_even = __sadd16(__sxtb16(xw), offsets);
-            int32_t x_odd = __sadd16(sxtb16_odd(xw), offsets);
-            int32_t f_even = __sxtb16(fw);
-            int32_t f_odd = sxtb16_odd(fw);
-            a0 = __smlabb(x_even, f_even, a0);
-            a2 = __smlatt(x_even, f_even, a2);
-            a1 = __smlabb(x_odd, f_odd, a1);
-            a3 = __smlatt(x_odd, f_odd, a3);
+                                                      const depthwise_ctx *ctx, int8_t *y) {
+    const int32_t x_col = ctx->x_col, f_col = ctx->f_col, offsets = ctx->offsets;
+    for (int32_t c = 0; c < ctx->channels; c += 4) {
+        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        const int8_t *xr = x + c, *fr = f + c;
+        for (int32_t r = 0; r < rows; r++, xr += ctx->x_row, fr += ctx->f_row) {
+            const int8_t *xp = xr, *fp = fr;
+            for (int32_t n = cols; n > 0; n--, xp += x_col, fp += f_col) {
+                int32_t xw = load_word(xp);
+                int32_t fw = load_word(fp);
+                int32_t x_even = __sadd16(__sxtb16(xw), offsets);
+                int32_t x_odd = __sadd16(sxtb16_odd(xw), offsets);
+                int32_t f_even = __sxtb16(fw);
+                int32_t f_odd = sxtb16_odd(fw);
+                a0 = __smlabb(x_even, f_even, a0);
+                a2 = __smlatt(x_even, f_even, a2);
+                a1 = __smlabb(x_odd, f_odd, a1);
+                a3 = __smlatt(x_odd, f_odd, a3);
+            }
         }
+        y[c] = requant_output(&ctx->q, a0, ctx->bias, c);
+        y[c + 1] = requant_output(&ctx->q, a1, ctx->bias, c + 1);
+        y[c + 2] = requant_output(&ctx->q, a2, ctx->bias, c + 2);
+        y[c + 3] = requant_output(&ctx->q, a3, ctx->bias, c + 3);
     }
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
 }
 
 /* Depthwise convolution with multiplier 1 and channels in fours. */
 static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
-                          const int32_t *bias, const tf_window *w, const tf_requant *requant,
+                          const int32_t *bias, const tf_window *w, const tf_requant *q,
                           int8_t *output, tf_shape out) {
-    /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
-    const tf_requant local = *requant, *q = &local;
-    const int32_t offsets = pair(-q->input_zero_point);
-    /* Steps between taps: input column, input row, filter column, filter row. */
-    const int32_t steps[4] = {w->dilation_w * in.c, w->dilation_h * in.w * in.c, out.c,
-                              w->kw * out.c};
+    const depthwise_ctx ctx = {
+        w->dilation_w * in.c, w->dilation_h * in.w * in.c, out.c, w->kw * out.c,
+        pair(-q->input_zero_point), out.c, bias, *q,
+    };
     for (int32_t oy = 0; oy < out.h; oy++) {
         int32_t ky0, ky1;
         valid_taps(oy, w->kh, w->stride_h, w->pad_top, w->dilation_h, in.h, &ky0, &ky1);
@@ -341,18 +364,33 @@ static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter
             int32_t kx0, kx1;
             valid_taps(ox, w->kw, w->stride_w, w->pad_left, w->dilation_w, in.w, &kx0, &kx1);
             const int32_t ix0 = ox * w->stride_w + kx0 * w->dilation_w - w->pad_left;
-            const int8_t *x = input + (iy0 * in.w + ix0) * in.c;
-            const int8_t *f = filter + (ky0 * w->kw + kx0) * out.c;
-            int8_t *y = output + (oy * out.w + ox) * out.c;
-            for (int32_t c = 0; c < out.c; c += 4) {
-                int32_t acc[4];
-                depthwise_block(x + c, f + c, ky1 - ky0, kx1 - kx0, steps, offsets, acc);
-                for (int32_t j = 0; j < 4; j++) {
-                    y[c + j] = requant_output(q, acc[j], bias, c + j);
-                }
-            }
+            depthwise_pixel(input + (iy0 * in.w + ix0) * in.c,
+                            filter + (ky0 * w->kw + kx0) * out.c, ky1 - ky0, kx1 - kx0, &ctx,
+                            output + (oy * out.w + ox) * out.c);
         }
     }
+}
+
+/* Σ w[k]·x[k] for two filter rows and one widened column: each word of weights feeds two
+ * SMLADs, each pair of input words four. */
+static void dot_two_rows(const int8_t *w0, const int8_t *w1, const int16_t *x, int32_t depth,
+                         int32_t acc[2]) {
+    int32_t a0 = 0, a1 = 0;
+    int32_t k = 0;
+    for (; k + 4 <= depth; k += 4) {
+        int32_t wa = load_word(w0 + k), wb = load_word(w1 + k);
+        int32_t x_even = load_word(x + k), x_odd = load_word(x + k + 2);
+        a0 = __smlad(__sxtb16(wa), x_even, a0);
+        a0 = __smlad(sxtb16_odd(wa), x_odd, a0);
+        a1 = __smlad(__sxtb16(wb), x_even, a1);
+        a1 = __smlad(sxtb16_odd(wb), x_odd, a1);
+    }
+    for (; k < depth; k++) {
+        a0 = wrap_add(a0, w0[k] * x[k]);
+        a1 = wrap_add(a1, w1[k] * x[k]);
+    }
+    acc[0] = a0;
+    acc[1] = a1;
 }
 
 /* Fully connected layer: the input widened once, then two rows at a time. */
@@ -365,11 +403,11 @@ static void fully_connected_dsp(const int8_t *input, int32_t in_len, const int8_
     for (int32_t o = 0; o < out_len; o += 2) {
         const int8_t *f0 = filter + o * in_len;
         const int8_t *f1 = o + 1 < out_len ? f0 + in_len : f0;
-        int32_t acc[2][2];
-        dot_rows(f0, f1, scratch, scratch, in_len, acc);
-        output[o] = requant_output(q, acc[0][0], bias, o);
+        int32_t acc[2];
+        dot_two_rows(f0, f1, scratch, in_len, acc);
+        output[o] = requant_output(q, acc[0], bias, o);
         if (o + 1 < out_len) {
-            output[o + 1] = requant_output(q, acc[1][0], bias, o + 1);
+            output[o + 1] = requant_output(q, acc[1], bias, o + 1);
         }
     }
 }

@@ -100,7 +100,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmulatorError + '_ {
 /// Compiles the package in `dir` (every `.c` file) for `core` into `dir/model.elf`, optimised
 /// for speed (`-O2`), and returns the ELF's path.
 pub fn build(dir: &Path, core: Core) -> Result<PathBuf, EmulatorError> {
-    let elf = dir.join("model.elf");
+    build_as(dir, core, &[], "model.elf")
+}
+
+/// As [`build`], with extra preprocessor definitions, into `dir/name`.
+fn build_as(
+    dir: &Path,
+    core: Core,
+    defines: &[&str],
+    name: &str,
+) -> Result<PathBuf, EmulatorError> {
+    let elf = dir.join(name);
     let mut sources: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io(dir))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -109,6 +119,7 @@ pub fn build(dir: &Path, core: Core) -> Result<PathBuf, EmulatorError> {
     sources.sort();
     let out = Command::new("arm-none-eabi-gcc")
         .args(["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"])
+        .args(defines.iter().map(|d| format!("-D{d}")))
         .args(core.compiler_flags())
         .args([
             "--specs=picolibc.specs",
@@ -148,15 +159,8 @@ pub fn run(
     inputs: &[u8],
     timeout: Duration,
 ) -> Result<Vec<u8>, EmulatorError> {
-    // One folder per call: tests run several emulators at once.
-    static RUNS: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tinyfit-qemu-{}-{}",
-        std::process::id(),
-        RUNS.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-    let result = run_in(&dir, elf, core, inputs, timeout);
+    let dir = scratch_dir()?;
+    let result = run_in(&dir, elf, core, inputs, &[], timeout);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
@@ -166,6 +170,7 @@ fn run_in(
     elf: &Path,
     core: Core,
     inputs: &[u8],
+    qemu_args: &[String],
     timeout: Duration,
 ) -> Result<Vec<u8>, EmulatorError> {
     let input_file = dir.join("inputs.bin");
@@ -175,7 +180,9 @@ fn run_in(
     let console = std::fs::File::create(&log).map_err(io(&log))?;
     let mut child = Command::new("qemu-system-arm")
         .args(["-M", core.machine(), "-nographic", "-monitor", "none"])
-        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(qemu_args)
+        .arg("-kernel")
         .arg(&elf)
         .current_dir(dir)
         .stdin(Stdio::null())
@@ -268,4 +275,170 @@ pub fn elf_sizes(elf: &Path) -> Result<ElfSizes, EmulatorError> {
         });
     }
     Ok(sizes)
+}
+
+/// A fresh folder for one emulator run (tests run several at once).
+fn scratch_dir() -> Result<PathBuf, EmulatorError> {
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tinyfit-qemu-{}-{}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    Ok(dir)
+}
+
+/// Executed instructions of one operation, by class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct InsnCounts {
+    /// Loads (`LDR*`, `LDM`, `POP` without `pc`).
+    pub load: u64,
+    /// Stores (`STR*`, `STM`, `PUSH`).
+    pub store: u64,
+    /// Multiplies and multiply-accumulates (`MUL`, `MLA`, `SMLAD`, `SMLABB`, `SMULL`...).
+    pub mac: u64,
+    /// Branches (`B`, `BL`, `BX`, `CBZ`, `POP {..., pc}`...).
+    pub branch: u64,
+    /// Everything else (ALU, `SXTB16`, `SADD16`, moves, compares).
+    pub other: u64,
+}
+
+impl InsnCounts {
+    /// All instructions.
+    pub fn total(&self) -> u64 {
+        self.load + self.store + self.mac + self.branch + self.other
+    }
+}
+
+/// The instruction-counting plugin's source (see its header comment).
+const PLUGIN_C: &str = include_str!("../c/qemu/insn_classes.c");
+
+/// Folders searched for `qemu-plugin.h`: `$QEMU_PLUGIN_INCLUDE`, then where `.ci/setup` puts the
+/// header from Debian's qemu source package.
+fn plugin_include_dirs() -> Vec<PathBuf> {
+    std::env::var_os("QEMU_PLUGIN_INCLUDE")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(["/usr/local/include/qemu", "/usr/include/qemu"].map(PathBuf::from))
+        .collect()
+}
+
+/// Builds the instruction-counting plugin for this machine's QEMU; returns the shared object.
+pub fn plugin() -> Result<PathBuf, EmulatorError> {
+    let include = plugin_include_dirs()
+        .into_iter()
+        .find(|d| d.join("qemu-plugin.h").is_file())
+        .ok_or_else(|| EmulatorError::Missing {
+            tool: "qemu-plugin.h",
+            package: "the header from Debian's qemu source package into /usr/local/include/qemu",
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+    let dir = scratch_dir()?;
+    let (source, object) = (dir.join("insn_classes.c"), dir.join("insn_classes.so"));
+    std::fs::write(&source, PLUGIN_C).map_err(io(&source))?;
+    let out = Command::new("cc")
+        .args(["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"])
+        .arg("-fvisibility=hidden")
+        .arg("-I")
+        .arg(&include)
+        .arg(&source)
+        .arg("-o")
+        .arg(&object)
+        .output()
+        .map_err(|source| EmulatorError::Missing {
+            tool: "cc",
+            package: "build-essential",
+            source,
+        })?;
+    if !out.status.success() {
+        return Err(EmulatorError::Build {
+            dir,
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(object)
+}
+
+/// Counts the instructions each operation of the package in `dir` executes on `core` for one
+/// input: builds it with `-DTINYFIT_PROFILE` (a marker call before each operation and after
+/// the last), runs it under the plugin, and returns one entry per operation.
+pub fn profile(
+    dir: &Path,
+    core: Core,
+    input: &[u8],
+    operations: usize,
+    timeout: Duration,
+) -> Result<Vec<InsnCounts>, EmulatorError> {
+    let elf = build_as(dir, core, &["TINYFIT_PROFILE"], "model_profile.elf")?;
+    let marker = symbol(&elf, "tinyfit_profile_mark")?;
+    let plugin = plugin()?;
+    let work = scratch_dir()?;
+    let counts_file = work.join("counts.txt");
+    let arg = format!(
+        "{},marker={marker:#x},out={}",
+        plugin.display(),
+        counts_file.display()
+    );
+    let result = run_in(&work, &elf, core, input, &["-plugin".into(), arg], timeout)
+        .and_then(|_| std::fs::read_to_string(&counts_file).map_err(io(&counts_file)));
+    let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(plugin.parent().unwrap_or(&work));
+    let text = result?;
+    let phases: Vec<InsnCounts> = text
+        .lines()
+        .map(|line| {
+            let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            match v[..] {
+                [load, store, mac, branch, other] => Some(InsnCounts {
+                    load,
+                    store,
+                    mac,
+                    branch,
+                    other,
+                }),
+                _ => None,
+            }
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(|| bad_counts(&elf, &text))?;
+    // Phase 0 runs up to the first marker, the last after the final one.
+    if phases.len() != operations + 2 {
+        return Err(bad_counts(&elf, &text));
+    }
+    Ok(phases[1..=operations].to_vec())
+}
+
+fn bad_counts(elf: &Path, text: &str) -> EmulatorError {
+    EmulatorError::Run {
+        elf: elf.to_path_buf(),
+        machine: "-",
+        what: "the instruction counts do not match the program's operations".into(),
+        output: text.chars().take(2000).collect(),
+    }
+}
+
+/// The address of `name` in `elf`.
+fn symbol(elf: &Path, name: &str) -> Result<u64, EmulatorError> {
+    let out = Command::new("arm-none-eabi-nm")
+        .arg(elf)
+        .output()
+        .map_err(|source| EmulatorError::Missing {
+            tool: "arm-none-eabi-nm",
+            package: "binutils-arm-none-eabi",
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| {
+            let mut f = line.split_whitespace();
+            let (addr, _, sym) = (f.next()?, f.next()?, f.next()?);
+            (sym == name).then(|| u64::from_str_radix(addr, 16).ok())?
+        })
+        .ok_or_else(|| EmulatorError::Run {
+            elf: elf.to_path_buf(),
+            machine: "-",
+            what: format!("no symbol {name}"),
+            output: String::new(),
+        })
 }

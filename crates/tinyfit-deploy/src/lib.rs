@@ -3,6 +3,7 @@
 
 pub mod boards;
 pub mod codegen;
+pub mod cost;
 pub mod emulator;
 mod host;
 mod layout;

@@ -420,6 +420,13 @@ impl<'q> Lowering<'q> {
         self.program.report.push(OpReport {
             node: node.name.clone(),
             kind: kernel_kind(&op),
+            window: match op {
+                Kernel::Conv { window, .. }
+                | Kernel::DepthwiseConv { window, .. }
+                | Kernel::AvgPool { window, .. }
+                | Kernel::MaxPool { window, .. } => Some((window.kh, window.kw)),
+                _ => None,
+            },
             activation,
             output: runtime_shape(&out_shape),
             macs: a.shape.macs,

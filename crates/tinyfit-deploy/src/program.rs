@@ -45,6 +45,8 @@ pub struct OpReport {
     pub node: String,
     /// Kernel kind (`conv`, `depthwise_conv`, `fully_connected`, ...).
     pub kind: &'static str,
+    /// Window height and width of convolutions and pools.
+    pub window: Option<(usize, usize)>,
     /// Output shape, channels last.
     pub output: tinyfit_micro::kernels::Shape,
     /// Fused activation.
@@ -55,6 +57,17 @@ pub struct OpReport {
     pub const_bytes: usize,
     /// Activation bytes alive while it runs (its inputs, its output and everything kept).
     pub live_bytes: usize,
+}
+
+impl OpReport {
+    /// The kind with its window, as tables print it: `conv 3x3`, `depthwise_conv 3x3`,
+    /// `fully_connected`.
+    pub fn label(&self) -> String {
+        match self.window {
+            Some((h, w)) => format!("{} {h}x{w}", self.kind),
+            None => self.kind.to_string(),
+        }
+    }
 }
 
 /// A lowered model with its constants and memory plan; [`Program::model`] lends the runtime view.

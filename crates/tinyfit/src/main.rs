@@ -127,6 +127,20 @@ enum BenchCommand {
         #[arg(long)]
         per_op: bool,
     },
+    /// The MLPerf Tiny models as generated C on an emulated Cortex-M: instructions per layer
+    /// and per MAC, estimated latency and energy on a board.
+    Mcu {
+        /// Folder with the MLPerf Tiny .tflite models.
+        #[arg(long, default_value = "../shared/models/mlperf_tiny")]
+        models: PathBuf,
+        /// Board whose core runs the code and whose clock and power turn counts into time and
+        /// energy.
+        #[arg(long, default_value = "l4r5zi")]
+        board: String,
+        /// Print every operation's counts.
+        #[arg(long)]
+        per_op: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -171,6 +185,14 @@ fn main() -> ExitCode {
                     per_op,
                 },
         } => cmd::bench_infer::run(&models, runs, warmup, per_op),
+        Command::Bench {
+            what:
+                BenchCommand::Mcu {
+                    models,
+                    board,
+                    per_op,
+                },
+        } => cmd::bench_mcu::run(&models, &board, per_op),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

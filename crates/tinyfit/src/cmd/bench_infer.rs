@@ -17,7 +17,7 @@ use anyhow::{Context, Result, bail};
 const LITERT_SCRIPT: &str = include_str!("bench_litert.py");
 
 /// The MLPerf Tiny models timed, by file name.
-const MODELS: [(&str, &str); 4] = [
+pub const MODELS: [(&str, &str); 4] = [
     ("KWS DS-CNN", "kws_ref_model.tflite"),
     ("IC ResNet-8", "pretrainedResnet_quant.tflite"),
     ("VWW MobileNet", "vww_96_int8.tflite"),
@@ -134,7 +134,7 @@ fn profile(name: &str, path: &Path, runs: usize) -> Result<()> {
 }
 
 /// Imports and lowers a model, with a fixed pseudo-random input.
-fn load(path: &Path) -> Result<(tinyfit_deploy::Program, Vec<i8>)> {
+pub fn load(path: &Path) -> Result<(tinyfit_deploy::Program, Vec<i8>)> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let quant =
         tinyfit_deploy::tflite::import(&bytes).with_context(|| path.display().to_string())?;
