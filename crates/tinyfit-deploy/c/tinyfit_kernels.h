@@ -38,13 +38,12 @@ typedef struct {
     int32_t shift;
 } tf_multiplier;
 
-/* Quantisation of a layer with weights. `multipliers` holds one entry per output channel, or
- * one for all when `per_channel` is 0. */
+/* Quantisation of a layer with weights: one multiplier per output channel, each mantissa in
+ * [0, 2^31) as TFLite's QuantizeMultiplier makes them. */
 typedef struct {
     int32_t input_zero_point;
     int32_t output_zero_point;
     const tf_multiplier *multipliers;
-    int32_t per_channel;
     int32_t act_min, act_max;
 } tf_requant;
 
@@ -62,7 +61,8 @@ typedef struct {
     int32_t input_multiplier, input_left_shift, diff_min;
 } tf_softmax_params;
 
-/* Grouped 2-D convolution; filter [out_c][kh][kw][in_c / groups]; bias may be NULL. `scratch`
+/* Grouped 2-D convolution; filter [out_c][kh][kw][in_c / groups]; one bias per output channel
+ * (zeros for none), here and in every layer with weights. `scratch`
  * (TINYFIT_CONV_SCRATCH_BYTES, 4-byte aligned) serves the DSP kernel; NULL without DSP. */
 void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int32_t *bias,
                const tf_window *w, int32_t groups, const tf_requant *q, int8_t *output,

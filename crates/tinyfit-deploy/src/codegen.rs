@@ -279,8 +279,8 @@ fn emit_operation<'p>(
     }
 }
 
-/// Emits a layer's filter, bias, multipliers and requantisation; returns the C expressions
-/// of the filter, the bias (or `NULL`) and the requantisation's name.
+/// Emits a layer's filter, bias, multipliers and requantisation; returns the names of the
+/// filter, the bias and the requantisation.
 fn layer(
     program: &Program,
     prefix: &str,
@@ -292,34 +292,41 @@ fn layer(
     let filter = c.filter.of(&program.weights).unwrap_or(&[]);
     let bias = c.bias.of(&program.biases).unwrap_or(&[]);
     let multipliers = c.multipliers.of(&program.multipliers).unwrap_or(&[]);
+    // The kernels take one bias and one multiplier per output channel (no per-output tests):
+    // zeros for a layer without bias, a shared multiplier repeated.
+    let channels = out.shape.c;
     emit_array(
         statics,
         "int8_t",
         &format!("{prefix}_filter"),
         filter.iter(),
     );
-    let bias_expr = if bias.is_empty() {
-        "NULL".to_string()
-    } else {
-        emit_array(statics, "int32_t", &format!("{prefix}_bias"), bias.iter());
-        format!("{prefix}_bias")
-    };
-    let list: Vec<String> = multipliers.iter().map(|&m| multiplier(m)).collect();
+    let biases = (0..channels).map(|o| bias.get(o).copied().unwrap_or(0));
+    emit_array(statics, "int32_t", &format!("{prefix}_bias"), biases);
+    let per_channel = (0..channels).map(|o| {
+        let m = match multipliers {
+            [one] => *one,
+            many => many[o],
+        };
+        multiplier(m)
+    });
     emit_array(
         statics,
         "tf_multiplier",
         &format!("{prefix}_multipliers"),
-        list.iter(),
+        per_channel,
     );
     let Clamp { min, max } = c.clamp;
     let _ = writeln!(
         statics,
-        "static const tf_requant {prefix}_q = {{{}, {}, {prefix}_multipliers, {}, {min}, {max}}};\n",
-        input.zero_point,
-        out.zero_point,
-        i32::from(multipliers.len() > 1)
+        "static const tf_requant {prefix}_q = {{{}, {}, {prefix}_multipliers, {min}, {max}}};\n",
+        input.zero_point, out.zero_point,
     );
-    (format!("{prefix}_filter"), bias_expr, format!("{prefix}_q"))
+    (
+        format!("{prefix}_filter"),
+        format!("{prefix}_bias"),
+        format!("{prefix}_q"),
+    )
 }
 
 /// `static const TYPE NAME[] = {...};`, sixteen values a line.
@@ -457,9 +464,7 @@ pub fn scratch_bytes(program: &Program) -> usize {
         .iter()
         .map(|op| match op.kernel {
             Kernel::Conv {
-                window,
-                groups: 1,
-                ..
+                window, groups: 1, ..
             } => {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());
                 let c = input.map_or(0, |&t| program.tensors[t as usize].shape.c);

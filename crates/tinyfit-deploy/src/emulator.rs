@@ -338,7 +338,9 @@ pub fn plugin() -> Result<PathBuf, EmulatorError> {
     let (source, object) = (dir.join("insn_classes.c"), dir.join("insn_classes.so"));
     std::fs::write(&source, PLUGIN_C).map_err(io(&source))?;
     let out = Command::new("cc")
-        .args(["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"])
+        .args([
+            "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+        ])
         .arg("-fvisibility=hidden")
         .arg("-I")
         .arg(&include)
@@ -388,7 +390,10 @@ pub fn profile(
     let phases: Vec<InsnCounts> = text
         .lines()
         .map(|line| {
-            let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let v: Vec<u64> = line
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             match v[..] {
                 [load, store, mac, branch, other] => Some(InsnCounts {
                     load,

@@ -123,3 +123,41 @@ fn host_build_is_sanitizer_clean() {
         assert_eq!(got, expected(&program, &inputs, n), "{model}");
     }
 }
+
+/// The C kernels' rounding helpers equal gemmlowp's formulations on edge values (zero, ±1,
+/// INT32_MIN/MAX, every shift) and two million pseudo-random ones.
+#[test]
+fn c_rounding_matches_gemmlowp() {
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("rounding");
+    let c = Path::new(env!("CARGO_MANIFEST_DIR")).join("c");
+    let build = std::process::Command::new("cc")
+        .args([
+            "-std=c99",
+            "-O2",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-Wno-unused-function",
+        ])
+        .args(["-fsanitize=undefined", "-fno-sanitize-recover=all", "-I"])
+        .arg(&c)
+        .arg(c.join("../tests/c/rounding.c"))
+        .arg("-o")
+        .arg(&exe)
+        .output()
+        .expect("cc runs");
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let run = std::process::Command::new(&exe).output().expect("runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    println!("{stdout}");
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}

@@ -28,7 +28,11 @@ const PUBLISHED_L4R5ZI: [(&str, [f64; 3]); 3] = [
 pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
     let board = boards::board(board).map_err(anyhow::Error::msg)?;
     let Some(core) = board.core.emulated() else {
-        bail!("no emulated core runs the {} ({}): pick a Cortex-M4 or M7 board", board.title, board.core);
+        bail!(
+            "no emulated core runs the {} ({}): pick a Cortex-M4 or M7 board",
+            board.title,
+            board.core
+        );
     };
     let model = cost::CycleModel::of(board.core).context("no cycle model")?;
     println!(
