@@ -206,32 +206,55 @@ static void widen_reordered(const int8_t *src, int32_t n, int32_t offset, int16_
     }
 }
 
-/* Σ w[k]·x[k] of one filter row with `cols` widened columns (1 or 2), two output channels at a
- * time: each word of weights feeds four SMLADs. acc[r][c] is row r, column c. */
-static void dot_rows(const int8_t *w0, const int8_t *w1, const int16_t *x0, const int16_t *x1,
-                     int32_t depth, int32_t acc[2][2]) {
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    int32_t k = 0;
-    for (; k + 4 <= depth; k += 4) {
-        int32_t wa = load_word(w0 + k), wb = load_word(w1 + k);
-        int32_t wa_even = __sxtb16(wa), wa_odd = sxtb16_odd(wa);
-        int32_t wb_even = __sxtb16(wb), wb_odd = sxtb16_odd(wb);
-        int32_t xa_even = load_word(x0 + k), xa_odd = load_word(x0 + k + 2);
-        int32_t xb_even = load_word(x1 + k), xb_odd = load_word(x1 + k + 2);
-        a00 = __smlad(wa_even, xa_even, a00);
-        a00 = __smlad(wa_odd, xa_odd, a00);
-        a01 = __smlad(wa_even, xb_even, a01);
-        a01 = __smlad(wa_odd, xb_odd, a01);
-        a10 = __smlad(wb_even, xa_even, a10);
-        a10 = __smlad(wb_odd, xa_odd, a10);
-        a11 = __smlad(wb_even, xb_even, a11);
-        a11 = __smlad(wb_odd, xb_odd, a11);
+/* dst = src + offset as int16 for column `col` (0 or 1) of an interleaved pair of columns:
+ * each group of four values takes eight halfwords, column 0's (x0, x2, x1, x3) then column 1's,
+ * so one pointer walks both columns; a tail of fewer than four sits after the groups, four
+ * halfwords per column, in natural order. */
+static void widen_interleaved(const int8_t *src, int32_t n, int32_t offset, int16_t *dst,
+                              int32_t col) {
+    const int32_t offsets = pair(offset);
+    const int32_t groups = n / 4;
+    int16_t *d = dst + col * 4;
+    for (int32_t g = 0; g < groups; g++, src += 4, d += 8) {
+        int32_t x = load_word(src);
+        int32_t even = __sadd16(__sxtb16(x), offsets);
+        int32_t odd = __sadd16(sxtb16_odd(x), offsets);
+        memcpy(d, &even, 4);
+        memcpy(d + 2, &odd, 4);
     }
-    for (; k < depth; k++) {
-        a00 = wrap_add(a00, w0[k] * x0[k]);
-        a01 = wrap_add(a01, w0[k] * x1[k]);
-        a10 = wrap_add(a10, w1[k] * x0[k]);
-        a11 = wrap_add(a11, w1[k] * x1[k]);
+    for (int32_t t = 0; t < n % 4; t++) {
+        dst[groups * 8 + col * 4 + t] = (int16_t)(src[t] + offset);
+    }
+}
+
+/* Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x`: each word of
+ * weights and each pair of input words feed four SMLADs, in an order that keeps at most six
+ * temporaries alive. acc[r][c] is row r, column c. */
+static void dot_2x2(const int8_t *w0, const int8_t *w1, const int16_t *x, int32_t depth,
+                    int32_t acc[2][2]) {
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    for (int32_t g = depth >> 2; g > 0; g--, w0 += 4, w1 += 4, x += 8) {
+        int32_t wa = load_word(w0);
+        int32_t wa_even = __sxtb16(wa), wa_odd = sxtb16_odd(wa);
+        int32_t x_even = load_word(x), x_odd = load_word(x + 2);
+        a00 = __smlad(wa_even, x_even, a00);
+        a00 = __smlad(wa_odd, x_odd, a00);
+        int32_t wb = load_word(w1);
+        int32_t wb_even = __sxtb16(wb), wb_odd = sxtb16_odd(wb);
+        a10 = __smlad(wb_even, x_even, a10);
+        a10 = __smlad(wb_odd, x_odd, a10);
+        x_even = load_word(x + 4);
+        x_odd = load_word(x + 6);
+        a01 = __smlad(wa_even, x_even, a01);
+        a01 = __smlad(wa_odd, x_odd, a01);
+        a11 = __smlad(wb_even, x_even, a11);
+        a11 = __smlad(wb_odd, x_odd, a11);
+    }
+    for (int32_t t = 0; t < depth % 4; t++) {
+        a00 = wrap_add(a00, w0[t] * x[t]);
+        a01 = wrap_add(a01, w0[t] * x[4 + t]);
+        a10 = wrap_add(a10, w1[t] * x[t]);
+        a11 = wrap_add(a11, w1[t] * x[4 + t]);
     }
     acc[0][0] = a00;
     acc[0][1] = a01;
@@ -275,33 +298,30 @@ static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
     const tf_requant local = *requant, *q = &local;
     const int32_t depth = w->kh * w->kw * in.c;
     int8_t *gathered = (int8_t *)scratch;
-    int16_t *cols[2];
-    cols[0] = scratch + ((depth + 3) / 4) * 2;
-    cols[1] = cols[0] + depth;
+    int16_t *cols = scratch + ((depth + 3) / 4) * 2;
     const int32_t pixels = out.h * out.w;
     const int unpadded_1x1 = w->kh == 1 && w->kw == 1 && w->pad_top == 0 && w->pad_left == 0;
     for (int32_t p = 0; p < pixels; p += 2) {
+        /* A lone last pixel leaves column 1 stale: computed, never stored. */
         const int32_t n = pixels - p >= 2 ? 2 : 1;
         for (int32_t j = 0; j < n; j++) {
             const int32_t oy = (p + j) / out.w, ox = (p + j) % out.w;
             if (unpadded_1x1) {
                 /* The receptive field is one input pixel: widen it in place. */
                 const int8_t *pixel = input + (oy * w->stride_h * in.w + ox * w->stride_w) * in.c;
-                widen_reordered(pixel, depth, -q->input_zero_point, cols[j]);
+                widen_interleaved(pixel, depth, -q->input_zero_point, cols, j);
             } else {
                 gather(input, in, w, q->input_zero_point, oy, ox, gathered);
-                widen_reordered(gathered, depth, -q->input_zero_point, cols[j]);
+                widen_interleaved(gathered, depth, -q->input_zero_point, cols, j);
             }
         }
-        /* A lone last pixel runs as its own second column; only one is stored. */
-        const int16_t *second = n == 2 ? cols[1] : cols[0];
         int8_t *y0 = output + p * out.c;
         int8_t *y1 = y0 + out.c;
         for (int32_t oc = 0; oc < out.c; oc += 2) {
             const int8_t *f0 = filter + oc * depth;
             const int8_t *f1 = oc + 1 < out.c ? f0 + depth : f0;
             int32_t acc[2][2];
-            dot_rows(f0, f1, cols[0], second, depth, acc);
+            dot_2x2(f0, f1, cols, depth, acc);
             for (int32_t r = 0; r < 2 && oc + r < out.c; r++) {
                 y0[oc + r] = requant_output(q, acc[r][0], bias, oc + r);
                 if (n == 2) {
@@ -329,22 +349,32 @@ static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int
                                                       int32_t rows, int32_t cols,
                                                       const depthwise_ctx *ctx, int8_t *y) {
     const int32_t x_col = ctx->x_col, f_col = ctx->f_col, offsets = ctx->offsets;
+    /* One tap of four channels at xp, fp. */
+#define TINYFIT_DEPTHWISE_TAP(xp, fp)                                                         \
+    do {                                                                                      \
+        int32_t xw = load_word(xp), fw = load_word(fp);                                       \
+        int32_t x_even = __sadd16(__sxtb16(xw), offsets);                                     \
+        int32_t x_odd = __sadd16(sxtb16_odd(xw), offsets);                                    \
+        int32_t f_even = __sxtb16(fw), f_odd = sxtb16_odd(fw);                                \
+        a0 = __smlabb(x_even, f_even, a0);                                                    \
+        a2 = __smlatt(x_even, f_even, a2);                                                    \
+        a1 = __smlabb(x_odd, f_odd, a1);                                                      \
+        a3 = __smlatt(x_odd, f_odd, a3);                                                      \
+    } while (0)
     for (int32_t c = 0; c < ctx->channels; c += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         const int8_t *xr = x + c, *fr = f + c;
-        for (int32_t r = 0; r < rows; r++, xr += ctx->x_row, fr += ctx->f_row) {
+        for (int32_t r = rows; r > 0; r--, xr += ctx->x_row, fr += ctx->f_row) {
+            if (cols == 3) {
+                /* The common full row of a 3-wide kernel, unrolled. */
+                TINYFIT_DEPTHWISE_TAP(xr, fr);
+                TINYFIT_DEPTHWISE_TAP(xr + x_col, fr + f_col);
+                TINYFIT_DEPTHWISE_TAP(xr + 2 * x_col, fr + 2 * f_col);
+                continue;
+            }
             const int8_t *xp = xr, *fp = fr;
             for (int32_t n = cols; n > 0; n--, xp += x_col, fp += f_col) {
-                int32_t xw = load_word(xp);
-                int32_t fw = load_word(fp);
-                int32_t x_even = __sadd16(__sxtb16(xw), offsets);
-                int32_t x_odd = __sadd16(sxtb16_odd(xw), offsets);
-                int32_t f_even = __sxtb16(fw);
-                int32_t f_odd = sxtb16_odd(fw);
-                a0 = __smlabb(x_even, f_even, a0);
-                a2 = __smlatt(x_even, f_even, a2);
-                a1 = __smlabb(x_odd, f_odd, a1);
-                a3 = __smlatt(x_odd, f_odd, a3);
+                TINYFIT_DEPTHWISE_TAP(xp, fp);
             }
         }
         y[c] = requant_output(&ctx->q, a0, ctx->bias, c);
@@ -352,6 +382,7 @@ static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int
         y[c + 2] = requant_output(&ctx->q, a2, ctx->bias, c + 2);
         y[c + 3] = requant_output(&ctx->q, a3, ctx->bias, c + 3);
     }
+#undef TINYFIT_DEPTHWISE_TAP
 }
 
 /* Depthwise convolution with multiplier 1 and channels in fours. */

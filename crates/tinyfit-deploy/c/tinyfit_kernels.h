@@ -19,7 +19,7 @@
 /* Scratch bytes the DSP kernels need for a convolution with `depth` values per receptive field
  * (an int8 gather buffer and two int16 columns) and for a fully connected layer with `depth`
  * inputs. */
-#define TINYFIT_CONV_SCRATCH_BYTES(depth) ((((depth) + 3) / 4) * 4 + 4 * (depth))
+#define TINYFIT_CONV_SCRATCH_BYTES(depth) ((((depth) + 3) / 4) * 4 + 4 * (depth) + 16)
 #define TINYFIT_FC_SCRATCH_BYTES(depth) (2 * (depth))
 
 /* Spatial shape of a channels-last tensor. */

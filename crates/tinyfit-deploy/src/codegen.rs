@@ -469,7 +469,7 @@ pub fn scratch_bytes(program: &Program) -> usize {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());
                 let c = input.map_or(0, |&t| program.tensors[t as usize].shape.c);
                 let depth = window.kh * window.kw * c;
-                depth.div_ceil(4) * 4 + 4 * depth
+                depth.div_ceil(4) * 4 + 4 * depth + 16
             }
             Kernel::FullyConnected { .. } => {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tinyfit_deploy::boards::{self, Board};
 use tinyfit_deploy::emulator::{self, ElfSizes};
-use tinyfit_deploy::{Program, codegen};
+use tinyfit_deploy::{Program, codegen, cost};
 
 use crate::report::thousands;
 
@@ -27,6 +27,11 @@ struct Deployment<'a> {
     /// Flash and static RAM of the package built for the board's core (absent where no
     /// cross compiler or no emulated core is available).
     elf: Option<ElfSizes>,
+    /// Bytes of scratch the DSP kernels use beside the arena.
+    scratch_bytes: usize,
+    /// Latency and energy of one inference on the board, from the instructions the build
+    /// executes on the emulated core (absent where there is no emulated core).
+    estimate: Option<cost::Estimate>,
 }
 
 /// Generates the package of `model` (a `.tflite` file or a run folder with
@@ -62,6 +67,22 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
             eprintln!("note: the package was not built for {}: {e}", board.title);
             None
         });
+    // One inference on an all-zero input: the instruction count does not depend on values.
+    let estimate = board
+        .core
+        .emulated()
+        .filter(|_| elf.is_some())
+        .map(|core| {
+            let input = vec![0u8; program.input(0).map_or(0, |t| t.shape.len())];
+            let ops = program.report().len();
+            emulator::profile(out, core, &input, ops, std::time::Duration::from_secs(600))
+        })
+        .transpose()
+        .unwrap_or_else(|e| {
+            eprintln!("note: no latency estimate: {e}");
+            None
+        })
+        .and_then(|counts| cost::estimate(&counts, board));
     let memory = program.memory();
     let deployment = Deployment {
         model: file.clone(),
@@ -72,6 +93,8 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
         arena_bytes: memory.arena_bytes,
         arena_lower_bound: memory.lower_bound,
         elf,
+        scratch_bytes: codegen::scratch_bytes(&program),
+        estimate,
     };
     let json = out.join("deploy.json");
     let tmp = out.join(".deploy.json.tmp");
@@ -101,6 +124,16 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
             board.core,
             thousands(elf.flash as u64),
             thousands(elf.ram as u64)
+        );
+    }
+    if let Some(e) = estimate {
+        println!(
+            "estimated {:.1} ms and {:.0} µJ per inference at {} MHz ({} cycles, instructions counted on the emulated {})",
+            e.latency_ms,
+            e.energy_uj,
+            board.clock_mhz,
+            thousands(e.cycles as u64),
+            board.core
         );
     }
     println!("wrote {} and deploy.json", out.display());
@@ -134,4 +167,30 @@ fn refuse_if_too_big(program: &Program, board: &Board) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_model_too_big_for_the_board_is_refused_with_the_figures() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/models/mlperf_tiny/kws_ref_model.tflite");
+        let quant = tinyfit_deploy::tflite::import(&std::fs::read(path).unwrap()).unwrap();
+        let program = tinyfit_deploy::lower(&quant).unwrap();
+        let small = Board {
+            sram_bytes: 10_000,
+            flash_bytes: 20_000,
+            ..*boards::board("nrf52840").unwrap()
+        };
+        let err = refuse_if_too_big(&program, &small).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "the model does not fit the nRF52840 (Arduino Nano 33 BLE Sense): its arena needs \
+             16,000 B of SRAM, the board has 10,000 B; its constants need 28,984 B of flash, \
+             the board has 20,000 B"
+        );
+        assert!(refuse_if_too_big(&program, boards::board("nrf52840").unwrap()).is_ok());
+    }
 }
