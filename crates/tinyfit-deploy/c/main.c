@@ -6,7 +6,34 @@
 
 #include "model.h"
 
+#ifdef TINYFIT_PROFILE
+/* Profiling builds (picolibc on an emulator) measure the stack's high-water mark: the stack
+ * region [__heap_end, __stack) is painted before the first inference, and the deepest byte
+ * changed afterwards bounds what main, the kernels and the C library used. */
+extern char __heap_end[], __stack[];
+#define TINYFIT_PAINT 0xa5
+
+static void paint_stack(void) {
+    volatile char *p = __heap_end;
+    volatile char *limit = (volatile char *)__builtin_frame_address(0) - 256;
+    while (p < limit) {
+        *p++ = (char)TINYFIT_PAINT;
+    }
+}
+
+static long stack_high_water(void) {
+    const volatile char *p = __heap_end;
+    while (p < __stack && *p == (char)TINYFIT_PAINT) {
+        p++;
+    }
+    return (long)(__stack - (const char *)p);
+}
+#endif
+
 int main(void) {
+#ifdef TINYFIT_PROFILE
+    paint_stack();
+#endif
     FILE *in = fopen("inputs.bin", "rb");
     FILE *out = fopen("outputs.bin", "wb");
     if (in == NULL || out == NULL) {
@@ -38,5 +65,8 @@ int main(void) {
     fclose(in);
     fclose(out);
     printf("tinyfit: %ld samples\n", samples);
+#ifdef TINYFIT_PROFILE
+    printf("tinyfit: stack high-water mark %ld bytes\n", stack_high_water());
+#endif
     return 0;
 }

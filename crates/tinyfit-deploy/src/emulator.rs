@@ -162,7 +162,7 @@ pub fn run(
     let dir = scratch_dir()?;
     let result = run_in(&dir, elf, core, inputs, &[], timeout);
     let _ = std::fs::remove_dir_all(&dir);
-    result
+    result.map(|(outputs, _)| outputs)
 }
 
 fn run_in(
@@ -172,7 +172,7 @@ fn run_in(
     inputs: &[u8],
     qemu_args: &[String],
     timeout: Duration,
-) -> Result<Vec<u8>, EmulatorError> {
+) -> Result<(Vec<u8>, String), EmulatorError> {
     let input_file = dir.join("inputs.bin");
     std::fs::write(&input_file, inputs).map_err(io(&input_file))?;
     let elf = std::path::absolute(elf).map_err(io(elf))?;
@@ -219,7 +219,7 @@ fn run_in(
         Some(_) => {}
     }
     let outputs = dir.join("outputs.bin");
-    std::fs::read(&outputs).map_err(io(&outputs))
+    Ok((std::fs::read(&outputs).map_err(io(&outputs))?, output))
 }
 
 /// Section sizes of a built program, from `arm-none-eabi-size -A`.
@@ -227,8 +227,9 @@ fn run_in(
 pub struct ElfSizes {
     /// Bytes in flash: code, read-only data (the weights) and the initial image of `.data`.
     pub flash: usize,
-    /// Bytes of statically allocated RAM: `.data`, `.bss` (the arena) and the reserved stack.
-    pub ram: usize,
+    /// Bytes of statically allocated RAM: `.data` and `.bss` (the arena, the scratch, the C
+    /// library's state); the stack comes on top.
+    pub static_ram: usize,
 }
 
 /// Measures the flash and static RAM of `elf`.
@@ -243,7 +244,10 @@ pub fn elf_sizes(elf: &Path) -> Result<ElfSizes, EmulatorError> {
             source,
         })?;
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut sizes = ElfSizes { flash: 0, ram: 0 };
+    let mut sizes = ElfSizes {
+        flash: 0,
+        static_ram: 0,
+    };
     for line in text.lines() {
         let mut fields = line.split_whitespace();
         let (Some(name), Some(size)) = (fields.next(), fields.next()) else {
@@ -253,16 +257,17 @@ pub fn elf_sizes(elf: &Path) -> Result<ElfSizes, EmulatorError> {
             continue;
         };
         // picolibc's linker script: code and constants in `.text`/`.rodata`-like sections,
-        // initialised data copied from flash, zeroed data and the stack in RAM only.
+        // initialised data copied from flash, zeroed data in RAM only (the `.stack` and
+        // `.heap` reservations are not counted: the stack is measured).
         match name {
             ".text" | ".init" | ".fini" | ".rodata" | ".ARM.exidx" | ".ARM.extab" => {
                 sizes.flash += size
             }
             ".data" | ".tdata" => {
                 sizes.flash += size;
-                sizes.ram += size;
+                sizes.static_ram += size;
             }
-            ".bss" | ".tbss" | ".stack" | ".heap" => sizes.ram += size,
+            ".bss" | ".tbss" => sizes.static_ram += size,
             _ => {}
         }
     }
@@ -362,16 +367,26 @@ pub fn plugin() -> Result<PathBuf, EmulatorError> {
     Ok(object)
 }
 
+/// What one profiled inference measured.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Profile {
+    /// Executed instructions of each operation, in order.
+    pub operations: Vec<InsnCounts>,
+    /// Deepest stack use of the whole program (start-up, I/O and the inference), from stack
+    /// painting.
+    pub stack_bytes: usize,
+}
+
 /// Counts the instructions each operation of the package in `dir` executes on `core` for one
-/// input: builds it with `-DTINYFIT_PROFILE` (a marker call before each operation and after
-/// the last), runs it under the plugin, and returns one entry per operation.
+/// input, and measures the stack: builds it with `-DTINYFIT_PROFILE` (a marker call before
+/// each operation and after the last, a painted stack), runs it under the plugin.
 pub fn profile(
     dir: &Path,
     core: Core,
     input: &[u8],
     operations: usize,
     timeout: Duration,
-) -> Result<Vec<InsnCounts>, EmulatorError> {
+) -> Result<Profile, EmulatorError> {
     let elf = build_as(dir, core, &["TINYFIT_PROFILE"], "model_profile.elf")?;
     let marker = symbol(&elf, "tinyfit_profile_mark")?;
     let plugin = plugin()?;
@@ -382,11 +397,15 @@ pub fn profile(
         plugin.display(),
         counts_file.display()
     );
-    let result = run_in(&work, &elf, core, input, &["-plugin".into(), arg], timeout)
-        .and_then(|_| std::fs::read_to_string(&counts_file).map_err(io(&counts_file)));
+    let result = run_in(&work, &elf, core, input, &["-plugin".into(), arg], timeout).and_then(
+        |(_, console)| {
+            let counts = std::fs::read_to_string(&counts_file).map_err(io(&counts_file))?;
+            Ok((counts, console))
+        },
+    );
     let _ = std::fs::remove_dir_all(&work);
     let _ = std::fs::remove_dir_all(plugin.parent().unwrap_or(&work));
-    let text = result?;
+    let (text, console) = result?;
     let phases: Vec<InsnCounts> = text
         .lines()
         .map(|line| {
@@ -411,7 +430,18 @@ pub fn profile(
     if phases.len() != operations + 2 {
         return Err(bad_counts(&elf, &text));
     }
-    Ok(phases[1..=operations].to_vec())
+    let stack_bytes = console
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("tinyfit: stack high-water mark ")?
+                .strip_suffix(" bytes")
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| bad_counts(&elf, &console))?;
+    Ok(Profile {
+        operations: phases[1..=operations].to_vec(),
+        stack_bytes,
+    })
 }
 
 fn bad_counts(elf: &Path, text: &str) -> EmulatorError {

@@ -161,3 +161,49 @@ fn c_rounding_matches_gemmlowp() {
         String::from_utf8_lossy(&run.stderr)
     );
 }
+
+/// Instructions per MAC of the generated kernels on the emulated Cortex-M4, counted by the
+/// QEMU plugin, summed per layer kind: standard and 1×1 convolutions and fully connected layers
+/// within 3.0 (CMSIS-NN's level), on the models whose layers are large enough for the
+/// multiply-accumulates to dominate; and the stack measured by painting stays small.
+#[test]
+fn instructions_per_mac_on_cortex_m4() {
+    let cases = [
+        ("kws_ref_model.tflite", "conv 1x1"),
+        ("pretrainedResnet_quant.tflite", "conv 3x3"),
+        ("ad01_int8.tflite", "fully_connected"),
+    ];
+    for (model, kind) in cases {
+        let bytes = std::fs::read(shared().join(model)).expect("model file");
+        let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
+        let dir = tempfile::tempdir().unwrap();
+        codegen::generate(&program).write(dir.path()).unwrap();
+        let n = program.input(0).unwrap().shape.len();
+        let input: Vec<u8> = samples(n, 5)[..n].iter().map(|&v| v as u8).collect();
+        let ops = program.report().len();
+        let profile =
+            emulator::profile(dir.path(), Core::M4, &input, ops, Duration::from_secs(300))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let (insns, macs) = program
+            .report()
+            .iter()
+            .zip(&profile.operations)
+            .filter(|(op, _)| op.label() == kind)
+            .fold((0, 0), |(i, m), (op, c)| (i + c.total(), m + op.macs));
+        let per_mac = insns as f64 / macs as f64;
+        println!(
+            "{model}: {kind} {per_mac:.2} instructions per MAC; stack {} B",
+            profile.stack_bytes
+        );
+        assert!(macs > 0, "{model} has {kind} layers");
+        assert!(
+            per_mac <= 3.0,
+            "{model}: {kind} takes {per_mac:.2} instructions per MAC"
+        );
+        assert!(
+            (64..4096).contains(&profile.stack_bytes),
+            "stack {}",
+            profile.stack_bytes
+        );
+    }
+}

@@ -45,7 +45,7 @@ pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
         let package = tempfile::tempdir()?;
         codegen::generate(&program).write(package.path())?;
         let raw: Vec<u8> = x.iter().map(|&v| v as u8).collect();
-        let counts = emulator::profile(
+        let profile = emulator::profile(
             package.path(),
             core,
             &raw,
@@ -53,12 +53,29 @@ pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
             Duration::from_secs(600),
         )
         .with_context(|| path.display().to_string())?;
+        let elf = emulator::build(package.path(), core)
+            .and_then(|elf| emulator::elf_sizes(&elf))
+            .with_context(|| path.display().to_string())?;
+        let counts = &profile.operations;
         println!();
         if per_op {
-            print_operations(&program, &counts);
+            print_operations(&program, counts);
         }
-        print_kinds(name, &program, &counts);
-        print_estimate(file, board, &counts);
+        print_kinds(name, &program, counts);
+        print_estimate(file, board, counts);
+        println!(
+            "  memory: peak SRAM {} B measured = static {} B (planned arena {} B, lower bound {} B; \
+             DSP scratch {} B; C library) + stack high-water {} B, of {} B; flash {} B of {} B",
+            thousands((elf.static_ram + profile.stack_bytes) as u64),
+            thousands(elf.static_ram as u64),
+            thousands(program.memory().arena_bytes as u64),
+            thousands(program.memory().lower_bound as u64),
+            thousands(codegen::scratch_bytes(&program) as u64),
+            thousands(profile.stack_bytes as u64),
+            thousands(board.sram_bytes as u64),
+            thousands(elf.flash as u64),
+            thousands(board.flash_bytes as u64),
+        );
     }
     Ok(())
 }

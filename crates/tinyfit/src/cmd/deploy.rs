@@ -32,6 +32,9 @@ struct Deployment<'a> {
     /// Latency and energy of one inference on the board, from the instructions the build
     /// executes on the emulated core (absent where there is no emulated core).
     estimate: Option<cost::Estimate>,
+    /// Deepest stack use measured on the emulated core, and static RAM plus that stack.
+    stack_bytes: Option<usize>,
+    peak_sram_bytes: Option<usize>,
 }
 
 /// Generates the package of `model` (a `.tflite` file or a run folder with
@@ -68,7 +71,7 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
             None
         });
     // One inference on an all-zero input: the instruction count does not depend on values.
-    let estimate = board
+    let profile = board
         .core
         .emulated()
         .filter(|_| elf.is_some())
@@ -81,8 +84,12 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
         .unwrap_or_else(|e| {
             eprintln!("note: no latency estimate: {e}");
             None
-        })
-        .and_then(|counts| cost::estimate(&counts, board));
+        });
+    let estimate = profile
+        .as_ref()
+        .and_then(|p| cost::estimate(&p.operations, board));
+    let stack_bytes = profile.as_ref().map(|p| p.stack_bytes);
+    let peak_sram_bytes = elf.zip(stack_bytes).map(|(e, s)| e.static_ram + s);
     let memory = program.memory();
     let deployment = Deployment {
         model: file.clone(),
@@ -95,6 +102,8 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
         elf,
         scratch_bytes: codegen::scratch_bytes(&program),
         estimate,
+        stack_bytes,
+        peak_sram_bytes,
     };
     let json = out.join("deploy.json");
     let tmp = out.join(".deploy.json.tmp");
@@ -120,10 +129,18 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
     );
     if let Some(elf) = elf {
         println!(
-            "built for the {}: flash {} B (code + constants), static RAM {} B (arena, data, stack)",
+            "built for the {}: flash {} B (code + constants), static RAM {} B (arena, scratch, C library)",
             board.core,
             thousands(elf.flash as u64),
-            thousands(elf.ram as u64)
+            thousands(elf.static_ram as u64)
+        );
+    }
+    if let (Some(stack), Some(peak)) = (stack_bytes, peak_sram_bytes) {
+        println!(
+            "measured on the emulator: stack high-water {} B, peak SRAM {} B of {} B",
+            thousands(stack as u64),
+            thousands(peak as u64),
+            thousands(board.sram_bytes as u64)
         );
     }
     if let Some(e) = estimate {
