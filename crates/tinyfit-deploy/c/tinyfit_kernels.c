@@ -337,7 +337,9 @@ typedef struct {
     int32_t x_col, x_row, f_col, f_row; /* steps between taps in the input and the filter */
     int32_t offsets;                    /* -input zero point in both halfwords */
     int32_t channels;
+    int32_t full_rows, full_cols; /* the kernel's taps: a pixel with all of them in bounds */
     const int32_t *bias;
+    const int32_t *folded_bias;   /* bias − z_in · Σ_taps w, per channel (NULL: none) */
     tf_requant q;
 } depthwise_ctx;
 
@@ -361,37 +363,65 @@ static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int
         a1 = __smlabb(x_odd, f_odd, a1);                                                      \
         a3 = __smlatt(x_odd, f_odd, a3);                                                      \
     } while (0)
+    /* The same tap without the input offset, for pixels whose taps are all in bounds: there
+     * the offset's share, −z_in · Σ w, is folded into the bias once per layer. */
+#define TINYFIT_DEPTHWISE_TAP_RAW(xp, fp)                                                     \
+    do {                                                                                      \
+        int32_t xw = load_word(xp), fw = load_word(fp);                                       \
+        int32_t x_even = __sxtb16(xw), x_odd = sxtb16_odd(xw);                                \
+        int32_t f_even = __sxtb16(fw), f_odd = sxtb16_odd(fw);                                \
+        a0 = __smlabb(x_even, f_even, a0);                                                    \
+        a2 = __smlatt(x_even, f_even, a2);                                                    \
+        a1 = __smlabb(x_odd, f_odd, a1);                                                      \
+        a3 = __smlatt(x_odd, f_odd, a3);                                                      \
+    } while (0)
+    const int full = ctx->folded_bias != NULL && rows == ctx->full_rows &&
+                     cols == ctx->full_cols && cols == 3;
+    const int32_t *bias = full ? ctx->folded_bias : ctx->bias;
     for (int32_t c = 0; c < ctx->channels; c += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         const int8_t *xr = x + c, *fr = f + c;
-        for (int32_t r = rows; r > 0; r--, xr += ctx->x_row, fr += ctx->f_row) {
-            if (cols == 3) {
-                /* The common full row of a 3-wide kernel, unrolled. */
-                TINYFIT_DEPTHWISE_TAP(xr, fr);
-                TINYFIT_DEPTHWISE_TAP(xr + x_col, fr + f_col);
-                TINYFIT_DEPTHWISE_TAP(xr + 2 * x_col, fr + 2 * f_col);
-                continue;
+        if (full) {
+            for (int32_t r = rows; r > 0; r--, xr += ctx->x_row, fr += ctx->f_row) {
+                TINYFIT_DEPTHWISE_TAP_RAW(xr, fr);
+                TINYFIT_DEPTHWISE_TAP_RAW(xr + x_col, fr + f_col);
+                TINYFIT_DEPTHWISE_TAP_RAW(xr + 2 * x_col, fr + 2 * f_col);
             }
-            const int8_t *xp = xr, *fp = fr;
-            for (int32_t n = cols; n > 0; n--, xp += x_col, fp += f_col) {
-                TINYFIT_DEPTHWISE_TAP(xp, fp);
+        } else {
+            for (int32_t r = rows; r > 0; r--, xr += ctx->x_row, fr += ctx->f_row) {
+                const int8_t *xp = xr, *fp = fr;
+                for (int32_t n = cols; n > 0; n--, xp += x_col, fp += f_col) {
+                    TINYFIT_DEPTHWISE_TAP(xp, fp);
+                }
             }
         }
-        y[c] = requant_output(&ctx->q, a0, ctx->bias, c);
-        y[c + 1] = requant_output(&ctx->q, a1, ctx->bias, c + 1);
-        y[c + 2] = requant_output(&ctx->q, a2, ctx->bias, c + 2);
-        y[c + 3] = requant_output(&ctx->q, a3, ctx->bias, c + 3);
+        y[c] = requant_output(&ctx->q, a0, bias, c);
+        y[c + 1] = requant_output(&ctx->q, a1, bias, c + 1);
+        y[c + 2] = requant_output(&ctx->q, a2, bias, c + 2);
+        y[c + 3] = requant_output(&ctx->q, a3, bias, c + 3);
     }
+#undef TINYFIT_DEPTHWISE_TAP_RAW
 #undef TINYFIT_DEPTHWISE_TAP
 }
 
 /* Depthwise convolution with multiplier 1 and channels in fours. */
 static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
                           const int32_t *bias, const tf_window *w, const tf_requant *q,
-                          int8_t *output, tf_shape out) {
+                          int8_t *output, tf_shape out, int16_t *scratch) {
+    int32_t *folded = NULL;
+    if (scratch != NULL) {
+        folded = (int32_t *)(void *)scratch;
+        for (int32_t c = 0; c < out.c; c++) {
+            int32_t sum = 0;
+            for (int32_t t = 0; t < w->kh * w->kw; t++) {
+                sum += filter[t * out.c + c];
+            }
+            folded[c] = wrap_add(bias[c], (int32_t)((uint32_t)sum * (uint32_t)-q->input_zero_point));
+        }
+    }
     const depthwise_ctx ctx = {
         w->dilation_w * in.c, w->dilation_h * in.w * in.c, out.c, w->kw * out.c,
-        pair(-q->input_zero_point), out.c, bias, *q,
+        pair(-q->input_zero_point), out.c, w->kh, w->kw, bias, folded, *q,
     };
     for (int32_t oy = 0; oy < out.h; oy++) {
         int32_t ky0, ky1;
@@ -465,13 +495,14 @@ void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int
 
 void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
                          const int32_t *bias, const tf_window *w, int32_t multiplier,
-                         const tf_requant *q, int8_t *output, tf_shape out) {
+                         const tf_requant *q, int8_t *output, tf_shape out, int16_t *scratch) {
 #if TINYFIT_DSP
     if (multiplier == 1 && out.c % 4 == 0) {
-        depthwise_dsp(input, in, filter, bias, w, q, output, out);
+        depthwise_dsp(input, in, filter, bias, w, q, output, out, scratch);
         return;
     }
 #endif
+    (void)scratch;
     depthwise_plain(input, in, filter, bias, w, multiplier, q, output, out);
 }
 

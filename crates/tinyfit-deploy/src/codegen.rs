@@ -162,7 +162,7 @@ fn emit_operation<'p>(
             let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
             emit_window(statics, prefix, &window);
             format!(
-                "    tf_depthwise_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {multiplier}, &{q}, {}, {});\n",
+                "    tf_depthwise_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {multiplier}, &{q}, {}, {}, SCRATCH);\n",
                 at(tensor(0)),
                 shape(tensor(0).shape),
                 at(out),
@@ -456,8 +456,9 @@ void tinyfit_invoke(void);
 }
 
 /// Bytes of scratch the DSP kernels need: the largest over convolutions without groups (an int8
-/// receptive field and two int16 columns) and fully connected layers (the widened input), as
-/// `TINYFIT_CONV_SCRATCH_BYTES` and `TINYFIT_FC_SCRATCH_BYTES` in `tinyfit_kernels.h` size them.
+/// receptive field and two int16 columns), fully connected layers (the widened input) and
+/// depthwise convolutions (a folded bias per channel), as `TINYFIT_*_SCRATCH_BYTES` in
+/// `tinyfit_kernels.h` size them.
 pub fn scratch_bytes(program: &Program) -> usize {
     program
         .operations
@@ -475,6 +476,7 @@ pub fn scratch_bytes(program: &Program) -> usize {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());
                 2 * input.map_or(0, |&t| program.tensors[t as usize].shape.len())
             }
+            Kernel::DepthwiseConv { .. } => 4 * program.tensors[op.output as usize].shape.c,
             _ => 0,
         })
         .max()
