@@ -57,13 +57,18 @@ static inline int32_t rescale(int32_t x, tf_multiplier m) {
     return divide_by_pot(high_mul_by_multiplier(x, m.multiplier), -m.shift);
 }
 
+/* The int8 output of an accumulator with its channel's bias and multiplier. */
+static inline int8_t requant_value(int32_t acc, int32_t bias, tf_multiplier m,
+                                   int32_t zero_point, int32_t act_min, int32_t act_max) {
+    int32_t y = wrap_add(rescale(wrap_add(acc, bias), m), zero_point);
+    return (int8_t)clamp_i32(y, act_min, act_max);
+}
+
 /* The int8 output of `channel` from its accumulator. */
 static inline int8_t requant_output(const tf_requant *q, int32_t acc, const int32_t *bias,
                                     int32_t channel) {
-    acc = wrap_add(acc, bias[channel]);
-    tf_multiplier m = q->multipliers[channel];
-    return (int8_t)clamp_i32(wrap_add(rescale(acc, m), q->output_zero_point), q->act_min,
-                             q->act_max);
+    return requant_value(acc, bias[channel], q->multipliers[channel], q->output_zero_point,
+                         q->act_min, q->act_max);
 }
 
 /* The taps along one axis that land inside an input of `size` for output coordinate `out`. */
@@ -378,27 +383,32 @@ static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int
     const int full = ctx->folded_bias != NULL && rows == ctx->full_rows &&
                      cols == ctx->full_cols && cols == 3;
     const int32_t *bias = full ? ctx->folded_bias : ctx->bias;
-    for (int32_t c = 0; c < ctx->channels; c += 4) {
+    /* Locals: the int8 stores to y could alias ctx, which would force reloads. */
+    const tf_multiplier *mult = ctx->q.multipliers;
+    const int32_t zero_point = ctx->q.output_zero_point;
+    const int32_t act_min = ctx->q.act_min, act_max = ctx->q.act_max;
+    const int32_t x_row = ctx->x_row, f_row = ctx->f_row, channels = ctx->channels;
+    for (int32_t c = 0; c < channels; c += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
         const int8_t *xr = x + c, *fr = f + c;
         if (full) {
-            for (int32_t r = rows; r > 0; r--, xr += ctx->x_row, fr += ctx->f_row) {
+            for (int32_t r = rows; r > 0; r--, xr += x_row, fr += f_row) {
                 TINYFIT_DEPTHWISE_TAP_RAW(xr, fr);
                 TINYFIT_DEPTHWISE_TAP_RAW(xr + x_col, fr + f_col);
                 TINYFIT_DEPTHWISE_TAP_RAW(xr + 2 * x_col, fr + 2 * f_col);
             }
         } else {
-            for (int32_t r = rows; r > 0; r--, xr += ctx->x_row, fr += ctx->f_row) {
+            for (int32_t r = rows; r > 0; r--, xr += x_row, fr += f_row) {
                 const int8_t *xp = xr, *fp = fr;
                 for (int32_t n = cols; n > 0; n--, xp += x_col, fp += f_col) {
                     TINYFIT_DEPTHWISE_TAP(xp, fp);
                 }
             }
         }
-        y[c] = requant_output(&ctx->q, a0, bias, c);
-        y[c + 1] = requant_output(&ctx->q, a1, bias, c + 1);
-        y[c + 2] = requant_output(&ctx->q, a2, bias, c + 2);
-        y[c + 3] = requant_output(&ctx->q, a3, bias, c + 3);
+        y[c] = requant_value(a0, bias[c], mult[c], zero_point, act_min, act_max);
+        y[c + 1] = requant_value(a1, bias[c + 1], mult[c + 1], zero_point, act_min, act_max);
+        y[c + 2] = requant_value(a2, bias[c + 2], mult[c + 2], zero_point, act_min, act_max);
+        y[c + 3] = requant_value(a3, bias[c + 3], mult[c + 3], zero_point, act_min, act_max);
     }
 #undef TINYFIT_DEPTHWISE_TAP_RAW
 #undef TINYFIT_DEPTHWISE_TAP
