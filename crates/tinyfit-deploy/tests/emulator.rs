@@ -209,3 +209,34 @@ fn instructions_per_mac_on_cortex_m4() {
         );
     }
 }
+
+/// The package compiles for a Cortex-M0+ (Armv6-M, no DSP extension: the plain C kernels), the
+/// RP2040's core, without warnings.
+#[test]
+fn package_compiles_for_cortex_m0plus() {
+    let bytes = std::fs::read(shared().join("vww_96_int8.tflite")).expect("model file");
+    let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
+    let dir = tempfile::tempdir().unwrap();
+    codegen::generate(&program).write(dir.path()).unwrap();
+    for source in ["model.c", "tinyfit_kernels.c"] {
+        let out = std::process::Command::new("arm-none-eabi-gcc")
+            .args([
+                "-std=c99",
+                "-O2",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-mcpu=cortex-m0plus",
+            ])
+            .args(["-mthumb", "-c", "-o"])
+            .arg(dir.path().join(format!("{source}.o")))
+            .arg(dir.path().join(source))
+            .output()
+            .expect("arm-none-eabi-gcc runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
