@@ -36,6 +36,20 @@ fn expected(program: &tinyfit_deploy::Program, inputs: &[i8], n: usize) -> Vec<u
         .collect()
 }
 
+/// Compiles C `sources` for the host into `exe` (C99, all warnings as errors, plus `flags`).
+fn host_cc(flags: &[&str], sources: &[PathBuf], exe: &Path) {
+    let build = std::process::Command::new("cc")
+        .args(["-std=c99", "-Wall", "-Wextra", "-Werror"])
+        .args(flags)
+        .args(sources)
+        .arg("-o")
+        .arg(exe)
+        .output()
+        .expect("cc runs");
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(build.status.success(), "{stderr}");
+}
+
 fn check(model: &str, seed: u64) {
     let bytes = std::fs::read(shared().join(model)).expect("model file");
     let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
@@ -92,18 +106,15 @@ fn host_build_is_sanitizer_clean() {
         codegen::generate(&program).write(dir.path()).unwrap();
         let exe = dir.path().join("model_host");
         let sources = ["main.c", "model.c", "tinyfit_kernels.c"].map(|f| dir.path().join(f));
-        let build = std::process::Command::new("cc")
-            .args(["-std=c99", "-O1", "-g", "-Wall", "-Wextra", "-Werror"])
-            .args(["-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
-            .args(&sources)
-            .arg("-o")
-            .arg(&exe)
-            .output()
-            .expect("cc runs");
-        assert!(
-            build.status.success(),
-            "{}",
-            String::from_utf8_lossy(&build.stderr)
+        host_cc(
+            &[
+                "-O1",
+                "-g",
+                "-fsanitize=address,undefined",
+                "-fno-sanitize-recover=all",
+            ],
+            &sources,
+            &exe,
         );
         let n = program.input(0).unwrap().shape.len();
         let inputs = samples(n, seed);
@@ -131,26 +142,17 @@ fn c_rounding_matches_gemmlowp() {
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("rounding");
     let c = Path::new(env!("CARGO_MANIFEST_DIR")).join("c");
-    let build = std::process::Command::new("cc")
-        .args([
-            "-std=c99",
+    let include = format!("-I{}", c.display());
+    host_cc(
+        &[
             "-O2",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
             "-Wno-unused-function",
-        ])
-        .args(["-fsanitize=undefined", "-fno-sanitize-recover=all", "-I"])
-        .arg(&c)
-        .arg(c.join("../tests/c/rounding.c"))
-        .arg("-o")
-        .arg(&exe)
-        .output()
-        .expect("cc runs");
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
+            "-fsanitize=undefined",
+            "-fno-sanitize-recover=all",
+            &include,
+        ],
+        &[c.join("../tests/c/rounding.c")],
+        &exe,
     );
     let run = std::process::Command::new(&exe).output().expect("runs");
     let stdout = String::from_utf8_lossy(&run.stdout);
