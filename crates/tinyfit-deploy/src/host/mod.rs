@@ -3,10 +3,11 @@
 //!
 //! Convolutions and fully connected layers hold nearly all of a model's multiply-accumulates.
 //! On x86-64 CPUs with AVX-512 VNNI they run here as int8 matrix products over weights packed
-//! once, when the program is built ([`gemm`]); every other operation, and every operation on
-//! other CPUs, runs through the runtime's own kernels ([`tinyfit_micro::Checked::step`]). The
-//! microcontroller build never sees this module: packing needs a heap and the kernels need
-//! instructions a Cortex-M lacks.
+//! once, when the program is built ([`gemm`]); depthwise convolutions ([`depthwise`]) and sums
+//! run sixteen lanes at a time. Every other operation, and every operation on other CPUs, runs
+//! through the runtime's own kernels ([`tinyfit_micro::Checked::step`]). The microcontroller
+//! build never sees this module: packing needs a heap and the kernels need instructions a
+//! Cortex-M lacks.
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
