@@ -234,9 +234,11 @@ static void widen_interleaved(const int8_t *src, int32_t n, int32_t offset, int1
 
 /* Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x`: each word of
  * weights and each pair of input words feed four SMLADs, in an order that keeps at most six
- * temporaries alive. acc[r][c] is row r, column c. */
-static void dot_2x2(const int8_t *w0, const int8_t *w1, const int16_t *x, int32_t depth,
-                    int32_t acc[2][2]) {
+ * temporaries alive; out of line, so that the loop has the registers to itself. acc[r][c] is
+ * row r, column c. */
+static __attribute__((noinline)) void dot_2x2(const int8_t *w0, const int8_t *w1,
+                                              const int16_t *x, int32_t depth,
+                                              int32_t acc[2][2]) {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
     for (int32_t g = depth >> 2; g > 0; g--, w0 += 4, w1 += 4, x += 8) {
         int32_t wa = load_word(w0);
