@@ -4,9 +4,10 @@
 //! QEMU counts instructions, not cycles, so each class of instruction is weighted by a cycle
 //! cost from the core's technical reference manual:
 //!
-//! - Cortex-M4 (TRM r0p1, table 3-1): loads 2 cycles (`LDR`; neighbouring loads can pipeline,
-//!   which this ignores), stores 1 (the write buffer hides the second cycle when the next
-//!   instruction does not stall), multiplies and multiply-accumulates 1 (`MUL`, `MLA`,
+//! - Cortex-M4 (TRM r0p1, table 3-1): loads 2 cycles, but a single load right after a load or
+//!   store 1 (the TRM: neighbouring load and store single instructions pipeline their address
+//!   and data phases; the plugin tells them apart), stores 1 (the write buffer hides the second
+//!   cycle when the next instruction does not stall), multiplies and multiply-accumulates 1 (`MUL`, `MLA`,
 //!   `SMLAD`, `SMLABB`, `SMULL`/`SMLAL` are single-cycle on the M4), branches 2 (a taken branch
 //!   costs 1 + P with P between 1 and 3 for the pipeline refill; loop branches are mostly
 //!   taken), everything else 1.
@@ -28,6 +29,8 @@ use crate::emulator::InsnCounts;
 pub struct CycleModel {
     /// Loads.
     pub load: f64,
+    /// Single loads right after a load or store.
+    pub pipelined_load: f64,
     /// Stores.
     pub store: f64,
     /// Multiplies and multiply-accumulates.
@@ -44,6 +47,7 @@ impl CycleModel {
         match core {
             CoreKind::CortexM4F => Some(CycleModel {
                 load: 2.0,
+                pipelined_load: 1.0,
                 store: 1.0,
                 mac: 1.0,
                 branch: 2.0,
@@ -51,6 +55,7 @@ impl CycleModel {
             }),
             CoreKind::CortexM7 => Some(CycleModel {
                 load: 1.0,
+                pipelined_load: 1.0,
                 store: 1.0,
                 mac: 1.0,
                 branch: 1.0,
@@ -63,6 +68,7 @@ impl CycleModel {
     /// Estimated cycles of `counts`.
     pub fn cycles(&self, c: &InsnCounts) -> f64 {
         c.load as f64 * self.load
+            + c.pipelined_load as f64 * self.pipelined_load
             + c.store as f64 * self.store
             + c.mac as f64 * self.mac
             + c.branch as f64 * self.branch
@@ -104,17 +110,18 @@ mod tests {
     fn cycles_weight_each_class() {
         let c = InsnCounts {
             load: 10,
+            pipelined_load: 6,
             store: 4,
             mac: 20,
             branch: 3,
             other: 7,
         };
         let m4 = CycleModel::of(CoreKind::CortexM4F).unwrap();
-        assert_eq!(m4.cycles(&c), 20.0 + 4.0 + 20.0 + 6.0 + 7.0);
+        assert_eq!(m4.cycles(&c), 20.0 + 6.0 + 4.0 + 20.0 + 6.0 + 7.0);
         let l4 = board("l4r5zi").unwrap();
         let e = estimate(&[c, c], l4).unwrap();
-        assert_eq!(e.cycles, 114.0);
-        assert!((e.latency_ms - 114.0 / 120_000.0).abs() < 1e-12);
+        assert_eq!(e.cycles, 126.0);
+        assert!((e.latency_ms - 126.0 / 120_000.0).abs() < 1e-12);
         assert!(estimate(&[c], board("rp2040").unwrap()).is_none());
     }
 }

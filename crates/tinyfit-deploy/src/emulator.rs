@@ -297,8 +297,11 @@ fn scratch_dir() -> Result<PathBuf, EmulatorError> {
 /// Executed instructions of one operation, by class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct InsnCounts {
-    /// Loads (`LDR*`, `LDM`, `POP` without `pc`).
+    /// Loads (`LDR*`, `LDM`, `POP` without `pc`), except those below.
     pub load: u64,
+    /// Single loads (`LDR`, `LDRB`, `LDRH`, `LDRSB`, `LDRSH`) right after a load or store,
+    /// which the Cortex-M4 pipelines into one cycle.
+    pub pipelined_load: u64,
     /// Stores (`STR*`, `STM`, `PUSH`).
     pub store: u64,
     /// Multiplies and multiply-accumulates (`MUL`, `MLA`, `SMLAD`, `SMLABB`, `SMULL`...).
@@ -312,7 +315,7 @@ pub struct InsnCounts {
 impl InsnCounts {
     /// All instructions.
     pub fn total(&self) -> u64 {
-        self.load + self.store + self.mac + self.branch + self.other
+        self.load + self.pipelined_load + self.store + self.mac + self.branch + self.other
     }
 }
 
@@ -414,8 +417,9 @@ pub fn profile(
                 .filter_map(|x| x.parse().ok())
                 .collect();
             match v[..] {
-                [load, store, mac, branch, other] => Some(InsnCounts {
+                [load, store, mac, branch, other, pipelined_load] => Some(InsnCounts {
                     load,
+                    pipelined_load,
                     store,
                     mac,
                     branch,

@@ -36,8 +36,14 @@ pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
     };
     let model = cost::CycleModel::of(board.core).context("no cycle model")?;
     println!(
-        "generated C (-O2, {}) on QEMU, one inference; cycles = loads×{} + stores×{} + MACs×{} + branches×{} + other×{}",
-        board.core, model.load, model.store, model.mac, model.branch, model.other
+        "generated C (-O2, {}) on QEMU, one inference; cycles = loads×{} + pipelined loads×{} + stores×{} + MACs×{} + branches×{} + other×{}",
+        board.core,
+        model.load,
+        model.pipelined_load,
+        model.store,
+        model.mac,
+        model.branch,
+        model.other
     );
     for (name, file) in MODELS {
         let path = dir.join(file);
@@ -98,7 +104,7 @@ fn print_operations(program: &tinyfit_deploy::Program, counts: &[InsnCounts]) {
             op.label(),
             thousands(op.macs),
             thousands(c.total()),
-            100.0 * (c.load + c.store) as f64 / total,
+            100.0 * (c.load + c.pipelined_load + c.store) as f64 / total,
             100.0 * c.mac as f64 / total,
             100.0 * c.branch as f64 / total,
             100.0 * c.other as f64 / total,
