@@ -296,6 +296,31 @@ static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t
     }
 }
 
+/* Every output channel of one or two output pixels (`n`) whose receptive fields are the
+ * interleaved columns `cols`: two filter rows at a time, requantised with the constants held
+ * in locals. Out of line, with few live values, so nothing spills. */
+static __attribute__((noinline)) void conv_columns(const int8_t *filter, int32_t depth,
+                                                   const int16_t *cols, int32_t n,
+                                                   const int32_t *bias, const tf_requant *q,
+                                                   int8_t *y0, int32_t channels) {
+    const tf_multiplier *mult = q->multipliers;
+    const int32_t zero_point = q->output_zero_point, act_min = q->act_min, act_max = q->act_max;
+    int8_t *y1 = y0 + channels;
+    for (int32_t oc = 0; oc < channels; oc += 2) {
+        const int8_t *f0 = filter + oc * depth;
+        const int8_t *f1 = oc + 1 < channels ? f0 + depth : f0;
+        int32_t acc[2][2];
+        dot_2x2(f0, f1, cols, depth, acc);
+        for (int32_t r = 0; r < 2 && oc + r < channels; r++) {
+            const int32_t c = oc + r;
+            y0[c] = requant_value(acc[r][0], bias[c], mult[c], zero_point, act_min, act_max);
+            if (n == 2) {
+                y1[c] = requant_value(acc[r][1], bias[c], mult[c], zero_point, act_min, act_max);
+            }
+        }
+    }
+}
+
 /* Convolution without groups: two output pixels at a time are gathered, widened to int16
  * (im2col), and multiplied with two filter rows at a time. */
 static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
@@ -322,20 +347,7 @@ static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
                 widen_interleaved(gathered, depth, -q->input_zero_point, cols, j);
             }
         }
-        int8_t *y0 = output + p * out.c;
-        int8_t *y1 = y0 + out.c;
-        for (int32_t oc = 0; oc < out.c; oc += 2) {
-            const int8_t *f0 = filter + oc * depth;
-            const int8_t *f1 = oc + 1 < out.c ? f0 + depth : f0;
-            int32_t acc[2][2];
-            dot_2x2(f0, f1, cols, depth, acc);
-            for (int32_t r = 0; r < 2 && oc + r < out.c; r++) {
-                y0[oc + r] = requant_output(q, acc[r][0], bias, oc + r);
-                if (n == 2) {
-                    y1[oc + r] = requant_output(q, acc[r][1], bias, oc + r);
-                }
-            }
-        }
+        conv_columns(filter, depth, cols, n, bias, q, output + p * out.c, out.c);
     }
 }
 
