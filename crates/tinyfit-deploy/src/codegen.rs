@@ -44,14 +44,13 @@ pub struct Package {
 }
 
 impl Package {
-    /// Writes every file into `dir` (created if missing), each through a temporary file renamed
-    /// into place, so an interrupted write never leaves a half-written file.
+    /// Writes every file into `dir` (created if missing), each atomically
+    /// ([`tinyfit_graph::write_atomic`]), so an interrupted write never leaves a half-written
+    /// file.
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         for (name, contents) in &self.files {
-            let tmp = dir.join(format!(".{name}.tmp"));
-            std::fs::write(&tmp, contents)?;
-            std::fs::rename(&tmp, dir.join(name))?;
+            tinyfit_graph::write_atomic(&dir.join(name), contents.as_bytes())?;
         }
         Ok(())
     }

@@ -106,9 +106,8 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
         peak_sram_bytes,
     };
     let json = out.join("deploy.json");
-    let tmp = out.join(".deploy.json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(&deployment)? + "\n")
-        .and_then(|()| std::fs::rename(&tmp, &json))
+    let text = serde_json::to_string_pretty(&deployment)? + "\n";
+    tinyfit_graph::write_atomic(&json, text.as_bytes())
         .with_context(|| format!("cannot write {}", json.display()))?;
     println!(
         "{} for {} ({}, {} MHz): {} operations, {} MACs",
