@@ -60,10 +60,12 @@ pub enum EmulatorError {
         /// The spawn error.
         source: std::io::Error,
     },
-    /// The compiler rejected the package.
-    #[error("arm-none-eabi-gcc failed on {dir}:\n{stderr}")]
+    /// A compiler rejected its sources.
+    #[error("{tool} failed on {dir}:\n{stderr}")]
     Build {
-        /// The package folder.
+        /// The compiler.
+        tool: &'static str,
+        /// The folder of the sources.
         dir: PathBuf,
         /// The compiler's messages.
         stderr: String,
@@ -88,6 +90,38 @@ pub enum EmulatorError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Runs `command` (the tool `tool`, from Debian's `package`) to completion; a tool that cannot
+/// be started is [`EmulatorError::Missing`].
+fn output_of(
+    command: &mut Command,
+    tool: &'static str,
+    package: &'static str,
+) -> Result<std::process::Output, EmulatorError> {
+    command.output().map_err(|source| EmulatorError::Missing {
+        tool,
+        package,
+        source,
+    })
+}
+
+/// Runs the compiler `tool` on the sources in `dir`; its messages are the error if it fails.
+fn compile(
+    command: &mut Command,
+    tool: &'static str,
+    package: &'static str,
+    dir: &Path,
+) -> Result<(), EmulatorError> {
+    let out = output_of(command, tool, package)?;
+    if !out.status.success() {
+        return Err(EmulatorError::Build {
+            tool,
+            dir: dir.to_path_buf(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(())
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmulatorError + '_ {
@@ -117,37 +151,30 @@ fn build_as(
         .filter(|p| p.extension().is_some_and(|x| x == "c"))
         .collect();
     sources.sort();
-    let out = Command::new("arm-none-eabi-gcc")
-        .args(["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"])
-        .args(defines.iter().map(|d| format!("-D{d}")))
-        .args(core.compiler_flags())
-        .args([
-            "--specs=picolibc.specs",
-            "--crt0=semihost",
-            "--oslib=semihost",
-        ])
-        .args([
-            "-Wl,--defsym=__flash=0x0",
-            "-Wl,--defsym=__flash_size=0x400000",
-            "-Wl,--defsym=__ram=0x20000000",
-            "-Wl,--defsym=__ram_size=0x400000",
-            "-Wl,--defsym=__stack_size=0x4000",
-        ])
-        .args(&sources)
-        .arg("-o")
-        .arg(&elf)
-        .output()
-        .map_err(|source| EmulatorError::Missing {
-            tool: "arm-none-eabi-gcc",
-            package: "gcc-arm-none-eabi and picolibc-arm-none-eabi",
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(EmulatorError::Build {
-            dir: dir.to_path_buf(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
+    compile(
+        Command::new("arm-none-eabi-gcc")
+            .args(["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"])
+            .args(defines.iter().map(|d| format!("-D{d}")))
+            .args(core.compiler_flags())
+            .args([
+                "--specs=picolibc.specs",
+                "--crt0=semihost",
+                "--oslib=semihost",
+            ])
+            .args([
+                "-Wl,--defsym=__flash=0x0",
+                "-Wl,--defsym=__flash_size=0x400000",
+                "-Wl,--defsym=__ram=0x20000000",
+                "-Wl,--defsym=__ram_size=0x400000",
+                "-Wl,--defsym=__stack_size=0x4000",
+            ])
+            .args(&sources)
+            .arg("-o")
+            .arg(&elf),
+        "arm-none-eabi-gcc",
+        "gcc-arm-none-eabi and picolibc-arm-none-eabi",
+        dir,
+    )?;
     Ok(elf)
 }
 
@@ -234,15 +261,13 @@ pub struct ElfSizes {
 
 /// Measures the flash and static RAM of `elf`.
 pub fn elf_sizes(elf: &Path) -> Result<ElfSizes, EmulatorError> {
-    let out = Command::new("arm-none-eabi-size")
-        .args(["-A", "-d"])
-        .arg(elf)
-        .output()
-        .map_err(|source| EmulatorError::Missing {
-            tool: "arm-none-eabi-size",
-            package: "binutils-arm-none-eabi",
-            source,
-        })?;
+    let out = output_of(
+        Command::new("arm-none-eabi-size")
+            .args(["-A", "-d"])
+            .arg(elf),
+        "arm-none-eabi-size",
+        "binutils-arm-none-eabi",
+    )?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut sizes = ElfSizes {
         flash: 0,
@@ -345,28 +370,21 @@ pub fn plugin() -> Result<PathBuf, EmulatorError> {
     let dir = scratch_dir()?;
     let (source, object) = (dir.join("insn_classes.c"), dir.join("insn_classes.so"));
     std::fs::write(&source, PLUGIN_C).map_err(io(&source))?;
-    let out = Command::new("cc")
-        .args([
-            "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
-        ])
-        .arg("-fvisibility=hidden")
-        .arg("-I")
-        .arg(&include)
-        .arg(&source)
-        .arg("-o")
-        .arg(&object)
-        .output()
-        .map_err(|source| EmulatorError::Missing {
-            tool: "cc",
-            package: "build-essential",
-            source,
-        })?;
-    if !out.status.success() {
-        return Err(EmulatorError::Build {
-            dir,
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
+    compile(
+        Command::new("cc")
+            .args([
+                "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC",
+            ])
+            .arg("-fvisibility=hidden")
+            .arg("-I")
+            .arg(&include)
+            .arg(&source)
+            .arg("-o")
+            .arg(&object),
+        "cc",
+        "build-essential",
+        &dir,
+    )?;
     Ok(object)
 }
 
@@ -459,14 +477,11 @@ fn bad_counts(elf: &Path, text: &str) -> EmulatorError {
 
 /// The address of `name` in `elf`.
 fn symbol(elf: &Path, name: &str) -> Result<u64, EmulatorError> {
-    let out = Command::new("arm-none-eabi-nm")
-        .arg(elf)
-        .output()
-        .map_err(|source| EmulatorError::Missing {
-            tool: "arm-none-eabi-nm",
-            package: "binutils-arm-none-eabi",
-            source,
-        })?;
+    let out = output_of(
+        Command::new("arm-none-eabi-nm").arg(elf),
+        "arm-none-eabi-nm",
+        "binutils-arm-none-eabi",
+    )?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find_map(|line| {
