@@ -63,7 +63,9 @@ impl<'m> Checked<'_, 'm> {
         Ok(())
     }
 
-    fn fits(&self, arena: &[i8]) -> Result<(), Error> {
+    /// Whether `arena` is large enough for the model (hosts that run some operations with
+    /// their own kernels check it the same way).
+    pub fn fits(&self, arena: &[i8]) -> Result<(), Error> {
         if arena.len() < self.model.arena_bytes {
             return Err(Error::ArenaTooSmall {
                 needed: self.model.arena_bytes,

@@ -97,13 +97,8 @@ impl Engine {
         let Some(Some(host)) = self.ops.get(index) else {
             return checked.step(index, arena);
         };
+        checked.fits(arena)?;
         let model = checked.model();
-        if arena.len() < model.arena_bytes {
-            return Err(Error::ArenaTooSmall {
-                needed: model.arena_bytes,
-                given: arena.len(),
-            });
-        }
         // Validated: operands and output lie in the arena; an output overlaps an input only
         // for reshapes (never here) and sums computed in place (which `add` allows).
         let op = &model.operations[index];
