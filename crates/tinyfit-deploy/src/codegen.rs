@@ -138,30 +138,26 @@ fn emit_operation<'p>(
     let at = |t: &TensorInfo| format!("arena + {}", t.offset);
     let n = out.shape.len();
     match *kernel {
+        // Both take the window and one count: channel groups, or the depthwise multiplier.
         Kernel::Conv {
             window,
-            groups,
+            groups: count,
             constants,
-        } => {
-            let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
-            emit_window(statics, prefix, &window);
-            format!(
-                "    tf_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {groups}, &{q}, {}, {}, SCRATCH);\n",
-                at(tensor(0)),
-                shape(tensor(0).shape),
-                at(out),
-                shape(out.shape)
-            )
         }
-        Kernel::DepthwiseConv {
+        | Kernel::DepthwiseConv {
             window,
-            multiplier,
+            multiplier: count,
             constants,
         } => {
+            let name = if matches!(kernel, Kernel::Conv { .. }) {
+                "tf_conv2d"
+            } else {
+                "tf_depthwise_conv2d"
+            };
             let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
             emit_window(statics, prefix, &window);
             format!(
-                "    tf_depthwise_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {multiplier}, &{q}, {}, {}, SCRATCH);\n",
+                "    {name}({}, {}, {filter}, {bias}, &{prefix}_window, {count}, &{q}, {}, {}, SCRATCH);\n",
                 at(tensor(0)),
                 shape(tensor(0).shape),
                 at(out),
