@@ -8,6 +8,9 @@ use std::time::Duration;
 use tinyfit_deploy::emulator::{self, Core};
 use tinyfit_deploy::{codegen, lower, tflite};
 
+mod common;
+use common::seeded_inputs;
+
 const SAMPLES: usize = 20;
 
 fn shared() -> PathBuf {
@@ -16,15 +19,7 @@ fn shared() -> PathBuf {
 
 /// `SAMPLES` seeded inputs of `n` values each, back to back.
 fn samples(n: usize, seed: u64) -> Vec<i8> {
-    let mut state = seed;
-    (0..n * SAMPLES)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 56) as i8
-        })
-        .collect()
+    seeded_inputs(n * SAMPLES, seed)
 }
 
 /// The runtime's output bytes for each input of `n` values.

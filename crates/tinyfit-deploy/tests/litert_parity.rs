@@ -14,23 +14,13 @@ use std::process::Command;
 use tinyfit_deploy::tflite::{ExportOptions, FullyConnectedAs};
 use tinyfit_deploy::{lower, tflite};
 
+mod common;
+use common::seeded_inputs;
+
 const SAMPLES: usize = 100;
 
 fn shared() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/models/mlperf_tiny")
-}
-
-/// Deterministic int8 inputs covering the whole range.
-fn inputs(len: usize, seed: u64) -> Vec<i8> {
-    let mut state = seed;
-    (0..len)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 56) as i8
-        })
-        .collect()
 }
 
 /// LiteRT's outputs and the exact reference for `xs` on the model file at `path`.
@@ -75,7 +65,7 @@ fn check(model: &str, seed: u64) {
     let quant = tflite::import(&bytes).expect("imports");
     let program = lower(&quant).expect("lowers");
     let n = program.input(0).expect("one input").shape.len();
-    let xs = inputs(n * SAMPLES, seed);
+    let xs = seeded_inputs(n * SAMPLES, seed);
     let mut ours = Vec::new();
     for x in xs.chunks_exact(n) {
         ours.extend(program.run(&[x]).expect("runs").remove(0));

@@ -93,3 +93,17 @@ pub fn quantised_plain(graph: Graph, rng: &mut Rng, weight_scales: (f32, f32)) -
     }
     q
 }
+
+/// `len` deterministic int8 values covering the whole range (the high byte of a linear
+/// congruential sequence started at `seed`).
+pub fn seeded_inputs(len: usize, seed: u64) -> Vec<i8> {
+    let mut state = seed;
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 56) as i8
+        })
+        .collect()
+}
