@@ -383,7 +383,7 @@ static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int
         a3 = __smlatt(x_odd, f_odd, a3);                                                      \
     } while (0)
     /* The same tap without the input offset, for pixels whose taps are all in bounds: there
-     * the offset's share, −z_in · Σ w, is folded into the bias once per layer. */
+     * the offset's share, −z_in · Σ w, is folded into the bias (by the generator). */
 #define TINYFIT_DEPTHWISE_TAP_RAW(xp, fp)                                                     \
     do {                                                                                      \
         int32_t xw = load_word(xp), fw = load_word(fp);                                       \
@@ -431,18 +431,7 @@ static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int
 /* Depthwise convolution with multiplier 1 and channels in fours. */
 static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
                           const int32_t *bias, const tf_window *w, const tf_requant *q,
-                          int8_t *output, tf_shape out, int16_t *scratch) {
-    int32_t *folded = NULL;
-    if (scratch != NULL) {
-        folded = (int32_t *)(void *)scratch;
-        for (int32_t c = 0; c < out.c; c++) {
-            int32_t sum = 0;
-            for (int32_t t = 0; t < w->kh * w->kw; t++) {
-                sum += filter[t * out.c + c];
-            }
-            folded[c] = wrap_add(bias[c], (int32_t)((uint32_t)sum * (uint32_t)-q->input_zero_point));
-        }
-    }
+                          int8_t *output, tf_shape out, const int32_t *folded) {
     const depthwise_ctx ctx = {
         w->dilation_w * in.c, w->dilation_h * in.w * in.c, out.c, w->kw * out.c,
         pair(-q->input_zero_point), out.c, w->kh, w->kw, bias, folded, *q,
@@ -518,15 +507,16 @@ void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int
 }
 
 void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
-                         const int32_t *bias, const tf_window *w, int32_t multiplier,
-                         const tf_requant *q, int8_t *output, tf_shape out, int16_t *scratch) {
+                         const int32_t *bias, const int32_t *folded_bias, const tf_window *w,
+                         int32_t multiplier, const tf_requant *q, int8_t *output,
+                         tf_shape out) {
 #if TINYFIT_DSP
     if (multiplier == 1 && out.c % 4 == 0) {
-        depthwise_dsp(input, in, filter, bias, w, q, output, out, scratch);
+        depthwise_dsp(input, in, filter, bias, w, q, output, out, folded_bias);
         return;
     }
 #endif
-    (void)scratch;
+    (void)folded_bias;
     depthwise_plain(input, in, filter, bias, w, multiplier, q, output, out);
 }
 

@@ -17,11 +17,10 @@
 #endif
 
 /* Scratch bytes the DSP kernels need for a convolution with `depth` values per receptive field
- * (an int8 gather buffer and two int16 columns), for a fully connected layer with `depth`
- * inputs and for a depthwise convolution with `channels` outputs (a folded bias each). */
+ * (an int8 gather buffer and two int16 columns) and for a fully connected layer with `depth`
+ * inputs. */
 #define TINYFIT_CONV_SCRATCH_BYTES(depth) ((((depth) + 3) / 4) * 4 + 4 * (depth) + 16)
 #define TINYFIT_FC_SCRATCH_BYTES(depth) (2 * (depth))
-#define TINYFIT_DW_SCRATCH_BYTES(channels) (4 * (channels))
 
 /* Spatial shape of a channels-last tensor. */
 typedef struct {
@@ -70,12 +69,12 @@ void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int
                tf_shape out, int16_t *scratch);
 
 /* Depthwise 2-D convolution; filter [kh][kw][out_c]; output channel c reads input channel
- * c / multiplier. `scratch` (TINYFIT_DW_SCRATCH_BYTES, 4-byte aligned) lets the DSP kernel
- * fold the input zero point into the bias for pixels whose taps are all in bounds; it may be
- * NULL. */
+ * c / multiplier. `folded_bias` (NULL for none) holds bias[c] − z_in · Σ_taps w[c], which lets
+ * the DSP kernel drop the input offset for pixels whose taps are all in bounds. */
 void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
-                         const int32_t *bias, const tf_window *w, int32_t multiplier,
-                         const tf_requant *q, int8_t *output, tf_shape out, int16_t *scratch);
+                         const int32_t *bias, const int32_t *folded_bias, const tf_window *w,
+                         int32_t multiplier, const tf_requant *q, int8_t *output,
+                         tf_shape out);
 
 /* Fully connected layer; filter [out_len][in_len]. `scratch` (TINYFIT_FC_SCRATCH_BYTES)
  * serves the DSP kernel; NULL without DSP. */

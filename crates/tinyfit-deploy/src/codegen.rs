@@ -138,26 +138,33 @@ fn emit_operation<'p>(
     let at = |t: &TensorInfo| format!("arena + {}", t.offset);
     let n = out.shape.len();
     match *kernel {
-        // Both take the window and one count: channel groups, or the depthwise multiplier.
         Kernel::Conv {
             window,
-            groups: count,
-            constants,
-        }
-        | Kernel::DepthwiseConv {
-            window,
-            multiplier: count,
+            groups,
             constants,
         } => {
-            let name = if matches!(kernel, Kernel::Conv { .. }) {
-                "tf_conv2d"
-            } else {
-                "tf_depthwise_conv2d"
-            };
             let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
             emit_window(statics, prefix, &window);
             format!(
-                "    {name}({}, {}, {filter}, {bias}, &{prefix}_window, {count}, &{q}, {}, {}, SCRATCH);\n",
+                "    tf_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {groups}, &{q}, {}, {}, SCRATCH);\n",
+                at(tensor(0)),
+                shape(tensor(0).shape),
+                at(out),
+                shape(out.shape)
+            )
+        }
+        Kernel::DepthwiseConv {
+            window,
+            multiplier,
+            constants,
+        } => {
+            let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
+            emit_window(statics, prefix, &window);
+            let folded = format!("{prefix}_folded_bias");
+            let values = folded_bias(program, &constants, tensor(0).zero_point, out.shape.c);
+            emit_array(statics, "int32_t", &folded, values.iter());
+            format!(
+                "    tf_depthwise_conv2d({}, {}, {filter}, {bias}, {folded}, &{prefix}_window, {multiplier}, &{q}, {}, {});\n",
                 at(tensor(0)),
                 shape(tensor(0).shape),
                 at(out),
@@ -324,6 +331,26 @@ fn layer(
     )
 }
 
+/// A depthwise layer's bias with the input zero point's share folded in, per channel:
+/// `bias[c] − z_in · Σ_taps w[t][c]` in wrapping int32, which equals the kernel's sum with the
+/// offset for pixels whose taps are all in bounds (filter `[kh · kw][channels]`).
+fn folded_bias(program: &Program, c: &Constants, zero_point: i32, channels: usize) -> Vec<i32> {
+    let filter = c.filter.of(&program.weights).unwrap_or(&[]);
+    let bias = c.bias.of(&program.biases).unwrap_or(&[]);
+    (0..channels)
+        .map(|ch| {
+            let sum: i32 = filter
+                .iter()
+                .skip(ch)
+                .step_by(channels)
+                .map(|&w| i32::from(w))
+                .sum();
+            let b = bias.get(ch).copied().unwrap_or(0);
+            b.wrapping_sub(zero_point.wrapping_mul(sum))
+        })
+        .collect()
+}
+
 /// `static const TYPE NAME[] = {...};`, sixteen values a line.
 fn emit_array<T: std::fmt::Display>(
     out: &mut String,
@@ -451,9 +478,8 @@ void tinyfit_invoke(void);
 }
 
 /// Bytes of scratch the DSP kernels need: the largest over convolutions without groups (an int8
-/// receptive field and two int16 columns), fully connected layers (the widened input) and
-/// depthwise convolutions (a folded bias per channel), as `TINYFIT_*_SCRATCH_BYTES` in
-/// `tinyfit_kernels.h` size them.
+/// receptive field and two int16 columns) and fully connected layers (the widened input), as
+/// `TINYFIT_CONV_SCRATCH_BYTES` and `TINYFIT_FC_SCRATCH_BYTES` in `tinyfit_kernels.h` size them.
 pub fn scratch_bytes(program: &Program) -> usize {
     program
         .operations
@@ -471,7 +497,6 @@ pub fn scratch_bytes(program: &Program) -> usize {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());
                 2 * input.map_or(0, |&t| program.tensors[t as usize].shape.len())
             }
-            Kernel::DepthwiseConv { .. } => 4 * program.tensors[op.output as usize].shape.c,
             _ => 0,
         })
         .max()
