@@ -64,6 +64,32 @@ static inline int8_t requant_value(int32_t acc, int32_t bias, tf_multiplier m,
     return (int8_t)clamp_i32(y, act_min, act_max);
 }
 
+/* (a · b + 2^31) >> 32, the rounded high word of a 64-bit product: one SMMULR on cores with
+ * the DSP extension. */
+static inline int32_t rounded_high_word(int32_t a, int32_t b) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+#else
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
+#endif
+}
+
+/* requant_value for a layer whose constants the generator checked (tf_requant.bounded):
+ * |acc + bias| < 2^30 for every input, and the shift divides (shift in [−31, −1]). Then the same
+ * integers come from fewer instructions:
+ * - 2a fits in int32, so high_mul's (a·m + 2^30) >> 31 is (2a·m + 2^31) >> 32, one SMMULR;
+ * - |t| ≤ 2^30 + 1, so divide_by_pot's sum t + 2^(e−1) − [t < 0] cannot overflow and needs no
+ *   sign test: t >> 31 is −1 exactly below zero. */
+static inline int8_t requant_bounded(int32_t acc, int32_t bias, tf_multiplier m,
+                                     int32_t zero_point, int32_t act_min, int32_t act_max) {
+    const int32_t t = rounded_high_word(2 * (acc + bias), m.multiplier);
+    const int32_t right_shift = -m.shift;
+    const int32_t y = ((t + (1 << (right_shift - 1)) + (t >> 31)) >> right_shift) + zero_point;
+    return (int8_t)clamp_i32(y, act_min, act_max);
+}
+
 /* The int8 output of `channel` from its accumulator. */
 static inline int8_t requant_output(const tf_requant *q, int32_t acc, const int32_t *bias,
                                     int32_t channel) {
@@ -296,29 +322,63 @@ static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t
     }
 }
 
+/* The requantisation a kernel body uses: requant_bounded for a layer the generator marked
+ * bounded, requant_value otherwise. Each kernel below is written once, as an always-inlined
+ * body taking a constant `bounded`, and instantiated twice, so that neither copy tests the
+ * flag per output. */
+#define TINYFIT_REQUANT(bounded, acc, bias, m, zero_point, act_min, act_max)                      \
+    ((bounded) ? requant_bounded(acc, bias, m, zero_point, act_min, act_max)                      \
+               : requant_value(acc, bias, m, zero_point, act_min, act_max))
+#define TINYFIT_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define TINYFIT_NOINLINE static __attribute__((noinline))
+
+/* Channel c of both columns of a tile: the second column first, so that with `y1 == y0` (a
+ * lone last pixel, whose second column is stale) the first column's value is what stays. */
+#define TINYFIT_STORE_CHANNEL(c, acc0, acc1)                                                      \
+    do {                                                                                          \
+        const int32_t b = bias[c];                                                                \
+        const tf_multiplier m = mult[c];                                                          \
+        y1[c] = TINYFIT_REQUANT(bounded, acc1, b, m, zero_point, act_min, act_max);               \
+        y0[c] = TINYFIT_REQUANT(bounded, acc0, b, m, zero_point, act_min, act_max);               \
+    } while (0)
+
 /* Every output channel of one or two output pixels (`n`) whose receptive fields are the
  * interleaved columns `cols`: two filter rows at a time, requantised with the constants held
- * in locals. Out of line, with few live values, so nothing spills. */
-static __attribute__((noinline)) void conv_columns(const int8_t *filter, int32_t depth,
-                                                   const int16_t *cols, int32_t n,
-                                                   const int32_t *bias, const tf_requant *q,
-                                                   int8_t *y0, int32_t channels) {
+ * in locals. Instantiated out of line (below), with few live values, so nothing spills. */
+TINYFIT_ALWAYS_INLINE void conv_columns(const int8_t *filter, int32_t depth, const int16_t *cols,
+                                        int32_t n, const int32_t *bias, const tf_requant *q,
+                                        int8_t *y0, int32_t channels, const int bounded) {
     const tf_multiplier *mult = q->multipliers;
     const int32_t zero_point = q->output_zero_point, act_min = q->act_min, act_max = q->act_max;
-    int8_t *y1 = y0 + channels;
-    for (int32_t oc = 0; oc < channels; oc += 2) {
+    int8_t *y1 = n == 2 ? y0 + channels : y0;
+    int32_t acc[2][2];
+    int32_t oc = 0;
+    for (; oc + 2 <= channels; oc += 2) {
         const int8_t *f0 = filter + oc * depth;
-        const int8_t *f1 = oc + 1 < channels ? f0 + depth : f0;
-        int32_t acc[2][2];
-        dot_2x2(f0, f1, cols, depth, acc);
-        for (int32_t r = 0; r < 2 && oc + r < channels; r++) {
-            const int32_t c = oc + r;
-            y0[c] = requant_value(acc[r][0], bias[c], mult[c], zero_point, act_min, act_max);
-            if (n == 2) {
-                y1[c] = requant_value(acc[r][1], bias[c], mult[c], zero_point, act_min, act_max);
-            }
-        }
+        dot_2x2(f0, f0 + depth, cols, depth, acc);
+        TINYFIT_STORE_CHANNEL(oc, acc[0][0], acc[0][1]);
+        TINYFIT_STORE_CHANNEL(oc + 1, acc[1][0], acc[1][1]);
     }
+    if (oc < channels) {
+        const int8_t *f0 = filter + oc * depth;
+        dot_2x2(f0, f0, cols, depth, acc);
+        TINYFIT_STORE_CHANNEL(oc, acc[0][0], acc[0][1]);
+    }
+}
+
+typedef void (*conv_columns_fn)(const int8_t *, int32_t, const int16_t *, int32_t,
+                                const int32_t *, const tf_requant *, int8_t *, int32_t);
+
+TINYFIT_NOINLINE void conv_columns_bounded(const int8_t *filter, int32_t depth,
+                                           const int16_t *cols, int32_t n, const int32_t *bias,
+                                           const tf_requant *q, int8_t *y0, int32_t channels) {
+    conv_columns(filter, depth, cols, n, bias, q, y0, channels, 1);
+}
+
+TINYFIT_NOINLINE void conv_columns_general(const int8_t *filter, int32_t depth,
+                                           const int16_t *cols, int32_t n, const int32_t *bias,
+                                           const tf_requant *q, int8_t *y0, int32_t channels) {
+    conv_columns(filter, depth, cols, n, bias, q, y0, channels, 0);
 }
 
 /* Convolution without groups: two output pixels at a time are gathered, widened to int16
@@ -333,8 +393,9 @@ static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
     int16_t *cols = scratch + ((depth + 3) / 4) * 2;
     const int32_t pixels = out.h * out.w;
     const int unpadded_1x1 = w->kh == 1 && w->kw == 1 && w->pad_top == 0 && w->pad_left == 0;
+    const conv_columns_fn columns = q->bounded ? conv_columns_bounded : conv_columns_general;
     for (int32_t p = 0; p < pixels; p += 2) {
-        /* A lone last pixel leaves column 1 stale: computed, never stored. */
+        /* A lone last pixel leaves column 1 stale: computed, overwritten (conv_columns). */
         const int32_t n = pixels - p >= 2 ? 2 : 1;
         for (int32_t j = 0; j < n; j++) {
             const int32_t oy = (p + j) / out.w, ox = (p + j) % out.w;
@@ -347,7 +408,7 @@ static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
                 widen_interleaved(gathered, depth, -q->input_zero_point, cols, j);
             }
         }
-        conv_columns(filter, depth, cols, n, bias, q, output + p * out.c, out.c);
+        columns(filter, depth, cols, n, bias, q, output + p * out.c, out.c);
     }
 }
 
@@ -365,10 +426,11 @@ typedef struct {
 /* One output pixel of a depthwise convolution: `rows` × `cols` in-bounds taps starting at `x`
  * (input) and `f` (filter). For each block of four channels, each tap is one word of inputs and
  * one of weights, unpacked by SXTB16, and four 16×16 multiply-accumulates (SMLABB/SMLATT) into
- * per-channel sums. Kept out of line so its loops have the registers to themselves. */
-static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int8_t *f,
-                                                      int32_t rows, int32_t cols,
-                                                      const depthwise_ctx *ctx, int8_t *y) {
+ * per-channel sums. Instantiated out of line (below), so its loops have the registers to
+ * themselves. */
+TINYFIT_ALWAYS_INLINE void depthwise_pixel(const int8_t *x, const int8_t *f, int32_t rows,
+                                           int32_t cols, const depthwise_ctx *ctx, int8_t *y,
+                                           const int bounded) {
     const int32_t x_col = ctx->x_col, f_col = ctx->f_col, offsets = ctx->offsets;
     /* One tap of four channels at xp, fp. */
 #define TINYFIT_DEPTHWISE_TAP(xp, fp)                                                         \
@@ -419,13 +481,29 @@ static __attribute__((noinline)) void depthwise_pixel(const int8_t *x, const int
                 }
             }
         }
-        y[c] = requant_value(a0, bias[c], mult[c], zero_point, act_min, act_max);
-        y[c + 1] = requant_value(a1, bias[c + 1], mult[c + 1], zero_point, act_min, act_max);
-        y[c + 2] = requant_value(a2, bias[c + 2], mult[c + 2], zero_point, act_min, act_max);
-        y[c + 3] = requant_value(a3, bias[c + 3], mult[c + 3], zero_point, act_min, act_max);
+        y[c] = TINYFIT_REQUANT(bounded, a0, bias[c], mult[c], zero_point, act_min, act_max);
+        y[c + 1] =
+            TINYFIT_REQUANT(bounded, a1, bias[c + 1], mult[c + 1], zero_point, act_min, act_max);
+        y[c + 2] =
+            TINYFIT_REQUANT(bounded, a2, bias[c + 2], mult[c + 2], zero_point, act_min, act_max);
+        y[c + 3] =
+            TINYFIT_REQUANT(bounded, a3, bias[c + 3], mult[c + 3], zero_point, act_min, act_max);
     }
 #undef TINYFIT_DEPTHWISE_TAP_RAW
 #undef TINYFIT_DEPTHWISE_TAP
+}
+
+typedef void (*depthwise_pixel_fn)(const int8_t *, const int8_t *, int32_t, int32_t,
+                                   const depthwise_ctx *, int8_t *);
+
+TINYFIT_NOINLINE void depthwise_pixel_bounded(const int8_t *x, const int8_t *f, int32_t rows,
+                                              int32_t cols, const depthwise_ctx *ctx, int8_t *y) {
+    depthwise_pixel(x, f, rows, cols, ctx, y, 1);
+}
+
+TINYFIT_NOINLINE void depthwise_pixel_general(const int8_t *x, const int8_t *f, int32_t rows,
+                                              int32_t cols, const depthwise_ctx *ctx, int8_t *y) {
+    depthwise_pixel(x, f, rows, cols, ctx, y, 0);
 }
 
 /* Depthwise convolution with multiplier 1 and channels in fours. */
@@ -436,6 +514,7 @@ static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter
         w->dilation_w * in.c, w->dilation_h * in.w * in.c, out.c, w->kw * out.c,
         pair(-q->input_zero_point), out.c, w->kh, w->kw, bias, folded, *q,
     };
+    const depthwise_pixel_fn pixel = q->bounded ? depthwise_pixel_bounded : depthwise_pixel_general;
     for (int32_t oy = 0; oy < out.h; oy++) {
         int32_t ky0, ky1;
         valid_taps(oy, w->kh, w->stride_h, w->pad_top, w->dilation_h, in.h, &ky0, &ky1);
@@ -444,9 +523,8 @@ static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter
             int32_t kx0, kx1;
             valid_taps(ox, w->kw, w->stride_w, w->pad_left, w->dilation_w, in.w, &kx0, &kx1);
             const int32_t ix0 = ox * w->stride_w + kx0 * w->dilation_w - w->pad_left;
-            depthwise_pixel(input + (iy0 * in.w + ix0) * in.c,
-                            filter + (ky0 * w->kw + kx0) * out.c, ky1 - ky0, kx1 - kx0, &ctx,
-                            output + (oy * out.w + ox) * out.c);
+            pixel(input + (iy0 * in.w + ix0) * in.c, filter + (ky0 * w->kw + kx0) * out.c,
+                  ky1 - ky0, kx1 - kx0, &ctx, output + (oy * out.w + ox) * out.c);
         }
     }
 }
@@ -473,6 +551,23 @@ static void dot_two_rows(const int8_t *w0, const int8_t *w1, const int16_t *x, i
     acc[1] = a1;
 }
 
+/* The rows of a fully connected layer, two at a time, over the widened input. */
+TINYFIT_ALWAYS_INLINE void fully_connected_rows(const int16_t *input, int32_t in_len,
+                                                const int8_t *filter, const int32_t *bias,
+                                                const tf_requant *q, int8_t *output,
+                                                int32_t out_len, const int bounded) {
+    for (int32_t o = 0; o < out_len; o += 2) {
+        const int8_t *f0 = filter + o * in_len;
+        const int8_t *f1 = o + 1 < out_len ? f0 + in_len : f0;
+        int32_t acc[2];
+        dot_two_rows(f0, f1, input, in_len, acc);
+        for (int32_t r = 0; r < 2 && o + r < out_len; r++) {
+            output[o + r] = TINYFIT_REQUANT(bounded, acc[r], bias[o + r], q->multipliers[o + r],
+                                            q->output_zero_point, q->act_min, q->act_max);
+        }
+    }
+}
+
 /* Fully connected layer: the input widened once, then two rows at a time. */
 static void fully_connected_dsp(const int8_t *input, int32_t in_len, const int8_t *filter,
                                 const int32_t *bias, const tf_requant *requant, int8_t *output,
@@ -480,15 +575,10 @@ static void fully_connected_dsp(const int8_t *input, int32_t in_len, const int8_
     /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
     const tf_requant local = *requant, *q = &local;
     widen_reordered(input, in_len, -q->input_zero_point, scratch);
-    for (int32_t o = 0; o < out_len; o += 2) {
-        const int8_t *f0 = filter + o * in_len;
-        const int8_t *f1 = o + 1 < out_len ? f0 + in_len : f0;
-        int32_t acc[2];
-        dot_two_rows(f0, f1, scratch, in_len, acc);
-        output[o] = requant_output(q, acc[0], bias, o);
-        if (o + 1 < out_len) {
-            output[o + 1] = requant_output(q, acc[1], bias, o + 1);
-        }
+    if (q->bounded) {
+        fully_connected_rows(scratch, in_len, filter, bias, q, output, out_len, 1);
+    } else {
+        fully_connected_rows(scratch, in_len, filter, bias, q, output, out_len, 0);
     }
 }
 #endif

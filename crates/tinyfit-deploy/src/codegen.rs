@@ -143,7 +143,15 @@ fn emit_operation<'p>(
             groups,
             constants,
         } => {
-            let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
+            let (filter, bias, q) = layer(
+                program,
+                prefix,
+                tensor(0),
+                out,
+                &constants,
+                FilterLayout::ChannelRows,
+                statics,
+            );
             emit_window(statics, prefix, &window);
             format!(
                 "    tf_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {groups}, &{q}, {}, {}, SCRATCH);\n",
@@ -158,7 +166,15 @@ fn emit_operation<'p>(
             multiplier,
             constants,
         } => {
-            let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
+            let (filter, bias, q) = layer(
+                program,
+                prefix,
+                tensor(0),
+                out,
+                &constants,
+                FilterLayout::ChannelsInner,
+                statics,
+            );
             emit_window(statics, prefix, &window);
             let folded = format!("{prefix}_folded_bias");
             let values = folded_bias(program, &constants, tensor(0).zero_point, out.shape.c);
@@ -172,7 +188,15 @@ fn emit_operation<'p>(
             )
         }
         Kernel::FullyConnected { constants } => {
-            let (filter, bias, q) = layer(program, prefix, tensor(0), out, &constants, statics);
+            let (filter, bias, q) = layer(
+                program,
+                prefix,
+                tensor(0),
+                out,
+                &constants,
+                FilterLayout::ChannelRows,
+                statics,
+            );
             format!(
                 "    tf_fully_connected({}, {}, {filter}, {bias}, &{q}, {}, {n}, SCRATCH);\n",
                 at(tensor(0)),
@@ -281,6 +305,42 @@ fn emit_operation<'p>(
     }
 }
 
+/// Where a filter keeps each output channel's weights.
+#[derive(Clone, Copy)]
+enum FilterLayout {
+    /// One row per output channel (`[out_c][...]`: convolution, fully connected).
+    ChannelRows,
+    /// The channel innermost (`[taps][out_c]`: depthwise).
+    ChannelsInner,
+}
+
+/// Whether every output channel's requantisation can take the C kernels' short path
+/// (`tf_requant.bounded`): its shift divides (in [−31, −1]) and `|bias| + 255 · Σ|w|`, which
+/// bounds `|accumulator + bias|` for any int8 input (each input minus its zero point lies in
+/// [−255, 255]), is below 2^30.
+fn bounded(
+    filter: &[i8],
+    layout: FilterLayout,
+    biases: &[i32],
+    multipliers: &[QuantizedMultiplier],
+) -> bool {
+    let channels = multipliers.len();
+    if channels == 0 || !multipliers.iter().all(|m| (-31..=-1).contains(&m.shift)) {
+        return false;
+    }
+    let mut sums = vec![0i64; channels];
+    for (i, &w) in filter.iter().enumerate() {
+        let channel = match layout {
+            FilterLayout::ChannelRows => i / (filter.len() / channels).max(1),
+            FilterLayout::ChannelsInner => i % channels,
+        };
+        sums[channel.min(channels - 1)] += i64::from(w).abs();
+    }
+    sums.iter()
+        .zip(biases)
+        .all(|(&sum, &bias)| i64::from(bias).abs() + 255 * sum < 1 << 30)
+}
+
 /// Emits a layer's filter, bias, multipliers and requantisation; returns the names of the
 /// filter, the bias and the requantisation.
 fn layer(
@@ -289,6 +349,7 @@ fn layer(
     input: &TensorInfo,
     out: &TensorInfo,
     c: &Constants,
+    layout: FilterLayout,
     statics: &mut String,
 ) -> (String, String, String) {
     let filter = c.filter.of(&program.weights).unwrap_or(&[]);
@@ -303,25 +364,27 @@ fn layer(
         &format!("{prefix}_filter"),
         filter.iter(),
     );
-    let biases = (0..channels).map(|o| bias.get(o).copied().unwrap_or(0));
-    emit_array(statics, "int32_t", &format!("{prefix}_bias"), biases);
-    let per_channel = (0..channels).map(|o| {
-        let m = match multipliers {
+    let biases: Vec<i32> = (0..channels)
+        .map(|o| bias.get(o).copied().unwrap_or(0))
+        .collect();
+    emit_array(statics, "int32_t", &format!("{prefix}_bias"), biases.iter());
+    let per_channel: Vec<QuantizedMultiplier> = (0..channels)
+        .map(|o| match multipliers {
             [one] => *one,
             many => many[o],
-        };
-        multiplier(m)
-    });
+        })
+        .collect();
     emit_array(
         statics,
         "tf_multiplier",
         &format!("{prefix}_multipliers"),
-        per_channel,
+        per_channel.iter().map(|&m| multiplier(m)),
     );
     let Clamp { min, max } = c.clamp;
+    let bounded = i32::from(bounded(filter, layout, &biases, &per_channel));
     let _ = writeln!(
         statics,
-        "static const tf_requant {prefix}_q = {{{}, {}, {prefix}_multipliers, {min}, {max}}};\n",
+        "static const tf_requant {prefix}_q = {{{}, {}, {prefix}_multipliers, {min}, {max}, {bounded}}};\n",
         input.zero_point, out.zero_point,
     );
     (

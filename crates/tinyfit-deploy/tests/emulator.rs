@@ -45,11 +45,45 @@ fn host_cc(flags: &[&str], sources: &[PathBuf], exe: &Path) {
     assert!(build.status.success(), "{stderr}");
 }
 
+/// How the generated layers requantise.
+#[derive(Clone, Copy, PartialEq)]
+enum Requant {
+    /// As generated: the short path wherever the generator proved it exact.
+    Generated,
+    /// Every layer's `bounded` flag cleared: the general path everywhere.
+    General,
+}
+
 fn check(model: &str, seed: u64) {
+    check_with(model, seed, Requant::Generated);
+}
+
+fn check_with(model: &str, seed: u64, requant: Requant) {
     let bytes = std::fs::read(shared().join(model)).expect("model file");
     let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
     let dir = tempfile::tempdir().unwrap();
     codegen::generate(&program).write(dir.path()).unwrap();
+    let model_c = dir.path().join("model.c");
+    let source = std::fs::read_to_string(&model_c).unwrap();
+    let bounded_layers = source
+        .lines()
+        .filter(|l| l.contains("tf_requant") && l.ends_with(", 1};"))
+        .count();
+    println!("{model}: {bounded_layers} layers take the short requantisation");
+    if requant == Requant::General {
+        assert!(
+            bounded_layers > 0,
+            "{model}: no layer to switch to the general path"
+        );
+        let general: Vec<String> = source
+            .lines()
+            .map(|l| match l.strip_suffix(", 1};") {
+                Some(head) if l.contains("tf_requant") => format!("{head}, 0}};"),
+                _ => l.to_string(),
+            })
+            .collect();
+        std::fs::write(&model_c, general.join("\n")).unwrap();
+    }
     let elf = emulator::build(dir.path(), Core::M4).unwrap_or_else(|e| panic!("{e}"));
     let n = program.input(0).unwrap().shape.len();
     let inputs = samples(n, seed);
@@ -84,6 +118,14 @@ fn vww_c_matches_runtime_on_cortex_m4() {
 #[test]
 fn ad_c_matches_runtime_on_cortex_m4() {
     check("ad01_int8.tflite", 14);
+}
+
+/// The general requantisation, which every layer falls back to where the generator cannot prove
+/// the short one exact, gives the same integers too (KWS: convolutions, depthwise, fully
+/// connected).
+#[test]
+fn general_requantisation_matches_runtime_on_cortex_m4() {
+    check_with("kws_ref_model.tflite", 15, Requant::General);
 }
 
 /// The same package built for the host with AddressSanitizer and UndefinedBehaviorSanitizer

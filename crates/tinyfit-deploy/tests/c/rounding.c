@@ -1,7 +1,9 @@
 /* Checks the C kernels' rounding helpers against gemmlowp's formulations, on edge values and a
  * pseudo-random sweep: RoundingDivideByPOT (mask and threshold) and
- * SaturatingRoundingDoublingHighMul (nudge and truncating division). Prints the number of
- * mismatches and exits non-zero on any. */
+ * SaturatingRoundingDoublingHighMul (nudge and truncating division); and the short
+ * requantisation of bounded layers against the general one within its bounds
+ * (|acc + bias| < 2^30, shift in [−31, −1]). Prints the number of mismatches and exits
+ * non-zero on any. */
 #include <stdio.h>
 
 #include "tinyfit_kernels.c"
@@ -43,6 +45,19 @@ int main(void) {
         mismatches += high_mul_by_multiplier(x, m) != reference_high_mul(x, m);
         mismatches += high_mul(x, (int32_t)state) != reference_high_mul(x, (int32_t)state);
         checks += 2;
+        /* A bounded sum of any magnitude (so that outputs often land in the int8 range, ties
+         * included), split into accumulator and bias; a dividing shift; any zero point. */
+        int32_t a = ((int32_t)(state % ((1u << 31) - 1)) - ((1 << 30) - 1)) >> ((state >> 8) % 31);
+        if (i < (int)(sizeof edges / sizeof edges[0])) {
+            a = x >= (1 << 30) ? (1 << 30) - 1 : (x <= -(1 << 30) ? -(1 << 30) + 1 : x);
+        }
+        int32_t bias = (int32_t)(state >> 40) % 100000;
+        tf_multiplier mult = {m, -1 - (int32_t)((state >> 20) % 31)};
+        int32_t zero_point = (int32_t)((state >> 50) % 256) - 128;
+        int32_t act_min = (i & 1) ? zero_point : -128;
+        mismatches += requant_bounded(a - bias, bias, mult, zero_point, act_min, 127) !=
+                      requant_value(a - bias, bias, mult, zero_point, act_min, 127);
+        checks++;
     }
     printf("%ld of %ld checks differ\n", mismatches, checks);
     return mismatches != 0;
