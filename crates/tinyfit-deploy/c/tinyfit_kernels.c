@@ -97,6 +97,41 @@ static inline int8_t requant_output(const tf_requant *q, int32_t acc, const int3
                          q->act_min, q->act_max);
 }
 
+/* GCC would turn the loops below back into calls of memcpy and memset. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TINYFIT_NO_LIBC_PATTERNS __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define TINYFIT_NO_LIBC_PATTERNS
+#endif
+
+/* Copies n bytes between ranges that do not overlap, four at a time (unaligned word accesses,
+ * which Armv7-M allows; byte accesses on cores without). By hand because microcontroller C
+ * libraries often copy byte by byte (picolibc's size-optimised memcpy does), and the kernels
+ * copy short runs often. */
+static TINYFIT_NO_LIBC_PATTERNS void copy_bytes(int8_t *dst, const int8_t *src, int32_t n) {
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        uint32_t v;
+        memcpy(&v, src + i, 4);
+        memcpy(dst + i, &v, 4);
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i];
+    }
+}
+
+/* Sets n bytes to `value`, four at a time (see copy_bytes). */
+static TINYFIT_NO_LIBC_PATTERNS void fill_bytes(int8_t *dst, int32_t value, int32_t n) {
+    const uint32_t v = 0x01010101u * (uint8_t)value;
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        memcpy(dst + i, &v, 4);
+    }
+    for (; i < n; i++) {
+        dst[i] = (int8_t)value;
+    }
+}
+
 /* The taps along one axis that land inside an input of `size` for output coordinate `out`. */
 static void valid_taps(int32_t out, int32_t k, int32_t stride, int32_t pad, int32_t dilation,
                        int32_t size, int32_t *first, int32_t *end) {
@@ -258,31 +293,52 @@ static void widen_interleaved(const int8_t *src, int32_t n, int32_t offset, int1
     }
 }
 
-/* Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x`: each word of
- * weights and each pair of input words feed four SMLADs, in an order that keeps at most six
- * temporaries alive; out of line, so that the loop has the registers to itself. acc[r][c] is
- * row r, column c. */
-static __attribute__((noinline)) void dot_2x2(const int8_t *w0, const int8_t *w1,
+/* Two consecutive words of the 4-byte aligned scratch, in one LDRD (which GCC does not pair
+ * by itself here). */
+static inline void load_word_pair(const int16_t *p, int32_t *first, int32_t *second) {
+    __asm__("ldrd %0, %1, [%2]"
+            : "=r"(*first), "=r"(*second)
+            : "r"(p), "m"(*(const int16_t(*)[4])p));
+}
+
+/* Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x` (4-byte aligned):
+ * each word of weights and each pair of input words feed four SMLADs, in an order that keeps
+ * at most six temporaries alive; two groups of four per iteration, to halve the loop's
+ * overhead; out of line, so that the loop has the registers to itself. acc[r][c] is row r,
+ * column c. */
+static __attribute__((noinline, optimize("no-schedule-insns"))) void dot_2x2(const int8_t *w0, const int8_t *w1,
                                               const int16_t *x, int32_t depth,
                                               int32_t acc[2][2]) {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    for (int32_t g = depth >> 2; g > 0; g--, w0 += 4, w1 += 4, x += 8) {
-        int32_t wa = load_word(w0);
-        int32_t wa_even = __sxtb16(wa), wa_odd = sxtb16_odd(wa);
-        int32_t x_even = load_word(x), x_odd = load_word(x + 2);
-        a00 = __smlad(wa_even, x_even, a00);
-        a00 = __smlad(wa_odd, x_odd, a00);
-        int32_t wb = load_word(w1);
-        int32_t wb_even = __sxtb16(wb), wb_odd = sxtb16_odd(wb);
-        a10 = __smlad(wb_even, x_even, a10);
-        a10 = __smlad(wb_odd, x_odd, a10);
-        x_even = load_word(x + 4);
-        x_odd = load_word(x + 6);
-        a01 = __smlad(wa_even, x_even, a01);
-        a01 = __smlad(wa_odd, x_odd, a01);
-        a11 = __smlad(wb_even, x_even, a11);
-        a11 = __smlad(wb_odd, x_odd, a11);
+    /* Four values of both rows and both columns; advances the pointers. */
+#define TINYFIT_DOT_GROUP()                                                                       \
+    do {                                                                                          \
+        int32_t wa = load_word(w0), x_even, x_odd;                                                \
+        int32_t wa_even = __sxtb16(wa), wa_odd = sxtb16_odd(wa);                                  \
+        load_word_pair(x, &x_even, &x_odd);                                                       \
+        a00 = __smlad(wa_even, x_even, a00);                                                      \
+        a00 = __smlad(wa_odd, x_odd, a00);                                                        \
+        int32_t wb = load_word(w1);                                                               \
+        int32_t wb_even = __sxtb16(wb), wb_odd = sxtb16_odd(wb);                                  \
+        a10 = __smlad(wb_even, x_even, a10);                                                      \
+        a10 = __smlad(wb_odd, x_odd, a10);                                                        \
+        load_word_pair(x + 4, &x_even, &x_odd);                                                   \
+        a01 = __smlad(wa_even, x_even, a01);                                                      \
+        a01 = __smlad(wa_odd, x_odd, a01);                                                        \
+        a11 = __smlad(wb_even, x_even, a11);                                                      \
+        a11 = __smlad(wb_odd, x_odd, a11);                                                        \
+        w0 += 4;                                                                                  \
+        w1 += 4;                                                                                  \
+        x += 8;                                                                                   \
+    } while (0)
+    for (int32_t g = depth >> 3; g > 0; g--) {
+        TINYFIT_DOT_GROUP();
+        TINYFIT_DOT_GROUP();
     }
+    if (depth & 4) {
+        TINYFIT_DOT_GROUP();
+    }
+#undef TINYFIT_DOT_GROUP
     for (int32_t t = 0; t < depth % 4; t++) {
         a00 = wrap_add(a00, w0[t] * x[t]);
         a01 = wrap_add(a01, w0[t] * x[4 + t]);
@@ -302,21 +358,21 @@ static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t
                    int32_t oy, int32_t ox, int8_t *dst) {
     int32_t kx0, kx1;
     valid_taps(ox, w->kw, w->stride_w, w->pad_left, w->dilation_w, in.w, &kx0, &kx1);
-    const size_t row_bytes = (size_t)(w->kw * in.c);
+    const int32_t row_bytes = w->kw * in.c;
     for (int32_t ky = 0; ky < w->kh; ky++, dst += row_bytes) {
         int32_t iy = oy * w->stride_h + ky * w->dilation_h - w->pad_top;
         if (iy < 0 || iy >= in.h || kx0 == kx1) {
-            memset(dst, zero_point, row_bytes);
+            fill_bytes(dst, zero_point, row_bytes);
             continue;
         }
-        memset(dst, zero_point, (size_t)(kx0 * in.c));
-        memset(dst + kx1 * in.c, zero_point, (size_t)((w->kw - kx1) * in.c));
+        fill_bytes(dst, zero_point, kx0 * in.c);
+        fill_bytes(dst + kx1 * in.c, zero_point, (w->kw - kx1) * in.c);
         const int8_t *src = input + (iy * in.w + ox * w->stride_w - w->pad_left) * in.c;
         if (w->dilation_w == 1) {
-            memcpy(dst + kx0 * in.c, src + kx0 * in.c, (size_t)((kx1 - kx0) * in.c));
+            copy_bytes(dst + kx0 * in.c, src + kx0 * in.c, (kx1 - kx0) * in.c);
         } else {
             for (int32_t kx = kx0; kx < kx1; kx++) {
-                memcpy(dst + kx * in.c, src + kx * w->dilation_w * in.c, (size_t)in.c);
+                copy_bytes(dst + kx * in.c, src + kx * w->dilation_w * in.c, in.c);
             }
         }
     }
@@ -697,16 +753,16 @@ void tf_mean(const int8_t *input, tf_shape in, tf_multiplier m, int32_t input_ze
 void tf_concat_part(const int8_t *part, int32_t pixels, int32_t c, int8_t *output,
                     int32_t out_c, int32_t first) {
     for (int32_t p = 0; p < pixels; p++) {
-        memcpy(output + p * out_c + first, part + p * c, (size_t)c);
+        copy_bytes(output + p * out_c + first, part + p * c, c);
     }
 }
 
 void tf_pad(const int8_t *input, tf_shape in, int32_t top, int32_t left, int8_t value,
             int8_t *output, tf_shape out) {
-    memset(output, value, (size_t)(out.h * out.w * out.c));
+    fill_bytes(output, value, out.h * out.w * out.c);
     const int32_t row = in.w * in.c;
     for (int32_t y = 0; y < in.h; y++) {
-        memcpy(output + ((y + top) * out.w + left) * out.c, input + y * row, (size_t)row);
+        copy_bytes(output + ((y + top) * out.w + left) * out.c, input + y * row, row);
     }
 }
 

@@ -10,10 +10,11 @@
 //!   cycle when the next instruction does not stall), multiplies and multiply-accumulates 1 (`MUL`, `MLA`,
 //!   `SMLAD`, `SMLABB`, `SMULL`/`SMLAL` are single-cycle on the M4), branches 2 (a taken branch
 //!   costs 1 + P with P between 1 and 3 for the pipeline refill; loop branches are mostly
-//!   taken), everything else 1.
+//!   taken), everything else 1; a multi-word transfer 1 more per word beyond its first (the
+//!   TRM: `LDM`/`STM` take 1 + N cycles; `LDRD`/`STRD` move two words over the 32-bit bus).
 //! - Cortex-M7 (dual-issue, branch prediction; its TRM gives no per-instruction table): loads
 //!   and stores 1, multiply-accumulates 1, branches 1, other instructions 0.5 (pairs issue
-//!   together).
+//!   together), half a cycle per extra word of a multi-word transfer (a 64-bit bus).
 //! - Cortex-M0+: not emulated here, so no estimate.
 //!
 //! Memory wait states are not modelled: the boards' flash accelerators (ST's ART, Nordic's
@@ -39,6 +40,8 @@ pub struct CycleModel {
     pub branch: f64,
     /// Everything else.
     pub other: f64,
+    /// Each word a multi-word transfer moves beyond its first.
+    pub extra_word: f64,
 }
 
 impl CycleModel {
@@ -52,6 +55,7 @@ impl CycleModel {
                 mac: 1.0,
                 branch: 2.0,
                 other: 1.0,
+                extra_word: 1.0,
             }),
             CoreKind::CortexM7 => Some(CycleModel {
                 load: 1.0,
@@ -60,6 +64,7 @@ impl CycleModel {
                 mac: 1.0,
                 branch: 1.0,
                 other: 0.5,
+                extra_word: 0.5,
             }),
             CoreKind::CortexM0Plus => None,
         }
@@ -73,6 +78,7 @@ impl CycleModel {
             + c.mac as f64 * self.mac
             + c.branch as f64 * self.branch
             + c.other as f64 * self.other
+            + c.extra_words as f64 * self.extra_word
     }
 }
 
@@ -115,13 +121,14 @@ mod tests {
             mac: 20,
             branch: 3,
             other: 7,
+            extra_words: 5,
         };
         let m4 = CycleModel::of(CoreKind::CortexM4F).unwrap();
-        assert_eq!(m4.cycles(&c), 20.0 + 6.0 + 4.0 + 20.0 + 6.0 + 7.0);
+        assert_eq!(m4.cycles(&c), 20.0 + 6.0 + 4.0 + 20.0 + 6.0 + 7.0 + 5.0);
         let l4 = board("l4r5zi").unwrap();
         let e = estimate(&[c, c], l4).unwrap();
-        assert_eq!(e.cycles, 126.0);
-        assert!((e.latency_ms - 126.0 / 120_000.0).abs() < 1e-12);
+        assert_eq!(e.cycles, 136.0);
+        assert!((e.latency_ms - 136.0 / 120_000.0).abs() < 1e-12);
         assert!(estimate(&[c], board("rp2040").unwrap()).is_none());
     }
 }

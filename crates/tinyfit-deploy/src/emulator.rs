@@ -335,6 +335,10 @@ pub struct InsnCounts {
     pub branch: u64,
     /// Everything else (ALU, `SXTB16`, `SADD16`, moves, compares).
     pub other: u64,
+    /// Words moved by multi-word transfers beyond their first (`LDRD`/`STRD`: one;
+    /// `LDM`/`STM`/`PUSH`/`POP` of n registers: n − 1). Not instructions: each costs the
+    /// Cortex-M4 a cycle more.
+    pub extra_words: u64,
 }
 
 impl InsnCounts {
@@ -435,14 +439,17 @@ pub fn profile(
                 .filter_map(|x| x.parse().ok())
                 .collect();
             match v[..] {
-                [load, store, mac, branch, other, pipelined_load] => Some(InsnCounts {
-                    load,
-                    pipelined_load,
-                    store,
-                    mac,
-                    branch,
-                    other,
-                }),
+                [load, store, mac, branch, other, pipelined_load, extra_words] => {
+                    Some(InsnCounts {
+                        load,
+                        pipelined_load,
+                        store,
+                        mac,
+                        branch,
+                        other,
+                        extra_words,
+                    })
+                }
                 _ => None,
             }
         })

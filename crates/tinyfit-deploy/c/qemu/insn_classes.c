@@ -1,11 +1,13 @@
 /* tinyfit's QEMU TCG plugin: counts executed guest instructions by class (loads, loads that
  * directly follow a load or store — which the Cortex-M4 pipelines into one cycle —, stores,
- * multiplies and multiply-accumulates, branches, other), in phases separated by calls to a
- * marker function.
+ * multiplies and multiply-accumulates, branches, other), and the words that multi-word
+ * transfers (LDRD, STRD, LDM, STM, PUSH, POP) move beyond their first, in phases separated by
+ * calls to a marker function.
  *
  * Arguments: marker=ADDRESS (entry of the marker function, hex), out=PATH (the counts file).
  * Every execution of the translation block that starts at the marker begins a new phase; at
- * exit the plugin writes one line per phase: "load store mac branch other pipelined_load".
+ * exit the plugin writes one line per phase:
+ * "load store mac branch other pipelined_load extra_words".
  * Counting is per
  * translation block (each block's class histogram is worked out once, when QEMU translates it,
  * and added on every execution), so counts are exact and cost little time.
@@ -20,16 +22,19 @@
 QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
 enum { LOAD, STORE, MAC, BRANCH, OTHER, PIPELINED_LOAD, CLASSES };
+/* Counters: the classes, then the extra words. */
+enum { EXTRA_WORDS = CLASSES, COUNTERS };
 #define MAX_PHASES 65536
 
-static uint64_t counts[MAX_PHASES][CLASSES];
+static uint64_t counts[MAX_PHASES][COUNTERS];
 static unsigned phase;
 static uint64_t marker;
 static const char *out_path;
 
-/* A translated block's instructions by class, and whether it is the marker's entry. */
+/* A translated block's instructions by class, its extra words, and whether it is the marker's
+ * entry. */
 struct block {
-    uint32_t n[CLASSES];
+    uint32_t n[COUNTERS];
     int is_marker;
 };
 
@@ -92,13 +97,40 @@ static int classify(const char *disas) {
     return OTHER;
 }
 
+/* The words a transfer moves beyond its first: one for LDRD and STRD, one fewer than the
+ * registers listed for LDM, STM, PUSH and POP (a D register of VPUSH, VPOP, VLDM, VSTM counts
+ * two words); zero for everything else. */
+static int extra_words(const char *disas) {
+    if (starts_with(disas, "ldrd") || starts_with(disas, "strd")) {
+        return 1;
+    }
+    static const char *const multiples[] = {"ldm", "stm", "push", "pop", "vldm", "vstm",
+                                            "vpush", "vpop", NULL};
+    int multiple = 0;
+    for (int k = 0; multiples[k]; k++) {
+        multiple |= starts_with(disas, multiples[k]);
+    }
+    const char *list = strchr(disas, '{');
+    if (!multiple || list == NULL) {
+        return 0;
+    }
+    int words = 0;
+    for (const char *r = list + 1; *r != '\0' && *r != '}'; r++) {
+        /* Each register name starts after the brace or a comma-space. */
+        if (r == list + 1 || (r[-1] == ' ' && r[-2] == ',')) {
+            words += *r == 'd' ? 2 : 1;
+        }
+    }
+    return words > 0 ? words - 1 : 0;
+}
+
 static void block_executed(unsigned int vcpu, void *userdata) {
     (void)vcpu;
     const struct block *b = userdata;
     if (b->is_marker && phase + 1 < MAX_PHASES) {
         phase++;
     }
-    for (int c = 0; c < CLASSES; c++) {
+    for (int c = 0; c < COUNTERS; c++) {
         counts[phase][c] += b->n[c];
     }
 }
@@ -120,6 +152,7 @@ static void block_translated(qemu_plugin_id_t id, struct qemu_plugin_tb *tb) {
         int single = class == LOAD && starts_with(disas, "ldr") && !starts_with(disas, "ldrd") &&
                      !starts_with(disas, "ldrex");
         int follows = previous == LOAD || previous == PIPELINED_LOAD || previous == STORE;
+        b->n[EXTRA_WORDS] += disas ? extra_words(disas) : 0;
         free(disas);
         class = single && follows ? PIPELINED_LOAD : class;
         b->n[class]++;
@@ -138,10 +171,11 @@ static void at_exit(qemu_plugin_id_t id, void *userdata) {
         return;
     }
     for (unsigned p = 0; p <= phase; p++) {
-        fprintf(f, "%llu %llu %llu %llu %llu %llu\n", (unsigned long long)counts[p][LOAD],
+        fprintf(f, "%llu %llu %llu %llu %llu %llu %llu\n", (unsigned long long)counts[p][LOAD],
                 (unsigned long long)counts[p][STORE], (unsigned long long)counts[p][MAC],
                 (unsigned long long)counts[p][BRANCH], (unsigned long long)counts[p][OTHER],
-                (unsigned long long)counts[p][PIPELINED_LOAD]);
+                (unsigned long long)counts[p][PIPELINED_LOAD],
+                (unsigned long long)counts[p][EXTRA_WORDS]);
     }
     fclose(f);
 }

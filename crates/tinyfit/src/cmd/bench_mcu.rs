@@ -36,14 +36,15 @@ pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
     };
     let model = cost::CycleModel::of(board.core).context("no cycle model")?;
     println!(
-        "generated C (-O2, {}) on QEMU, one inference; cycles = loads×{} + pipelined loads×{} + stores×{} + MACs×{} + branches×{} + other×{}",
+        "generated C (-O2, {}) on QEMU, one inference; cycles = loads×{} + pipelined loads×{} + stores×{} + MACs×{} + branches×{} + other×{} + extra words of multi-word transfers×{}",
         board.core,
         model.load,
         model.pipelined_load,
         model.store,
         model.mac,
         model.branch,
-        model.other
+        model.other,
+        model.extra_word
     );
     for (name, file) in MODELS {
         let path = dir.join(file);
@@ -65,7 +66,7 @@ pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
         let counts = &profile.operations;
         println!();
         if per_op {
-            print_operations(&program, counts);
+            print_operations(&program, counts, &model);
         }
         print_kinds(name, &program, counts);
         print_estimate(file, board, counts);
@@ -86,10 +87,24 @@ pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
     Ok(())
 }
 
-fn print_operations(program: &tinyfit_deploy::Program, counts: &[InsnCounts]) {
+fn print_operations(
+    program: &tinyfit_deploy::Program,
+    counts: &[InsnCounts],
+    model: &cost::CycleModel,
+) {
     println!(
-        "{:>3} {:<20} {:<22} {:>10} {:>12} {:>9} {:>6} {:>6} {:>6} {:>6}",
-        "#", "node", "kind", "MACs", "instructions", "per MAC", "load%", "mac%", "br%", "other%"
+        "{:>3} {:<20} {:<22} {:>10} {:>12} {:>9} {:>6} {:>6} {:>6} {:>6} {:>12}",
+        "#",
+        "node",
+        "kind",
+        "MACs",
+        "instructions",
+        "per MAC",
+        "load%",
+        "mac%",
+        "br%",
+        "other%",
+        "cycles"
     );
     for (i, (op, c)) in program.report().iter().zip(counts).enumerate() {
         let total = c.total().max(1) as f64;
@@ -99,7 +114,7 @@ fn print_operations(program: &tinyfit_deploy::Program, counts: &[InsnCounts]) {
             String::new()
         };
         println!(
-            "{i:>3} {:<20} {:<22} {:>10} {:>12} {per_mac:>9} {:>6.1} {:>6.1} {:>6.1} {:>6.1}",
+            "{i:>3} {:<20} {:<22} {:>10} {:>12} {per_mac:>9} {:>6.1} {:>6.1} {:>6.1} {:>6.1} {:>12}",
             op.node,
             op.label(),
             thousands(op.macs),
@@ -108,6 +123,7 @@ fn print_operations(program: &tinyfit_deploy::Program, counts: &[InsnCounts]) {
             100.0 * c.mac as f64 / total,
             100.0 * c.branch as f64 / total,
             100.0 * c.other as f64 / total,
+            thousands(model.cycles(c).round() as u64),
         );
     }
 }
