@@ -76,18 +76,29 @@ static inline int32_t rounded_high_word(int32_t a, int32_t b) {
 #endif
 }
 
-/* requant_value for a layer whose constants the generator checked (tf_requant.bounded):
- * |acc + bias| < 2^30 for every input, and the shift divides (shift in [−31, −1]). Then the same
- * integers come from fewer instructions:
+/* x saturated to int8: one SSAT on cores with the DSP extension. */
+static inline int32_t saturate_int8(int32_t x) {
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP == 1
+    int32_t r;
+    __asm__("ssat %0, #8, %1" : "=r"(r) : "r"(x));
+    return r;
+#else
+    return clamp_i32(x, -128, 127);
+#endif
+}
+
+/* requant_value for a channel of a layer whose constants the generator checked
+ * (tf_requant.short_stages): |acc + bias| < 2^30 for every input, the shift divides (in
+ * [−31, −1]) and the activation range is all of int8. Then the same integers come from fewer
+ * instructions:
  * - 2a fits in int32, so high_mul's (a·m + 2^30) >> 31 is (2a·m + 2^31) >> 32, one SMMULR;
- * - |t| ≤ 2^30 + 1, so divide_by_pot's sum t + 2^(e−1) − [t < 0] cannot overflow and needs no
- *   sign test: t >> 31 is −1 exactly below zero. */
-static inline int8_t requant_bounded(int32_t acc, int32_t bias, tf_multiplier m,
-                                     int32_t zero_point, int32_t act_min, int32_t act_max) {
-    const int32_t t = rounded_high_word(2 * (acc + bias), m.multiplier);
-    const int32_t right_shift = -m.shift;
-    const int32_t y = ((t + (1 << (right_shift - 1)) + (t >> 31)) >> right_shift) + zero_point;
-    return (int8_t)clamp_i32(y, act_min, act_max);
+ * - |t| ≤ 2^30, so divide_by_pot's sum t + 2^(e−1) − [t < 0] cannot overflow and needs no
+ *   sign test: t >> 31 is −1 exactly below zero;
+ * - the clamp is a saturation, one SSAT. */
+static inline int8_t requant_bounded(int32_t acc, int32_t bias, tf_short_stage s,
+                                     int32_t zero_point) {
+    const int32_t t = rounded_high_word(2 * (acc + bias), s.multiplier);
+    return (int8_t)saturate_int8(((t + s.half + (t >> 31)) >> s.right_shift) + zero_point);
 }
 
 /* The int8 output of `channel` from its accumulator. */
@@ -130,6 +141,32 @@ static TINYFIT_NO_LIBC_PATTERNS void fill_bytes(int8_t *dst, int32_t value, int3
     for (; i < n; i++) {
         dst[i] = (int8_t)value;
     }
+}
+
+#define TINYFIT_ALWAYS_INLINE static inline __attribute__((always_inline))
+#define TINYFIT_NOINLINE static __attribute__((noinline))
+
+/* What the output stage of a layer with weights needs, held in locals by the kernels. */
+typedef struct {
+    const tf_short_stage *short_stages; /* NULL: the general path */
+    const tf_multiplier *multipliers;
+    int32_t zero_point, act_min, act_max;
+} output_stage;
+
+static inline output_stage output_stage_of(const tf_requant *q) {
+    const output_stage o = {q->short_stages, q->multipliers, q->output_zero_point, q->act_min,
+                            q->act_max};
+    return o;
+}
+
+/* Channel c's int8 output: requant_bounded for a layer with short stages, requant_value
+ * otherwise. The DSP kernels are each written once, as an always-inlined body taking a
+ * constant `bounded`, and instantiated twice, so that neither copy tests it per output. */
+TINYFIT_ALWAYS_INLINE int8_t requant_channel(const int bounded, int32_t acc, int32_t bias,
+                                             int32_t c, const output_stage *o) {
+    return bounded ? requant_bounded(acc, bias, o->short_stages[c], o->zero_point)
+                   : requant_value(acc, bias, o->multipliers[c], o->zero_point, o->act_min,
+                                   o->act_max);
 }
 
 /* The taps along one axis that land inside an input of `size` for output coordinate `out`. */
@@ -293,12 +330,12 @@ static void widen_interleaved(const int8_t *src, int32_t n, int32_t offset, int1
     }
 }
 
-/* Two consecutive words of the 4-byte aligned scratch, in one LDRD (which GCC does not pair
- * by itself here). */
-static inline void load_word_pair(const int16_t *p, int32_t *first, int32_t *second) {
-    __asm__("ldrd %0, %1, [%2]"
-            : "=r"(*first), "=r"(*second)
-            : "r"(p), "m"(*(const int16_t(*)[4])p));
+/* Two consecutive words of the 4-byte aligned scratch at *p, in one LDRD that also advances
+ * *p past them (GCC neither pairs these loads by itself nor folds the step). */
+static inline void load_word_pair(const int16_t **p, int32_t *first, int32_t *second) {
+    __asm__("ldrd %0, %1, [%2], #8"
+            : "=r"(*first), "=r"(*second), "+r"(*p)
+            : "m"(*(const int16_t(*)[4]) * p));
 }
 
 /* Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x` (4-byte aligned):
@@ -306,7 +343,7 @@ static inline void load_word_pair(const int16_t *p, int32_t *first, int32_t *sec
  * at most six temporaries alive; two groups of four per iteration, to halve the loop's
  * overhead; out of line, so that the loop has the registers to itself. acc[r][c] is row r,
  * column c. */
-static __attribute__((noinline, optimize("no-schedule-insns"))) void dot_2x2(const int8_t *w0, const int8_t *w1,
+static inline __attribute__((always_inline)) void dot_2x2(const int8_t *w0, const int8_t *w1,
                                               const int16_t *x, int32_t depth,
                                               int32_t acc[2][2]) {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
@@ -315,21 +352,20 @@ static __attribute__((noinline, optimize("no-schedule-insns"))) void dot_2x2(con
     do {                                                                                          \
         int32_t wa = load_word(w0), x_even, x_odd;                                                \
         int32_t wa_even = __sxtb16(wa), wa_odd = sxtb16_odd(wa);                                  \
-        load_word_pair(x, &x_even, &x_odd);                                                       \
+        load_word_pair(&x, &x_even, &x_odd);                                                      \
         a00 = __smlad(wa_even, x_even, a00);                                                      \
         a00 = __smlad(wa_odd, x_odd, a00);                                                        \
         int32_t wb = load_word(w1);                                                               \
         int32_t wb_even = __sxtb16(wb), wb_odd = sxtb16_odd(wb);                                  \
         a10 = __smlad(wb_even, x_even, a10);                                                      \
         a10 = __smlad(wb_odd, x_odd, a10);                                                        \
-        load_word_pair(x + 4, &x_even, &x_odd);                                                   \
+        load_word_pair(&x, &x_even, &x_odd);                                                      \
         a01 = __smlad(wa_even, x_even, a01);                                                      \
         a01 = __smlad(wa_odd, x_odd, a01);                                                        \
         a11 = __smlad(wb_even, x_even, a11);                                                      \
         a11 = __smlad(wb_odd, x_odd, a11);                                                        \
         w0 += 4;                                                                                  \
         w1 += 4;                                                                                  \
-        x += 8;                                                                                   \
     } while (0)
     for (int32_t g = depth >> 3; g > 0; g--) {
         TINYFIT_DOT_GROUP();
@@ -378,24 +414,17 @@ static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t
     }
 }
 
-/* The requantisation a kernel body uses: requant_bounded for a layer the generator marked
- * bounded, requant_value otherwise. Each kernel below is written once, as an always-inlined
- * body taking a constant `bounded`, and instantiated twice, so that neither copy tests the
- * flag per output. */
-#define TINYFIT_REQUANT(bounded, acc, bias, m, zero_point, act_min, act_max)                      \
-    ((bounded) ? requant_bounded(acc, bias, m, zero_point, act_min, act_max)                      \
-               : requant_value(acc, bias, m, zero_point, act_min, act_max))
-#define TINYFIT_ALWAYS_INLINE static inline __attribute__((always_inline))
-#define TINYFIT_NOINLINE static __attribute__((noinline))
-
-/* Channel c of both columns of a tile: the second column first, so that with `y1 == y0` (a
- * lone last pixel, whose second column is stale) the first column's value is what stays. */
+/* Channel c of both columns of a tile, both values worked out before either is stored (an
+ * int8 store could alias the constants, which would be loaded again); the second column
+ * stored first, so that with `y1 == y0` (a lone last pixel, whose second column is stale) the
+ * first column's value is what stays. */
 #define TINYFIT_STORE_CHANNEL(c, acc0, acc1)                                                      \
     do {                                                                                          \
         const int32_t b = bias[c];                                                                \
-        const tf_multiplier m = mult[c];                                                          \
-        y1[c] = TINYFIT_REQUANT(bounded, acc1, b, m, zero_point, act_min, act_max);               \
-        y0[c] = TINYFIT_REQUANT(bounded, acc0, b, m, zero_point, act_min, act_max);               \
+        const int8_t v1 = requant_channel(bounded, acc1, b, c, &stage);                           \
+        const int8_t v0 = requant_channel(bounded, acc0, b, c, &stage);                           \
+        y1[c] = v1;                                                                               \
+        y0[c] = v0;                                                                               \
     } while (0)
 
 /* Every output channel of one or two output pixels (`n`) whose receptive fields are the
@@ -404,8 +433,7 @@ static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t
 TINYFIT_ALWAYS_INLINE void conv_columns(const int8_t *filter, int32_t depth, const int16_t *cols,
                                         int32_t n, const int32_t *bias, const tf_requant *q,
                                         int8_t *y0, int32_t channels, const int bounded) {
-    const tf_multiplier *mult = q->multipliers;
-    const int32_t zero_point = q->output_zero_point, act_min = q->act_min, act_max = q->act_max;
+    const output_stage stage = output_stage_of(q);
     int8_t *y1 = n == 2 ? y0 + channels : y0;
     int32_t acc[2][2];
     int32_t oc = 0;
@@ -425,13 +453,13 @@ TINYFIT_ALWAYS_INLINE void conv_columns(const int8_t *filter, int32_t depth, con
 typedef void (*conv_columns_fn)(const int8_t *, int32_t, const int16_t *, int32_t,
                                 const int32_t *, const tf_requant *, int8_t *, int32_t);
 
-TINYFIT_NOINLINE void conv_columns_bounded(const int8_t *filter, int32_t depth,
+static __attribute__((noinline, optimize("no-schedule-insns"))) void conv_columns_bounded(const int8_t *filter, int32_t depth,
                                            const int16_t *cols, int32_t n, const int32_t *bias,
                                            const tf_requant *q, int8_t *y0, int32_t channels) {
     conv_columns(filter, depth, cols, n, bias, q, y0, channels, 1);
 }
 
-TINYFIT_NOINLINE void conv_columns_general(const int8_t *filter, int32_t depth,
+static __attribute__((noinline, optimize("no-schedule-insns"))) void conv_columns_general(const int8_t *filter, int32_t depth,
                                            const int16_t *cols, int32_t n, const int32_t *bias,
                                            const tf_requant *q, int8_t *y0, int32_t channels) {
     conv_columns(filter, depth, cols, n, bias, q, y0, channels, 0);
@@ -449,7 +477,7 @@ static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
     int16_t *cols = scratch + ((depth + 3) / 4) * 2;
     const int32_t pixels = out.h * out.w;
     const int unpadded_1x1 = w->kh == 1 && w->kw == 1 && w->pad_top == 0 && w->pad_left == 0;
-    const conv_columns_fn columns = q->bounded ? conv_columns_bounded : conv_columns_general;
+    const conv_columns_fn columns = q->short_stages ? conv_columns_bounded : conv_columns_general;
     for (int32_t p = 0; p < pixels; p += 2) {
         /* A lone last pixel leaves column 1 stale: computed, overwritten (conv_columns). */
         const int32_t n = pixels - p >= 2 ? 2 : 1;
@@ -516,9 +544,7 @@ TINYFIT_ALWAYS_INLINE void depthwise_pixel(const int8_t *x, const int8_t *f, int
                      cols == ctx->full_cols && cols == 3;
     const int32_t *bias = full ? ctx->folded_bias : ctx->bias;
     /* Locals: the int8 stores to y could alias ctx, which would force reloads. */
-    const tf_multiplier *mult = ctx->q.multipliers;
-    const int32_t zero_point = ctx->q.output_zero_point;
-    const int32_t act_min = ctx->q.act_min, act_max = ctx->q.act_max;
+    const output_stage stage = output_stage_of(&ctx->q);
     const int32_t x_row = ctx->x_row, f_row = ctx->f_row, channels = ctx->channels;
     for (int32_t c = 0; c < channels; c += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
@@ -537,13 +563,10 @@ TINYFIT_ALWAYS_INLINE void depthwise_pixel(const int8_t *x, const int8_t *f, int
                 }
             }
         }
-        y[c] = TINYFIT_REQUANT(bounded, a0, bias[c], mult[c], zero_point, act_min, act_max);
-        y[c + 1] =
-            TINYFIT_REQUANT(bounded, a1, bias[c + 1], mult[c + 1], zero_point, act_min, act_max);
-        y[c + 2] =
-            TINYFIT_REQUANT(bounded, a2, bias[c + 2], mult[c + 2], zero_point, act_min, act_max);
-        y[c + 3] =
-            TINYFIT_REQUANT(bounded, a3, bias[c + 3], mult[c + 3], zero_point, act_min, act_max);
+        y[c] = requant_channel(bounded, a0, bias[c], c, &stage);
+        y[c + 1] = requant_channel(bounded, a1, bias[c + 1], c + 1, &stage);
+        y[c + 2] = requant_channel(bounded, a2, bias[c + 2], c + 2, &stage);
+        y[c + 3] = requant_channel(bounded, a3, bias[c + 3], c + 3, &stage);
     }
 #undef TINYFIT_DEPTHWISE_TAP_RAW
 #undef TINYFIT_DEPTHWISE_TAP
@@ -570,7 +593,8 @@ static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter
         w->dilation_w * in.c, w->dilation_h * in.w * in.c, out.c, w->kw * out.c,
         pair(-q->input_zero_point), out.c, w->kh, w->kw, bias, folded, *q,
     };
-    const depthwise_pixel_fn pixel = q->bounded ? depthwise_pixel_bounded : depthwise_pixel_general;
+    const depthwise_pixel_fn pixel =
+        q->short_stages ? depthwise_pixel_bounded : depthwise_pixel_general;
     for (int32_t oy = 0; oy < out.h; oy++) {
         int32_t ky0, ky1;
         valid_taps(oy, w->kh, w->stride_h, w->pad_top, w->dilation_h, in.h, &ky0, &ky1);
@@ -612,14 +636,14 @@ TINYFIT_ALWAYS_INLINE void fully_connected_rows(const int16_t *input, int32_t in
                                                 const int8_t *filter, const int32_t *bias,
                                                 const tf_requant *q, int8_t *output,
                                                 int32_t out_len, const int bounded) {
+    const output_stage stage = output_stage_of(q);
     for (int32_t o = 0; o < out_len; o += 2) {
         const int8_t *f0 = filter + o * in_len;
         const int8_t *f1 = o + 1 < out_len ? f0 + in_len : f0;
         int32_t acc[2];
         dot_two_rows(f0, f1, input, in_len, acc);
         for (int32_t r = 0; r < 2 && o + r < out_len; r++) {
-            output[o + r] = TINYFIT_REQUANT(bounded, acc[r], bias[o + r], q->multipliers[o + r],
-                                            q->output_zero_point, q->act_min, q->act_max);
+            output[o + r] = requant_channel(bounded, acc[r], bias[o + r], o + r, &stage);
         }
     }
 }
@@ -631,7 +655,7 @@ static void fully_connected_dsp(const int8_t *input, int32_t in_len, const int8_
     /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
     const tf_requant local = *requant, *q = &local;
     widen_reordered(input, in_len, -q->input_zero_point, scratch);
-    if (q->bounded) {
+    if (q->short_stages) {
         fully_connected_rows(scratch, in_len, filter, bias, q, output, out_len, 1);
     } else {
         fully_connected_rows(scratch, in_len, filter, bias, q, output, out_len, 0);

@@ -38,17 +38,24 @@ typedef struct {
     int32_t shift;
 } tf_multiplier;
 
+/* One output channel's requantisation in the form of the short path: the multiplier's
+ * mantissa, the right shift e = −shift and 2^(e−1). */
+typedef struct {
+    int32_t multiplier, right_shift, half;
+} tf_short_stage;
+
 /* Quantisation of a layer with weights: one multiplier per output channel, each mantissa in
- * [0, 2^31) as TFLite's QuantizeMultiplier makes them. `bounded` is 1 when the generator
- * checked that every channel's |bias| + 255 · Σ|w| is below 2^30 (so is |accumulator + bias|,
- * for every input) and that every shift is in [−31, −1]: the DSP kernels then requantise in
- * fewer instructions, to the same integers. */
+ * [0, 2^31) as TFLite's QuantizeMultiplier makes them. `short_stages` (NULL for none) is
+ * there when the generator checked that every channel's |bias| + 255 · Σ|w| is below 2^30 (so
+ * is |accumulator + bias|, for every input), every shift is in [−31, −1] and the activation
+ * range is all of int8: the DSP kernels then requantise in fewer instructions, to the same
+ * integers. */
 typedef struct {
     int32_t input_zero_point;
     int32_t output_zero_point;
     const tf_multiplier *multipliers;
     int32_t act_min, act_max;
-    int32_t bounded;
+    const tf_short_stage *short_stages;
 } tf_requant;
 
 /* Quantisation of an element-wise sum (TFLite ADD: inputs shifted left by 20 bits). */

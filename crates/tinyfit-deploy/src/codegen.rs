@@ -315,17 +315,19 @@ enum FilterLayout {
 }
 
 /// Whether every output channel's requantisation can take the C kernels' short path
-/// (`tf_requant.bounded`): its shift divides (in [−31, −1]) and `|bias| + 255 · Σ|w|`, which
-/// bounds `|accumulator + bias|` for any int8 input (each input minus its zero point lies in
-/// [−255, 255]), is below 2^30.
+/// (`tf_requant.short_stages`): the activation range is all of int8, every shift divides (in
+/// [−31, −1]) and `|bias| + 255 · Σ|w|`, which bounds `|accumulator + bias|` for any int8
+/// input (each input minus its zero point lies in [−255, 255]), is below 2^30.
 fn bounded(
     filter: &[i8],
     layout: FilterLayout,
     biases: &[i32],
     multipliers: &[QuantizedMultiplier],
+    clamp: Clamp,
 ) -> bool {
     let channels = multipliers.len();
-    if channels == 0 || !multipliers.iter().all(|m| (-31..=-1).contains(&m.shift)) {
+    let full_range = clamp.min == -128 && clamp.max == 127;
+    if channels == 0 || !full_range || !multipliers.iter().all(|m| (-31..=-1).contains(&m.shift)) {
         return false;
     }
     let mut sums = vec![0i64; channels];
@@ -381,10 +383,24 @@ fn layer(
         per_channel.iter().map(|&m| multiplier(m)),
     );
     let Clamp { min, max } = c.clamp;
-    let bounded = i32::from(bounded(filter, layout, &biases, &per_channel));
+    let short_stages = if bounded(filter, layout, &biases, &per_channel, c.clamp) {
+        let stages = per_channel.iter().map(|m| {
+            let right_shift = -m.shift;
+            format!(
+                "{{{}, {right_shift}, {}}}",
+                m.multiplier,
+                1i64 << (right_shift - 1)
+            )
+        });
+        let name = format!("{prefix}_short_stages");
+        emit_array(statics, "tf_short_stage", &name, stages);
+        name
+    } else {
+        "NULL".to_string()
+    };
     let _ = writeln!(
         statics,
-        "static const tf_requant {prefix}_q = {{{}, {}, {prefix}_multipliers, {min}, {max}, {bounded}}};\n",
+        "static const tf_requant {prefix}_q = {{{}, {}, {prefix}_multipliers, {min}, {max}, {short_stages}}};\n",
         input.zero_point, out.zero_point,
     );
     (
