@@ -144,7 +144,14 @@ static TINYFIT_NO_LIBC_PATTERNS void fill_bytes(int8_t *dst, int32_t value, int3
 }
 
 #define TINYFIT_ALWAYS_INLINE static inline __attribute__((always_inline))
-#define TINYFIT_NOINLINE static __attribute__((noinline))
+/* An instantiated kernel loop: out of line, and without GCC's scheduling before register
+ * allocation, which hoists loads ahead of their uses until the loop needs more than the
+ * core's registers and spills inside it. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define TINYFIT_KERNEL_LOOP static __attribute__((noinline, optimize("no-schedule-insns")))
+#else
+#define TINYFIT_KERNEL_LOOP static __attribute__((noinline))
+#endif
 
 /* What the output stage of a layer with weights needs, held in locals by the kernels. */
 typedef struct {
@@ -453,13 +460,13 @@ TINYFIT_ALWAYS_INLINE void conv_columns(const int8_t *filter, int32_t depth, con
 typedef void (*conv_columns_fn)(const int8_t *, int32_t, const int16_t *, int32_t,
                                 const int32_t *, const tf_requant *, int8_t *, int32_t);
 
-static __attribute__((noinline, optimize("no-schedule-insns"))) void conv_columns_bounded(const int8_t *filter, int32_t depth,
+TINYFIT_KERNEL_LOOP void conv_columns_bounded(const int8_t *filter, int32_t depth,
                                            const int16_t *cols, int32_t n, const int32_t *bias,
                                            const tf_requant *q, int8_t *y0, int32_t channels) {
     conv_columns(filter, depth, cols, n, bias, q, y0, channels, 1);
 }
 
-static __attribute__((noinline, optimize("no-schedule-insns"))) void conv_columns_general(const int8_t *filter, int32_t depth,
+TINYFIT_KERNEL_LOOP void conv_columns_general(const int8_t *filter, int32_t depth,
                                            const int16_t *cols, int32_t n, const int32_t *bias,
                                            const tf_requant *q, int8_t *y0, int32_t channels) {
     conv_columns(filter, depth, cols, n, bias, q, y0, channels, 0);
@@ -496,70 +503,78 @@ static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
     }
 }
 
-/* What every pixel of a depthwise convolution shares. */
+/* What every pixel of a depthwise convolution shares. The DSP kernel's filter is in blocks of
+ * four channels, [channels / 4][kh][kw][4] (the generator lays it out so), so that a block's
+ * taps are contiguous. */
 typedef struct {
-    int32_t x_col, x_row, f_col, f_row; /* steps between taps in the input and the filter */
-    int32_t offsets;                    /* -input zero point in both halfwords */
+    int32_t x_col, x_row; /* steps between taps in the input */
+    int32_t f_row;        /* ... and between rows of taps in a filter block */
+    int32_t f_block;      /* bytes of a filter block: kh · kw · 4 */
+    int32_t offsets;      /* -input zero point in both halfwords */
     int32_t channels;
     int32_t full_rows, full_cols; /* the kernel's taps: a pixel with all of them in bounds */
     const int32_t *bias;
-    const int32_t *folded_bias;   /* bias − z_in · Σ_taps w, per channel (NULL: none) */
+    const int32_t *folded_bias; /* bias − z_in · Σ_taps w, per channel (NULL: none) */
     tf_requant q;
 } depthwise_ctx;
 
+/* One tap of four channels: a word of inputs and one of weights, unpacked by SXTB16 (the
+ * inputs offset by `offsets` first unless RAW), and four 16×16 multiply-accumulates
+ * (SMLABB/SMLATT) into the per-channel sums a0..a3. */
+#define TINYFIT_DEPTHWISE_TAP(xw, fw, offset_inputs)                                             \
+    do {                                                                                         \
+        int32_t x_even = __sxtb16(xw), x_odd = sxtb16_odd(xw);                                   \
+        if (offset_inputs) {                                                                     \
+            x_even = __sadd16(x_even, offsets);                                                  \
+            x_odd = __sadd16(x_odd, offsets);                                                    \
+        }                                                                                        \
+        const int32_t f_even = __sxtb16(fw), f_odd = sxtb16_odd(fw);                             \
+        a0 = __smlabb(x_even, f_even, a0);                                                       \
+        a2 = __smlatt(x_even, f_even, a2);                                                       \
+        a1 = __smlabb(x_odd, f_odd, a1);                                                         \
+        a3 = __smlatt(x_odd, f_odd, a3);                                                         \
+    } while (0)
+
 /* One output pixel of a depthwise convolution: `rows` × `cols` in-bounds taps starting at `x`
- * (input) and `f` (filter). For each block of four channels, each tap is one word of inputs and
- * one of weights, unpacked by SXTB16, and four 16×16 multiply-accumulates (SMLABB/SMLATT) into
- * per-channel sums. Instantiated out of line (below), so its loops have the registers to
- * themselves. */
+ * (input) and `f` (the first in-bounds tap of filter block 0). A pixel with every tap of a 3×3
+ * kernel in bounds and a folded bias takes an unrolled path without the input offset (its
+ * share, −z_in · Σ w, is in the folded bias), walking the filter blocks in order. Instantiated
+ * out of line (below), so its loops have the registers to themselves. */
 TINYFIT_ALWAYS_INLINE void depthwise_pixel(const int8_t *x, const int8_t *f, int32_t rows,
                                            int32_t cols, const depthwise_ctx *ctx, int8_t *y,
                                            const int bounded) {
-    const int32_t x_col = ctx->x_col, f_col = ctx->f_col, offsets = ctx->offsets;
-    /* One tap of four channels at xp, fp. */
-#define TINYFIT_DEPTHWISE_TAP(xp, fp)                                                         \
-    do {                                                                                      \
-        int32_t xw = load_word(xp), fw = load_word(fp);                                       \
-        int32_t x_even = __sadd16(__sxtb16(xw), offsets);                                     \
-        int32_t x_odd = __sadd16(sxtb16_odd(xw), offsets);                                    \
-        int32_t f_even = __sxtb16(fw), f_odd = sxtb16_odd(fw);                                \
-        a0 = __smlabb(x_even, f_even, a0);                                                    \
-        a2 = __smlatt(x_even, f_even, a2);                                                    \
-        a1 = __smlabb(x_odd, f_odd, a1);                                                      \
-        a3 = __smlatt(x_odd, f_odd, a3);                                                      \
-    } while (0)
-    /* The same tap without the input offset, for pixels whose taps are all in bounds: there
-     * the offset's share, −z_in · Σ w, is folded into the bias (by the generator). */
-#define TINYFIT_DEPTHWISE_TAP_RAW(xp, fp)                                                     \
-    do {                                                                                      \
-        int32_t xw = load_word(xp), fw = load_word(fp);                                       \
-        int32_t x_even = __sxtb16(xw), x_odd = sxtb16_odd(xw);                                \
-        int32_t f_even = __sxtb16(fw), f_odd = sxtb16_odd(fw);                                \
-        a0 = __smlabb(x_even, f_even, a0);                                                    \
-        a2 = __smlatt(x_even, f_even, a2);                                                    \
-        a1 = __smlabb(x_odd, f_odd, a1);                                                      \
-        a3 = __smlatt(x_odd, f_odd, a3);                                                      \
-    } while (0)
+    const int32_t x_col = ctx->x_col, offsets = ctx->offsets;
     const int full = ctx->folded_bias != NULL && rows == ctx->full_rows &&
-                     cols == ctx->full_cols && cols == 3;
+                     cols == ctx->full_cols && rows == 3 && cols == 3;
     const int32_t *bias = full ? ctx->folded_bias : ctx->bias;
     /* Locals: the int8 stores to y could alias ctx, which would force reloads. */
     const output_stage stage = output_stage_of(&ctx->q);
-    const int32_t x_row = ctx->x_row, f_row = ctx->f_row, channels = ctx->channels;
+    const int32_t x_row = ctx->x_row, f_row = ctx->f_row, f_block = ctx->f_block;
+    const int32_t channels = ctx->channels;
     for (int32_t c = 0; c < channels; c += 4) {
         int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-        const int8_t *xr = x + c, *fr = f + c;
+        const int8_t *xr = x + c;
         if (full) {
-            for (int32_t r = rows; r > 0; r--, xr += x_row, fr += f_row) {
-                TINYFIT_DEPTHWISE_TAP_RAW(xr, fr);
-                TINYFIT_DEPTHWISE_TAP_RAW(xr + x_col, fr + f_col);
-                TINYFIT_DEPTHWISE_TAP_RAW(xr + 2 * x_col, fr + 2 * f_col);
-            }
+            /* The block's nine taps are the next 36 filter bytes. */
+#define TINYFIT_DEPTHWISE_ROW(first_tap)                                                         \
+    do {                                                                                         \
+        TINYFIT_DEPTHWISE_TAP(load_word(xr), load_word(f + 4 * (first_tap)), 0);                 \
+        TINYFIT_DEPTHWISE_TAP(load_word(xr + x_col), load_word(f + 4 * (first_tap) + 4), 0);     \
+        TINYFIT_DEPTHWISE_TAP(load_word(xr + 2 * x_col), load_word(f + 4 * (first_tap) + 8), 0); \
+    } while (0)
+            TINYFIT_DEPTHWISE_ROW(0);
+            xr += x_row;
+            TINYFIT_DEPTHWISE_ROW(3);
+            xr += x_row;
+            TINYFIT_DEPTHWISE_ROW(6);
+            f += 36;
+#undef TINYFIT_DEPTHWISE_ROW
         } else {
+            const int8_t *fr = f + (c / 4) * f_block;
             for (int32_t r = rows; r > 0; r--, xr += x_row, fr += f_row) {
                 const int8_t *xp = xr, *fp = fr;
-                for (int32_t n = cols; n > 0; n--, xp += x_col, fp += f_col) {
-                    TINYFIT_DEPTHWISE_TAP(xp, fp);
+                for (int32_t n = cols; n > 0; n--, xp += x_col, fp += 4) {
+                    TINYFIT_DEPTHWISE_TAP(load_word(xp), load_word(fp), 1);
                 }
             }
         }
@@ -568,29 +583,30 @@ TINYFIT_ALWAYS_INLINE void depthwise_pixel(const int8_t *x, const int8_t *f, int
         y[c + 2] = requant_channel(bounded, a2, bias[c + 2], c + 2, &stage);
         y[c + 3] = requant_channel(bounded, a3, bias[c + 3], c + 3, &stage);
     }
-#undef TINYFIT_DEPTHWISE_TAP_RAW
-#undef TINYFIT_DEPTHWISE_TAP
 }
+
+#undef TINYFIT_DEPTHWISE_TAP
 
 typedef void (*depthwise_pixel_fn)(const int8_t *, const int8_t *, int32_t, int32_t,
                                    const depthwise_ctx *, int8_t *);
 
-TINYFIT_NOINLINE void depthwise_pixel_bounded(const int8_t *x, const int8_t *f, int32_t rows,
+TINYFIT_KERNEL_LOOP void depthwise_pixel_bounded(const int8_t *x, const int8_t *f, int32_t rows,
                                               int32_t cols, const depthwise_ctx *ctx, int8_t *y) {
     depthwise_pixel(x, f, rows, cols, ctx, y, 1);
 }
 
-TINYFIT_NOINLINE void depthwise_pixel_general(const int8_t *x, const int8_t *f, int32_t rows,
+TINYFIT_KERNEL_LOOP void depthwise_pixel_general(const int8_t *x, const int8_t *f, int32_t rows,
                                               int32_t cols, const depthwise_ctx *ctx, int8_t *y) {
     depthwise_pixel(x, f, rows, cols, ctx, y, 0);
 }
 
-/* Depthwise convolution with multiplier 1 and channels in fours. */
+/* Depthwise convolution with multiplier 1 and channels in fours; the filter in blocks of four
+ * channels ([channels / 4][kh][kw][4]). */
 static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
                           const int32_t *bias, const tf_window *w, const tf_requant *q,
                           int8_t *output, tf_shape out, const int32_t *folded) {
     const depthwise_ctx ctx = {
-        w->dilation_w * in.c, w->dilation_h * in.w * in.c, out.c, w->kw * out.c,
+        w->dilation_w * in.c, w->dilation_h * in.w * in.c, 4 * w->kw, 4 * w->kh * w->kw,
         pair(-q->input_zero_point), out.c, w->kh, w->kw, bias, folded, *q,
     };
     const depthwise_pixel_fn pixel =
@@ -603,7 +619,7 @@ static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter
             int32_t kx0, kx1;
             valid_taps(ox, w->kw, w->stride_w, w->pad_left, w->dilation_w, in.w, &kx0, &kx1);
             const int32_t ix0 = ox * w->stride_w + kx0 * w->dilation_w - w->pad_left;
-            pixel(input + (iy0 * in.w + ix0) * in.c, filter + (ky0 * w->kw + kx0) * out.c,
+            pixel(input + (iy0 * in.w + ix0) * in.c, filter + (ky0 * w->kw + kx0) * 4,
                   ky1 - ky0, kx1 - kx0, &ctx, output + (oy * out.w + ox) * out.c);
         }
     }
@@ -681,7 +697,7 @@ void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
                          int32_t multiplier, const tf_requant *q, int8_t *output,
                          tf_shape out) {
 #if TINYFIT_DSP
-    if (multiplier == 1 && out.c % 4 == 0) {
+    if (TINYFIT_DEPTHWISE_BLOCKED(multiplier, out.c)) {
         depthwise_dsp(input, in, filter, bias, w, q, output, out, folded_bias);
         return;
     }

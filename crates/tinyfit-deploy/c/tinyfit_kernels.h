@@ -22,6 +22,10 @@
 #define TINYFIT_CONV_SCRATCH_BYTES(depth) ((((depth) + 3) / 4) * 4 + 4 * (depth) + 16)
 #define TINYFIT_FC_SCRATCH_BYTES(depth) (2 * (depth))
 
+/* Whether a depthwise convolution runs the DSP kernel, which takes its filter in blocks of
+ * four channels. */
+#define TINYFIT_DEPTHWISE_BLOCKED(multiplier, channels) ((multiplier) == 1 && (channels) % 4 == 0)
+
 /* Spatial shape of a channels-last tensor. */
 typedef struct {
     int32_t h, w, c;
@@ -79,8 +83,10 @@ void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int
                const tf_window *w, int32_t groups, const tf_requant *q, int8_t *output,
                tf_shape out, int16_t *scratch);
 
-/* Depthwise 2-D convolution; filter [kh][kw][out_c]; output channel c reads input channel
- * c / multiplier. `folded_bias` (NULL for none) holds bias[c] − z_in · Σ_taps w[c], which lets
+/* Depthwise 2-D convolution; filter [kh][kw][out_c], except where TINYFIT_DSP and
+ * TINYFIT_DEPTHWISE_BLOCKED(multiplier, out_c) hold: then in blocks of four channels,
+ * [out_c / 4][kh][kw][4] (the generator emits the layout the build uses); output channel c
+ * reads input channel c / multiplier. `folded_bias` (NULL for none) holds bias[c] − z_in · Σ_taps w[c], which lets
  * the DSP kernel drop the input offset for pixels whose taps are all in bounds. */
 void tf_depthwise_conv2d(const int8_t *input, tf_shape in, const int8_t *filter,
                          const int32_t *bias, const int32_t *folded_bias, const tf_window *w,

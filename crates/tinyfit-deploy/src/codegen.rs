@@ -172,7 +172,10 @@ fn emit_operation<'p>(
                 tensor(0),
                 out,
                 &constants,
-                FilterLayout::ChannelsInner,
+                FilterLayout::ChannelsInner {
+                    // The C kernels' TINYFIT_DEPTHWISE_BLOCKED.
+                    blocked_for_dsp: multiplier == 1 && out.shape.c.is_multiple_of(4),
+                },
                 statics,
             );
             emit_window(statics, prefix, &window);
@@ -310,8 +313,20 @@ fn emit_operation<'p>(
 enum FilterLayout {
     /// One row per output channel (`[out_c][...]`: convolution, fully connected).
     ChannelRows,
-    /// The channel innermost (`[taps][out_c]`: depthwise).
-    ChannelsInner,
+    /// The channel innermost (`[taps][out_c]`: depthwise); for the DSP kernels, optionally in
+    /// blocks of four channels (`[out_c / 4][taps][4]`).
+    ChannelsInner { blocked_for_dsp: bool },
+}
+
+/// A depthwise filter `[taps][channels]` in blocks of four channels, `[channels / 4][taps][4]`,
+/// so that the DSP kernel reads each block's taps in order.
+fn blocked_depthwise(filter: &[i8], channels: usize) -> Vec<i8> {
+    let taps = filter.len() / channels;
+    (0..channels / 4)
+        .flat_map(|block| {
+            (0..taps).flat_map(move |t| (0..4).map(move |k| filter[t * channels + block * 4 + k]))
+        })
+        .collect()
 }
 
 /// Whether every output channel's requantisation can take the C kernels' short path
@@ -334,7 +349,7 @@ fn bounded(
     for (i, &w) in filter.iter().enumerate() {
         let channel = match layout {
             FilterLayout::ChannelRows => i / (filter.len() / channels).max(1),
-            FilterLayout::ChannelsInner => i % channels,
+            FilterLayout::ChannelsInner { .. } => i % channels,
         };
         sums[channel.min(channels - 1)] += i64::from(w).abs();
     }
@@ -360,12 +375,20 @@ fn layer(
     // The kernels take one bias and one multiplier per output channel (no per-output tests):
     // zeros for a layer without bias, a shared multiplier repeated.
     let channels = out.shape.c;
-    emit_array(
-        statics,
-        "int8_t",
-        &format!("{prefix}_filter"),
-        filter.iter(),
-    );
+    let filter_name = format!("{prefix}_filter");
+    if let FilterLayout::ChannelsInner {
+        blocked_for_dsp: true,
+    } = layout
+    {
+        statics.push_str("#if TINYFIT_DSP\n");
+        let blocked = blocked_depthwise(filter, channels);
+        emit_array(statics, "int8_t", &filter_name, blocked.iter());
+        statics.push_str("#else\n");
+        emit_array(statics, "int8_t", &filter_name, filter.iter());
+        statics.push_str("#endif\n");
+    } else {
+        emit_array(statics, "int8_t", &filter_name, filter.iter());
+    }
     let biases: Vec<i32> = (0..channels)
         .map(|o| bias.get(o).copied().unwrap_or(0))
         .collect();
