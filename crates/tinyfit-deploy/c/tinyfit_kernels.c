@@ -298,42 +298,66 @@ static inline int32_t pair(int32_t offset) {
     return (int32_t)(((uint32_t)offset & 0xffffu) | ((uint32_t)offset << 16));
 }
 
-/* dst[i] = src[i] + offset as int16, each group of four stored as (x0, x2, x1, x3): the order
- * in which SXTB16 unpacks a word of weights, so one SMLAD pairs each weight with its input.
- * A tail of fewer than four stays in natural order. */
+/* Four int8 values (one word) + offset as int16, in the order (x0, x2, x1, x3) in which SXTB16
+ * unpacks a word of weights, into d[0..4). */
+static inline void widen_group(int32_t x, int32_t offsets, int16_t *d) {
+    const int32_t even = __sadd16(__sxtb16(x), offsets);
+    const int32_t odd = __sadd16(sxtb16_odd(x), offsets);
+    memcpy(d, &even, 4);
+    memcpy(d + 2, &odd, 4);
+}
+
+/* dst[i] = src[i] + offset as int16, each group of four in widen_group's order, so one SMLAD
+ * pairs each weight with its input. A tail of fewer than four stays in natural order. */
 static void widen_reordered(const int8_t *src, int32_t n, int32_t offset, int16_t *dst) {
     const int32_t offsets = pair(offset);
     int32_t i = 0;
     for (; i + 4 <= n; i += 4) {
-        int32_t x = load_word(src + i);
-        int32_t even = __sadd16(__sxtb16(x), offsets);
-        int32_t odd = __sadd16(sxtb16_odd(x), offsets);
-        memcpy(dst + i, &even, 4);
-        memcpy(dst + i + 2, &odd, 4);
+        widen_group(load_word(src + i), offsets, dst + i);
     }
     for (; i < n; i++) {
         dst[i] = (int16_t)(src[i] + offset);
     }
 }
 
-/* dst = src + offset as int16 for column `col` (0 or 1) of an interleaved pair of columns:
- * each group of four values takes eight halfwords, column 0's (x0, x2, x1, x3) then column 1's,
- * so one pointer walks both columns; a tail of fewer than four sits after the groups, four
- * halfwords per column, in natural order. */
-static void widen_interleaved(const int8_t *src, int32_t n, int32_t offset, int16_t *dst,
-                              int32_t col) {
-    const int32_t offsets = pair(offset);
-    const int32_t groups = n / 4;
-    int16_t *d = dst + col * 4;
-    for (int32_t g = 0; g < groups; g++, src += 4, d += 8) {
-        int32_t x = load_word(src);
-        int32_t even = __sadd16(__sxtb16(x), offsets);
-        int32_t odd = __sadd16(sxtb16_odd(x), offsets);
-        memcpy(d, &even, 4);
-        memcpy(d + 2, &odd, 4);
+/* One output pixel's receptive field, `rows` kernel rows of `row_bytes` int8 values each,
+ * `stride` bytes apart from `src`, widened (+ offset) into column `col` (0 or 1) of an
+ * interleaved pair of columns, in the order of the DSP filter rows: each kernel row's whole
+ * words in turn, then the rows' leftover values together, padded with the input zero point to
+ * a word. A group of four values takes eight halfwords, column 0's then column 1's, so that one
+ * pointer walks both columns. */
+static void widen_field(const int8_t *src, int32_t stride, int32_t rows, int32_t row_bytes,
+                        int32_t zero_point, int16_t *cols, int32_t col) {
+    const int32_t offsets = pair(-zero_point);
+    const int32_t words = row_bytes >> 2, leftover = row_bytes & 3;
+    int16_t *d = cols + col * 4;
+    for (int32_t r = 0; r < rows; r++) {
+        const int8_t *s = src + r * stride;
+        for (int32_t g = words; g > 0; g--, s += 4, d += 8) {
+            widen_group(load_word(s), offsets, d);
+        }
     }
-    for (int32_t t = 0; t < n % 4; t++) {
-        dst[groups * 8 + col * 4 + t] = (int16_t)(src[t] + offset);
+    if (leftover == 0) {
+        return;
+    }
+    int8_t tail[4];
+    int32_t n = 0;
+    for (int32_t r = 0; r < rows; r++) {
+        const int8_t *s = src + r * stride + 4 * words;
+        for (int32_t k = 0; k < leftover; k++) {
+            tail[n++] = s[k];
+            if (n == 4) {
+                widen_group(load_word(tail), offsets, d);
+                d += 8;
+                n = 0;
+            }
+        }
+    }
+    if (n > 0) {
+        for (; n < 4; n++) {
+            tail[n] = (int8_t)zero_point;
+        }
+        widen_group(load_word(tail), offsets, d);
     }
 }
 
@@ -345,14 +369,12 @@ static inline void load_word_pair(const int16_t **p, int32_t *first, int32_t *se
             : "m"(*(const int16_t(*)[4]) * p));
 }
 
-/* Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x` (4-byte aligned):
- * each word of weights and each pair of input words feed four SMLADs, in an order that keeps
- * at most six temporaries alive; two groups of four per iteration, to halve the loop's
- * overhead; out of line, so that the loop has the registers to itself. acc[r][c] is row r,
- * column c. */
-static inline __attribute__((always_inline)) void dot_2x2(const int8_t *w0, const int8_t *w1,
-                                              const int16_t *x, int32_t depth,
-                                              int32_t acc[2][2]) {
+/* Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x` (4-byte aligned),
+ * `depth` a multiple of four: each word of weights and each pair of input words feed four
+ * SMLADs, in an order that keeps at most six temporaries alive; two groups of four per
+ * iteration, to halve the loop's overhead. acc[r][c] is row r, column c. */
+TINYFIT_ALWAYS_INLINE void dot_2x2(const int8_t *w0, const int8_t *w1, const int16_t *x,
+                                   int32_t depth, int32_t acc[2][2]) {
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
     /* Four values of both rows and both columns; advances the pointers. */
 #define TINYFIT_DOT_GROUP()                                                                       \
@@ -382,12 +404,6 @@ static inline __attribute__((always_inline)) void dot_2x2(const int8_t *w0, cons
         TINYFIT_DOT_GROUP();
     }
 #undef TINYFIT_DOT_GROUP
-    for (int32_t t = 0; t < depth % 4; t++) {
-        a00 = wrap_add(a00, w0[t] * x[t]);
-        a01 = wrap_add(a01, w0[t] * x[4 + t]);
-        a10 = wrap_add(a10, w1[t] * x[t]);
-        a11 = wrap_add(a11, w1[t] * x[4 + t]);
-    }
     acc[0][0] = a00;
     acc[0][1] = a01;
     acc[1][0] = a10;
@@ -408,8 +424,12 @@ static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t
             fill_bytes(dst, zero_point, row_bytes);
             continue;
         }
-        fill_bytes(dst, zero_point, kx0 * in.c);
-        fill_bytes(dst + kx1 * in.c, zero_point, (w->kw - kx1) * in.c);
+        if (kx0 > 0) {
+            fill_bytes(dst, zero_point, kx0 * in.c);
+        }
+        if (kx1 < w->kw) {
+            fill_bytes(dst + kx1 * in.c, zero_point, (w->kw - kx1) * in.c);
+        }
         const int8_t *src = input + (iy * in.w + ox * w->stride_w - w->pad_left) * in.c;
         if (w->dilation_w == 1) {
             copy_bytes(dst + kx0 * in.c, src + kx0 * in.c, (kx1 - kx0) * in.c);
@@ -472,31 +492,38 @@ TINYFIT_KERNEL_LOOP void conv_columns_general(const int8_t *filter, int32_t dept
     conv_columns(filter, depth, cols, n, bias, q, y0, channels, 0);
 }
 
-/* Convolution without groups: two output pixels at a time are gathered, widened to int16
- * (im2col), and multiplied with two filter rows at a time. */
+/* Convolution without groups: two output pixels at a time are widened to int16 (im2col) and
+ * multiplied with two filter rows at a time. A pixel whose taps are all in bounds is widened
+ * straight from the input (undilated rows); one at an edge is gathered first, padded with the
+ * input zero point. The filter rows are in widen_field's order, padded with zeros to a word
+ * (the generator lays them out so). */
 static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
                        const int32_t *bias, const tf_window *w, const tf_requant *requant,
                        int8_t *output, tf_shape out, int16_t *scratch) {
     /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
     const tf_requant local = *requant, *q = &local;
-    const int32_t depth = w->kh * w->kw * in.c;
+    const int32_t row_bytes = w->kw * in.c;
+    const int32_t depth = (w->kh * row_bytes + 3) & ~3;
     int8_t *gathered = (int8_t *)scratch;
-    int16_t *cols = scratch + ((depth + 3) / 4) * 2;
+    int16_t *cols = scratch + depth / 2;
     const int32_t pixels = out.h * out.w;
-    const int unpadded_1x1 = w->kh == 1 && w->kw == 1 && w->pad_top == 0 && w->pad_left == 0;
+    const int32_t input_row = in.w * in.c, tap_row = w->dilation_h * input_row;
+    /* The extent of the taps beyond the first, along each axis. */
+    const int32_t span_h = (w->kh - 1) * w->dilation_h, span_w = (w->kw - 1) * w->dilation_w;
     const conv_columns_fn columns = q->short_stages ? conv_columns_bounded : conv_columns_general;
     for (int32_t p = 0; p < pixels; p += 2) {
         /* A lone last pixel leaves column 1 stale: computed, overwritten (conv_columns). */
         const int32_t n = pixels - p >= 2 ? 2 : 1;
         for (int32_t j = 0; j < n; j++) {
             const int32_t oy = (p + j) / out.w, ox = (p + j) % out.w;
-            if (unpadded_1x1) {
-                /* The receptive field is one input pixel: widen it in place. */
-                const int8_t *pixel = input + (oy * w->stride_h * in.w + ox * w->stride_w) * in.c;
-                widen_interleaved(pixel, depth, -q->input_zero_point, cols, j);
+            const int32_t iy = oy * w->stride_h - w->pad_top, ix = ox * w->stride_w - w->pad_left;
+            const int inside = iy >= 0 && iy + span_h < in.h && ix >= 0 && ix + span_w < in.w;
+            if (inside && w->dilation_w == 1) {
+                widen_field(input + iy * input_row + ix * in.c, tap_row, w->kh, row_bytes,
+                            q->input_zero_point, cols, j);
             } else {
                 gather(input, in, w, q->input_zero_point, oy, ox, gathered);
-                widen_interleaved(gathered, depth, -q->input_zero_point, cols, j);
+                widen_field(gathered, row_bytes, w->kh, row_bytes, q->input_zero_point, cols, j);
             }
         }
         columns(filter, depth, cols, n, bias, q, output + p * out.c, out.c);
@@ -683,7 +710,7 @@ void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int
                const tf_window *w, int32_t groups, const tf_requant *q, int8_t *output,
                tf_shape out, int16_t *scratch) {
 #if TINYFIT_DSP
-    if (groups == 1 && scratch != NULL) {
+    if (TINYFIT_CONV_PADDED(groups)) {
         conv2d_dsp(input, in, filter, bias, w, q, output, out, scratch);
         return;
     }

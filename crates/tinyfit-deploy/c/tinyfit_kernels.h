@@ -17,10 +17,14 @@
 #endif
 
 /* Scratch bytes the DSP kernels need for a convolution with `depth` values per receptive field
- * (an int8 gather buffer and two int16 columns) and for a fully connected layer with `depth`
- * inputs. */
-#define TINYFIT_CONV_SCRATCH_BYTES(depth) ((((depth) + 3) / 4) * 4 + 4 * (depth) + 16)
+ * (an int8 gather buffer and two int16 columns, each rounded up to whole words) and for a
+ * fully connected layer with `depth` inputs. */
+#define TINYFIT_CONV_SCRATCH_BYTES(depth) (5 * ((((depth) + 3) / 4) * 4))
 #define TINYFIT_FC_SCRATCH_BYTES(depth) (2 * (depth))
+
+/* Whether a convolution runs the DSP kernel, which takes its filter rows reordered and padded
+ * to words (see tf_conv2d). */
+#define TINYFIT_CONV_PADDED(groups) ((groups) == 1)
 
 /* Whether a depthwise convolution runs the DSP kernel, which takes its filter in blocks of
  * four channels. */
@@ -76,9 +80,13 @@ typedef struct {
     int32_t input_multiplier, input_left_shift, diff_min;
 } tf_softmax_params;
 
-/* Grouped 2-D convolution; filter [out_c][kh][kw][in_c / groups]; one bias per output channel
- * (zeros for none), here and in every layer with weights. `scratch`
- * (TINYFIT_CONV_SCRATCH_BYTES, 4-byte aligned) serves the DSP kernel; NULL without DSP. */
+/* Grouped 2-D convolution; filter [out_c][kh][kw][in_c / groups], except where TINYFIT_DSP and
+ * TINYFIT_CONV_PADDED(groups) hold: then each output channel's row holds, for each kernel row,
+ * its whole words of kw · in_c values, then the kernel rows' leftover values together, then
+ * zeros to a word (the generator emits the layout the build uses). One bias per output
+ * channel (zeros for none), here and in every layer with weights. `scratch`
+ * (TINYFIT_CONV_SCRATCH_BYTES, 4-byte aligned) serves the DSP kernel, which needs it; NULL
+ * without DSP. */
 void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int32_t *bias,
                const tf_window *w, int32_t groups, const tf_requant *q, int8_t *output,
                tf_shape out, int16_t *scratch);

@@ -149,7 +149,10 @@ fn emit_operation<'p>(
                 tensor(0),
                 out,
                 &constants,
-                FilterLayout::ChannelRows,
+                FilterLayout::ChannelRows {
+                    // The C kernels' TINYFIT_CONV_PADDED.
+                    dsp_kernel_rows: (groups == 1).then_some(window.kh),
+                },
                 statics,
             );
             emit_window(statics, prefix, &window);
@@ -197,7 +200,9 @@ fn emit_operation<'p>(
                 tensor(0),
                 out,
                 &constants,
-                FilterLayout::ChannelRows,
+                FilterLayout::ChannelRows {
+                    dsp_kernel_rows: None,
+                },
                 statics,
             );
             format!(
@@ -311,11 +316,34 @@ fn emit_operation<'p>(
 /// Where a filter keeps each output channel's weights.
 #[derive(Clone, Copy)]
 enum FilterLayout {
-    /// One row per output channel (`[out_c][...]`: convolution, fully connected).
-    ChannelRows,
+    /// One row per output channel (`[out_c][...]`: convolution, fully connected); for the DSP
+    /// convolution, the number of kernel rows, by which each row is reordered and padded
+    /// ([`dsp_conv_rows`]).
+    ChannelRows { dsp_kernel_rows: Option<usize> },
     /// The channel innermost (`[taps][out_c]`: depthwise); for the DSP kernels, optionally in
     /// blocks of four channels (`[out_c / 4][taps][4]`).
     ChannelsInner { blocked_for_dsp: bool },
+}
+
+/// Convolution filter rows of `row` values in the DSP kernel's order (`tf_conv2d` in
+/// `tinyfit_kernels.h`): each of the `kernel_rows` kernel rows' whole words in turn, then their
+/// leftover values together, then zeros to a multiple of four.
+fn dsp_conv_rows(filter: &[i8], row: usize, kernel_rows: usize) -> Vec<i8> {
+    let row_bytes = row / kernel_rows;
+    let words = row_bytes / 4 * 4;
+    let padded = row.div_ceil(4) * 4;
+    filter
+        .chunks(row)
+        .flat_map(|r| {
+            let kernel_row = |k: usize| &r[k * row_bytes..(k + 1) * row_bytes];
+            let whole = (0..kernel_rows).flat_map(move |k| kernel_row(k)[..words].iter());
+            let leftover = (0..kernel_rows).flat_map(move |k| kernel_row(k)[words..].iter());
+            whole
+                .chain(leftover)
+                .copied()
+                .chain(std::iter::repeat_n(0, padded - row))
+        })
+        .collect()
 }
 
 /// A depthwise filter `[taps][channels]` in blocks of four channels, `[channels / 4][taps][4]`,
@@ -348,7 +376,7 @@ fn bounded(
     let mut sums = vec![0i64; channels];
     for (i, &w) in filter.iter().enumerate() {
         let channel = match layout {
-            FilterLayout::ChannelRows => i / (filter.len() / channels).max(1),
+            FilterLayout::ChannelRows { .. } => i / (filter.len() / channels).max(1),
             FilterLayout::ChannelsInner { .. } => i % channels,
         };
         sums[channel.min(channels - 1)] += i64::from(w).abs();
@@ -376,13 +404,19 @@ fn layer(
     // zeros for a layer without bias, a shared multiplier repeated.
     let channels = out.shape.c;
     let filter_name = format!("{prefix}_filter");
-    if let FilterLayout::ChannelsInner {
-        blocked_for_dsp: true,
-    } = layout
-    {
+    let row = filter.len() / channels.max(1);
+    let dsp_filter = match layout {
+        FilterLayout::ChannelsInner {
+            blocked_for_dsp: true,
+        } => Some(blocked_depthwise(filter, channels)),
+        FilterLayout::ChannelRows {
+            dsp_kernel_rows: Some(kernel_rows),
+        } if (row / kernel_rows) % 4 != 0 => Some(dsp_conv_rows(filter, row, kernel_rows)),
+        _ => None,
+    };
+    if let Some(dsp_filter) = dsp_filter {
         statics.push_str("#if TINYFIT_DSP\n");
-        let blocked = blocked_depthwise(filter, channels);
-        emit_array(statics, "int8_t", &filter_name, blocked.iter());
+        emit_array(statics, "int8_t", &filter_name, dsp_filter.iter());
         statics.push_str("#else\n");
         emit_array(statics, "int8_t", &filter_name, filter.iter());
         statics.push_str("#endif\n");
@@ -593,7 +627,7 @@ pub fn scratch_bytes(program: &Program) -> usize {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());
                 let c = input.map_or(0, |&t| program.tensors[t as usize].shape.c);
                 let depth = window.kh * window.kw * c;
-                depth.div_ceil(4) * 4 + 4 * depth + 16
+                5 * depth.div_ceil(4) * 4
             }
             Kernel::FullyConnected { .. } => {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());
