@@ -411,7 +411,9 @@ fn layer(
         } => Some(blocked_depthwise(filter, channels)),
         FilterLayout::ChannelRows {
             dsp_kernel_rows: Some(kernel_rows),
-        } if (row / kernel_rows) % 4 != 0 => Some(dsp_conv_rows(filter, row, kernel_rows)),
+        } if !(row / kernel_rows).is_multiple_of(4) => {
+            Some(dsp_conv_rows(filter, row, kernel_rows))
+        }
         _ => None,
     };
     if let Some(dsp_filter) = dsp_filter {
