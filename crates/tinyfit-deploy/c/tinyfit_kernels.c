@@ -652,57 +652,106 @@ static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter
     }
 }
 
-/* Σ w[k]·x[k] for two filter rows and one widened column: each word of weights feeds two
- * SMLADs, each pair of input words four. */
-static void dot_two_rows(const int8_t *w0, const int8_t *w1, const int16_t *x, int32_t depth,
-                         int32_t acc[2]) {
+/* Σ w[k]·x[k] for two filter rows and one column: the input widened once (`widened`: int16
+ * with the offset, 4-byte aligned, each pair of words one LDRD), or else unpacked here from
+ * int8 and offset with `offsets` (cheaper where few rows share the input). Each word of weights
+ * feeds two SMLADs; two groups of four per iteration, to halve the loop's overhead. */
+TINYFIT_ALWAYS_INLINE void dot_two_rows(const int8_t *w0, const int8_t *w1, const void *input,
+                                        int32_t offsets, int32_t depth, int32_t acc[2],
+                                        const int widened) {
+    const int16_t *x = input;
+    const int8_t *x8 = input;
     int32_t a0 = 0, a1 = 0;
-    int32_t k = 0;
-    for (; k + 4 <= depth; k += 4) {
-        int32_t wa = load_word(w0 + k), wb = load_word(w1 + k);
-        int32_t x_even = load_word(x + k), x_odd = load_word(x + k + 2);
-        a0 = __smlad(__sxtb16(wa), x_even, a0);
-        a0 = __smlad(sxtb16_odd(wa), x_odd, a0);
-        a1 = __smlad(__sxtb16(wb), x_even, a1);
-        a1 = __smlad(sxtb16_odd(wb), x_odd, a1);
+    /* Four values of both rows; advances the pointers. */
+#define TINYFIT_DOT_GROUP()                                                                       \
+    do {                                                                                          \
+        const int32_t wa = load_word(w0), wb = load_word(w1);                                     \
+        int32_t x_even, x_odd;                                                                    \
+        if (widened) {                                                                            \
+            load_word_pair(&x, &x_even, &x_odd);                                                  \
+        } else {                                                                                  \
+            const int32_t xw = load_word(x8);                                                     \
+            x_even = __sadd16(__sxtb16(xw), offsets);                                             \
+            x_odd = __sadd16(sxtb16_odd(xw), offsets);                                            \
+            x8 += 4;                                                                              \
+        }                                                                                         \
+        a0 = __smlad(__sxtb16(wa), x_even, a0);                                                   \
+        a0 = __smlad(sxtb16_odd(wa), x_odd, a0);                                                  \
+        a1 = __smlad(__sxtb16(wb), x_even, a1);                                                   \
+        a1 = __smlad(sxtb16_odd(wb), x_odd, a1);                                                  \
+        w0 += 4;                                                                                  \
+        w1 += 4;                                                                                  \
+    } while (0)
+    for (int32_t g = depth >> 3; g > 0; g--) {
+        TINYFIT_DOT_GROUP();
+        TINYFIT_DOT_GROUP();
     }
-    for (; k < depth; k++) {
-        a0 = wrap_add(a0, w0[k] * x[k]);
-        a1 = wrap_add(a1, w1[k] * x[k]);
+    if (depth & 4) {
+        TINYFIT_DOT_GROUP();
+    }
+#undef TINYFIT_DOT_GROUP
+    for (int32_t k = 0; k < (depth & 3); k++) {
+        /* The low halfword of `offsets` is the offset. */
+        const int32_t xk = widened ? x[k] : x8[k] + (int16_t)offsets;
+        a0 = wrap_add(a0, w0[k] * xk);
+        a1 = wrap_add(a1, w1[k] * xk);
     }
     acc[0] = a0;
     acc[1] = a1;
 }
 
-/* The rows of a fully connected layer, two at a time, over the widened input. */
-TINYFIT_ALWAYS_INLINE void fully_connected_rows(const int16_t *input, int32_t in_len,
+/* Every row of a fully connected layer, two at a time (see dot_two_rows). */
+TINYFIT_ALWAYS_INLINE void fully_connected_rows(const void *input, int32_t in_len,
                                                 const int8_t *filter, const int32_t *bias,
                                                 const tf_requant *q, int8_t *output,
-                                                int32_t out_len, const int bounded) {
+                                                int32_t out_len, const int bounded,
+                                                const int widened) {
     const output_stage stage = output_stage_of(q);
+    const int32_t offsets = pair(-q->input_zero_point);
     for (int32_t o = 0; o < out_len; o += 2) {
         const int8_t *f0 = filter + o * in_len;
         const int8_t *f1 = o + 1 < out_len ? f0 + in_len : f0;
         int32_t acc[2];
-        dot_two_rows(f0, f1, input, in_len, acc);
+        dot_two_rows(f0, f1, input, offsets, in_len, acc, widened);
         for (int32_t r = 0; r < 2 && o + r < out_len; r++) {
             output[o + r] = requant_channel(bounded, acc[r], bias[o + r], o + r, &stage);
         }
     }
 }
 
-/* Fully connected layer: the input widened once, then two rows at a time. */
+typedef void (*fully_connected_rows_fn)(const void *, int32_t, const int8_t *, const int32_t *,
+                                        const tf_requant *, int8_t *, int32_t);
+
+/* fully_connected_rows instantiated for one requantisation and one input form. */
+#define TINYFIT_FULLY_CONNECTED_ROWS(name, bounded, widened)                                      \
+    TINYFIT_KERNEL_LOOP void name(const void *input, int32_t in_len, const int8_t *filter,        \
+                                  const int32_t *bias, const tf_requant *q, int8_t *output,       \
+                                  int32_t out_len) {                                              \
+        fully_connected_rows(input, in_len, filter, bias, q, output, out_len, bounded, widened);  \
+    }
+TINYFIT_FULLY_CONNECTED_ROWS(fully_connected_bounded_widened, 1, 1)
+TINYFIT_FULLY_CONNECTED_ROWS(fully_connected_bounded_int8, 1, 0)
+TINYFIT_FULLY_CONNECTED_ROWS(fully_connected_general_widened, 0, 1)
+TINYFIT_FULLY_CONNECTED_ROWS(fully_connected_general_int8, 0, 0)
+#undef TINYFIT_FULLY_CONNECTED_ROWS
+
+/* Fully connected layer, two rows at a time: with more than four rows sharing it, the input is
+ * widened once (its unpacking costs more than the rows' loads would save otherwise). */
 static void fully_connected_dsp(const int8_t *input, int32_t in_len, const int8_t *filter,
                                 const int32_t *bias, const tf_requant *requant, int8_t *output,
                                 int32_t out_len, int16_t *scratch) {
     /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
     const tf_requant local = *requant, *q = &local;
-    widen_reordered(input, in_len, -q->input_zero_point, scratch);
-    if (q->short_stages) {
-        fully_connected_rows(scratch, in_len, filter, bias, q, output, out_len, 1);
+    const int widen = out_len > 4;
+    fully_connected_rows_fn rows;
+    if (widen) {
+        widen_reordered(input, in_len, -q->input_zero_point, scratch);
+        rows = q->short_stages ? fully_connected_bounded_widened : fully_connected_general_widened;
     } else {
-        fully_connected_rows(scratch, in_len, filter, bias, q, output, out_len, 0);
+        rows = q->short_stages ? fully_connected_bounded_int8 : fully_connected_general_int8;
     }
+    rows(widen ? (const void *)scratch : (const void *)input, in_len, filter, bias, q, output,
+         out_len);
 }
 #endif
 

@@ -120,11 +120,12 @@ fn ad_c_matches_runtime_on_cortex_m4() {
 }
 
 /// The general requantisation, which every layer falls back to where the generator cannot prove
-/// the short one exact, gives the same integers too (KWS: convolutions, depthwise, fully
-/// connected).
+/// the short one exact, gives the same integers too (convolutions, depthwise, fully connected
+/// layers with the input widened once (KWS) and unpacked per row pair (VWW)).
 #[test]
 fn general_requantisation_matches_runtime_on_cortex_m4() {
     check_with("kws_ref_model.tflite", 15, Requant::General);
+    check_with("vww_96_int8.tflite", 16, Requant::General);
 }
 
 /// The same package built for the host with AddressSanitizer and UndefinedBehaviorSanitizer
