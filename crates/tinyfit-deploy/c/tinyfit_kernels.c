@@ -320,45 +320,66 @@ static void widen_reordered(const int8_t *src, int32_t n, int32_t offset, int16_
     }
 }
 
-/* One output pixel's receptive field, `rows` kernel rows of `row_bytes` int8 values each,
- * `stride` bytes apart from `src`, widened (+ offset) into column `col` (0 or 1) of an
- * interleaved pair of columns, in the order of the DSP filter rows: each kernel row's whole
- * words in turn, then the rows' leftover values together, padded with the input zero point to
- * a word. A group of four values takes eight halfwords, column 0's then column 1's, so that one
+/* The receptive fields of `n` (1 or 2, a constant) output pixels, `rows` kernel rows of
+ * `row_bytes` int8 values each, `stride` bytes apart from src[c], widened (+ offset) into
+ * columns col..col + n − 1 of an interleaved pair of columns, in the order of the DSP filter
+ * rows: each kernel row's whole words in turn, then the rows' leftover values together
+ * (collected in `tail`, `tail_bytes` apart per pixel), padded with the input zero point to a
+ * word. A group of four values takes eight halfwords, column 0's then column 1's, so that one
  * pointer walks both columns. */
-static void widen_field(const int8_t *src, int32_t stride, int32_t rows, int32_t row_bytes,
-                        int32_t zero_point, int16_t *cols, int32_t col) {
+TINYFIT_ALWAYS_INLINE void widen_fields(const int8_t *const src[], const int32_t n,
+                                        int32_t stride, int32_t rows, int32_t row_bytes,
+                                        int32_t zero_point, int8_t *tail, int32_t tail_bytes,
+                                        int16_t *cols, int32_t col) {
     const int32_t offsets = pair(-zero_point);
     const int32_t words = row_bytes >> 2, leftover = row_bytes & 3;
     int16_t *d = cols + col * 4;
     for (int32_t r = 0; r < rows; r++) {
-        const int8_t *s = src + r * stride;
-        for (int32_t g = words; g > 0; g--, s += 4, d += 8) {
-            widen_group(load_word(s), offsets, d);
+        const int8_t *s0 = src[0] + r * stride, *s1 = n == 2 ? src[1] + r * stride : s0;
+        for (int32_t g = words; g > 0; g--, s0 += 4, s1 += 4, d += 8) {
+            widen_group(load_word(s0), offsets, d);
+            if (n == 2) {
+                widen_group(load_word(s1), offsets, d + 4);
+            }
         }
     }
     if (leftover == 0) {
         return;
     }
-    int8_t tail[4];
-    int32_t n = 0;
-    for (int32_t r = 0; r < rows; r++) {
-        const int8_t *s = src + r * stride + 4 * words;
-        for (int32_t k = 0; k < leftover; k++) {
-            tail[n++] = s[k];
-            if (n == 4) {
-                widen_group(load_word(tail), offsets, d);
-                d += 8;
-                n = 0;
+    for (int32_t c = 0; c < n; c++) {
+        int8_t *t = tail + c * tail_bytes;
+        for (int32_t r = 0; r < rows; r++) {
+            const int8_t *s = src[c] + r * stride + 4 * words;
+            for (int32_t k = 0; k < leftover; k++) {
+                *t++ = s[k];
             }
         }
-    }
-    if (n > 0) {
-        for (; n < 4; n++) {
-            tail[n] = (int8_t)zero_point;
+        while ((t - tail - c * tail_bytes) & 3) {
+            *t++ = (int8_t)zero_point;
         }
-        widen_group(load_word(tail), offsets, d);
     }
+    const int32_t groups = (rows * leftover + 3) >> 2;
+    for (int32_t g = 0; g < groups; g++, d += 8) {
+        widen_group(load_word(tail + 4 * g), offsets, d);
+        if (n == 2) {
+            widen_group(load_word(tail + tail_bytes + 4 * g), offsets, d + 4);
+        }
+    }
+}
+
+/* One pixel's receptive field into column `col` (see widen_fields). */
+static void widen_field(const int8_t *src, int32_t stride, int32_t rows, int32_t row_bytes,
+                        int32_t zero_point, int8_t *tail, int16_t *cols, int32_t col) {
+    const int8_t *const one[1] = {src};
+    widen_fields(one, 1, stride, rows, row_bytes, zero_point, tail, 0, cols, col);
+}
+
+/* Two pixels' receptive fields into both columns (see widen_fields). */
+static void widen_field_pair(const int8_t *src0, const int8_t *src1, int32_t stride,
+                             int32_t rows, int32_t row_bytes, int32_t zero_point, int8_t *tail,
+                             int32_t tail_bytes, int16_t *cols) {
+    const int8_t *const two[2] = {src0, src1};
+    widen_fields(two, 2, stride, rows, row_bytes, zero_point, tail, tail_bytes, cols, 0);
 }
 
 /* Two consecutive words of the 4-byte aligned scratch at *p, in one LDRD that also advances
@@ -477,58 +498,79 @@ TINYFIT_ALWAYS_INLINE void conv_columns(const int8_t *filter, int32_t depth, con
     }
 }
 
-typedef void (*conv_columns_fn)(const int8_t *, int32_t, const int16_t *, int32_t,
-                                const int32_t *, const tf_requant *, int8_t *, int32_t);
-
-TINYFIT_KERNEL_LOOP void conv_columns_bounded(const int8_t *filter, int32_t depth,
-                                           const int16_t *cols, int32_t n, const int32_t *bias,
-                                           const tf_requant *q, int8_t *y0, int32_t channels) {
-    conv_columns(filter, depth, cols, n, bias, q, y0, channels, 1);
-}
-
-TINYFIT_KERNEL_LOOP void conv_columns_general(const int8_t *filter, int32_t depth,
-                                           const int16_t *cols, int32_t n, const int32_t *bias,
-                                           const tf_requant *q, int8_t *y0, int32_t channels) {
-    conv_columns(filter, depth, cols, n, bias, q, y0, channels, 0);
-}
-
 /* Convolution without groups: two output pixels at a time are widened to int16 (im2col) and
  * multiplied with two filter rows at a time. A pixel whose taps are all in bounds is widened
  * straight from the input (undilated rows); one at an edge is gathered first, padded with the
  * input zero point. The filter rows are in widen_field's order, padded with zeros to a word
  * (the generator lays them out so). */
-static void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
-                       const int32_t *bias, const tf_window *w, const tf_requant *requant,
-                       int8_t *output, tf_shape out, int16_t *scratch) {
+TINYFIT_ALWAYS_INLINE void conv2d_dsp(const int8_t *input, tf_shape in, const int8_t *filter,
+                                      const int32_t *bias, const tf_window *w,
+                                      const tf_requant *requant, int8_t *output, tf_shape out,
+                                      int16_t *scratch, const int bounded) {
     /* A local copy: int8 stores could alias the caller's struct, forcing reloads. */
     const tf_requant local = *requant, *q = &local;
     const int32_t row_bytes = w->kw * in.c;
     const int32_t depth = (w->kh * row_bytes + 3) & ~3;
-    int8_t *gathered = (int8_t *)scratch;
-    int16_t *cols = scratch + depth / 2;
+    /* Scratch: the gathered field, two pixels' leftover values, the two columns. */
+    int8_t *gathered = (int8_t *)scratch, *tail = gathered + depth;
+    int16_t *cols = scratch + depth + depth / 2;
     const int32_t pixels = out.h * out.w;
     const int32_t input_row = in.w * in.c, tap_row = w->dilation_h * input_row;
     /* The extent of the taps beyond the first, along each axis. */
     const int32_t span_h = (w->kh - 1) * w->dilation_h, span_w = (w->kw - 1) * w->dilation_w;
-    const conv_columns_fn columns = q->short_stages ? conv_columns_bounded : conv_columns_general;
+    /* The next output pixel, walked in order. */
+    int32_t oy = 0, ox = 0;
     for (int32_t p = 0; p < pixels; p += 2) {
         /* A lone last pixel leaves column 1 stale: computed, overwritten (conv_columns). */
         const int32_t n = pixels - p >= 2 ? 2 : 1;
+        /* Where each pixel's field starts in the input, if all its taps are in bounds. */
+        const int8_t *inside[2] = {NULL, NULL};
+        int32_t at[2][2];
         for (int32_t j = 0; j < n; j++) {
-            const int32_t oy = (p + j) / out.w, ox = (p + j) % out.w;
             const int32_t iy = oy * w->stride_h - w->pad_top, ix = ox * w->stride_w - w->pad_left;
-            const int inside = iy >= 0 && iy + span_h < in.h && ix >= 0 && ix + span_w < in.w;
-            if (inside && w->dilation_w == 1) {
-                widen_field(input + iy * input_row + ix * in.c, tap_row, w->kh, row_bytes,
-                            q->input_zero_point, cols, j);
-            } else {
-                gather(input, in, w, q->input_zero_point, oy, ox, gathered);
-                widen_field(gathered, row_bytes, w->kh, row_bytes, q->input_zero_point, cols, j);
+            if (iy >= 0 && iy + span_h < in.h && ix >= 0 && ix + span_w < in.w &&
+                w->dilation_w == 1) {
+                inside[j] = input + iy * input_row + ix * in.c;
+            }
+            at[j][0] = oy;
+            at[j][1] = ox;
+            if (++ox == out.w) {
+                ox = 0;
+                oy++;
             }
         }
-        columns(filter, depth, cols, n, bias, q, output + p * out.c, out.c);
+        if (n == 2 && inside[0] != NULL && inside[1] != NULL) {
+            widen_field_pair(inside[0], inside[1], tap_row, w->kh, row_bytes,
+                             q->input_zero_point, tail, depth, cols);
+        } else {
+            for (int32_t j = 0; j < n; j++) {
+                if (inside[j] != NULL) {
+                    widen_field(inside[j], tap_row, w->kh, row_bytes, q->input_zero_point, tail,
+                                cols, j);
+                } else {
+                    gather(input, in, w, q->input_zero_point, at[j][0], at[j][1], gathered);
+                    widen_field(gathered, row_bytes, w->kh, row_bytes, q->input_zero_point,
+                                tail, cols, j);
+                }
+            }
+        }
+        conv_columns(filter, depth, cols, n, bias, q, output + p * out.c, out.c, bounded);
     }
 }
+
+typedef void (*conv2d_fn)(const int8_t *, tf_shape, const int8_t *, const int32_t *,
+                          const tf_window *, const tf_requant *, int8_t *, tf_shape, int16_t *);
+
+/* conv2d_dsp instantiated for one requantisation. */
+#define TINYFIT_CONV2D(name, bounded)                                                             \
+    TINYFIT_KERNEL_LOOP void name(const int8_t *input, tf_shape in, const int8_t *filter,         \
+                                  const int32_t *bias, const tf_window *w, const tf_requant *q,   \
+                                  int8_t *output, tf_shape out, int16_t *scratch) {               \
+        conv2d_dsp(input, in, filter, bias, w, q, output, out, scratch, bounded);                 \
+    }
+TINYFIT_CONV2D(conv2d_bounded, 1)
+TINYFIT_CONV2D(conv2d_general, 0)
+#undef TINYFIT_CONV2D
 
 /* What every pixel of a depthwise convolution shares. The DSP kernel's filter is in blocks of
  * four channels, [channels / 4][kh][kw][4] (the generator lays it out so), so that a block's
@@ -760,7 +802,8 @@ void tf_conv2d(const int8_t *input, tf_shape in, const int8_t *filter, const int
                tf_shape out, int16_t *scratch) {
 #if TINYFIT_DSP
     if (TINYFIT_CONV_PADDED(groups)) {
-        conv2d_dsp(input, in, filter, bias, w, q, output, out, scratch);
+        const conv2d_fn conv = q->short_stages ? conv2d_bounded : conv2d_general;
+        conv(input, in, filter, bias, w, q, output, out, scratch);
         return;
     }
 #endif

@@ -9,7 +9,7 @@ use tinyfit_deploy::emulator::{self, Core};
 use tinyfit_deploy::{codegen, lower, tflite};
 
 mod common;
-use common::seeded_inputs;
+use common::{Rng, WEIGHT_SCALES, edge_case_graphs, quantised_plain, seeded_inputs};
 
 const SAMPLES: usize = 20;
 
@@ -58,6 +58,21 @@ fn check(model: &str, seed: u64) {
     check_with(model, seed, Requant::Generated);
 }
 
+/// Builds `program`'s package for the Cortex-M4 and returns how many of its outputs on
+/// `SAMPLES` inputs (seeded by `seed`) differ from the runtime's.
+fn differing_outputs(program: &tinyfit_deploy::Program, dir: &Path, seed: u64) -> (usize, usize) {
+    let elf = emulator::build(dir, Core::M4).unwrap_or_else(|e| panic!("{e}"));
+    let n = program.input(0).unwrap().shape.len();
+    let inputs = samples(n, seed);
+    let raw: Vec<u8> = inputs.iter().map(|&v| v as u8).collect();
+    let got = emulator::run(&elf, Core::M4, &raw, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let expected = expected(program, &inputs, n);
+    assert_eq!(got.len(), expected.len(), "output bytes");
+    let differ = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
+    (differ, got.len())
+}
+
 fn check_with(model: &str, seed: u64, requant: Requant) {
     let bytes = std::fs::read(shared().join(model)).expect("model file");
     let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
@@ -83,20 +98,33 @@ fn check_with(model: &str, seed: u64, requant: Requant) {
             .collect();
         std::fs::write(&model_c, general.join("\n")).unwrap();
     }
-    let elf = emulator::build(dir.path(), Core::M4).unwrap_or_else(|e| panic!("{e}"));
-    let n = program.input(0).unwrap().shape.len();
-    let inputs = samples(n, seed);
-    let raw: Vec<u8> = inputs.iter().map(|&v| v as u8).collect();
-    let got = emulator::run(&elf, Core::M4, &raw, Duration::from_secs(300))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let expected = expected(&program, &inputs, n);
-    assert_eq!(got.len(), expected.len(), "{model}: output bytes");
-    let differ = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
-    println!(
-        "{model}: {differ} of {} outputs differ on the emulated Cortex-M4",
-        got.len()
-    );
+    let (differ, outputs) = differing_outputs(&program, dir.path(), seed);
+    println!("{model}: {differ} of {outputs} outputs differ on the emulated Cortex-M4");
     assert_eq!(differ, 0);
+}
+
+/// The DSP kernels' edge cases (dilation along both axes, strides, padding on every side,
+/// depths that are not whole words, channel counts that are not multiples of four, 1-D
+/// layers, fully connected layers of few and many rows, left-shift multipliers, which take
+/// the general requantisation) give the runtime's integers too.
+#[test]
+fn edge_case_graphs_match_runtime_on_cortex_m4() {
+    let mut rng = Rng(0xc0de_0f_ed9e_ca5e);
+    for (weight_scales, graphs) in [
+        (WEIGHT_SCALES, edge_case_graphs()),
+        ((0.01, 0.6), edge_case_graphs()[..1].to_vec()),
+    ] {
+        for (i, (graph, _)) in graphs.into_iter().enumerate() {
+            let program = lower(&quantised_plain(graph, &mut rng, weight_scales)).expect("lowers");
+            let dir = tempfile::tempdir().unwrap();
+            codegen::generate(&program).write(dir.path()).unwrap();
+            let (differ, outputs) = differing_outputs(&program, dir.path(), 31 + i as u64);
+            println!(
+                "edge-case graph {i}, weight scales {weight_scales:?}: {differ} of {outputs} outputs differ"
+            );
+            assert_eq!(differ, 0);
+        }
+    }
 }
 
 #[test]

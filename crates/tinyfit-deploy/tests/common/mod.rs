@@ -107,3 +107,42 @@ pub fn seeded_inputs(len: usize, seed: u64) -> Vec<i8> {
         })
         .collect()
 }
+
+/// Graphs aimed at the kernels' edge cases, each with the number of its operations the host
+/// kernels take: channel counts that leave partial blocks of four and sixteen, depths that are
+/// not multiples of four, strides, dilation along both axes, padding on every side, 1×1
+/// convolutions read in place, one-row and many-row fully connected layers, in-place sums; with
+/// large weight scales, requantisation multipliers above one (left shifts) as well as below.
+pub fn edge_case_graphs() -> Vec<(Graph, usize)> {
+    // Each graph with the number of operations the host kernels take.
+    let two_d = serde_json::json!({
+        "inputs": [{"name": "x", "shape": [3, 17, 19]}],
+        "nodes": [
+            {"name": "c1", "op": "conv2d", "out_channels": 33, "kernel": 3, "stride": 2, "padding": "same"},
+            {"name": "r1", "op": "relu6"},
+            {"name": "dw", "op": "conv2d", "out_channels": 33, "kernel": 3, "groups": 33, "dilation": 2, "padding": "same"},
+            {"name": "r2", "op": "relu"},
+            {"name": "pw", "op": "conv2d", "out_channels": 40, "kernel": 1},
+            {"name": "pw2", "op": "conv2d", "out_channels": 40, "kernel": 1, "inputs": ["r1"]},
+            {"name": "sum", "op": "add", "inputs": ["pw", "pw2"]},
+            {"name": "c3", "op": "conv2d", "out_channels": 20, "kernel": [2, 5], "stride": [1, 2], "padding": [1, 3], "dilation": [2, 2]},
+            {"name": "dw2", "op": "conv2d", "out_channels": 20, "kernel": [3, 2], "groups": 20, "stride": 2, "padding": 1},
+            {"name": "gap", "op": "global_avg_pool"},
+            {"name": "fc", "op": "linear", "out_features": 70}
+        ]
+    });
+    let one_d = serde_json::json!({
+        "inputs": [{"name": "x", "shape": [5, 50]}],
+        "nodes": [
+            {"name": "c1", "op": "conv1d", "out_channels": 24, "kernel": 5, "stride": 2, "padding": 2},
+            {"name": "r1", "op": "relu"},
+            {"name": "dw", "op": "conv1d", "out_channels": 24, "kernel": 3, "groups": 24, "padding": 1},
+            {"name": "flat", "op": "flatten"},
+            {"name": "fc", "op": "linear", "out_features": 17}
+        ]
+    });
+    [(two_d, 8), (one_d, 3)]
+        .into_iter()
+        .map(|(json, host)| (Graph::from_value(json).expect("valid graph"), host))
+        .collect()
+}
