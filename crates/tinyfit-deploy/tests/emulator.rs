@@ -231,18 +231,41 @@ fn c_rounding_matches_gemmlowp() {
 
 /// Instructions per MAC of the generated kernels on the emulated Cortex-M4, counted by the
 /// QEMU plugin, summed per layer kind: standard and 1×1 convolutions and fully connected layers
-/// within 3.0 and 3×3 depthwise within 9 (CMSIS-NN's level), on the models whose layers are
-/// large enough for the multiply-accumulates to dominate; and the stack measured by painting
-/// stays small.
+/// within 3.0 and 3×3 depthwise within 9 (CMSIS-NN's level), on every kind of layer of the four
+/// MLPerf Tiny models but one (below); and the stack measured by painting stays small.
 #[test]
 fn instructions_per_mac_on_cortex_m4() {
-    let cases = [
-        ("kws_ref_model.tflite", "conv 1x1", 3.0),
-        ("kws_ref_model.tflite", "depthwise_conv 3x3", 9.0),
-        ("pretrainedResnet_quant.tflite", "conv 3x3", 3.0),
-        ("ad01_int8.tflite", "fully_connected", 3.0),
+    let cases: [(&str, &[(&str, f64)]); 4] = [
+        (
+            "kws_ref_model.tflite",
+            &[
+                ("conv 10x4", 3.0),
+                ("conv 1x1", 3.0),
+                ("depthwise_conv 3x3", 9.0),
+                ("fully_connected", 3.0),
+            ],
+        ),
+        (
+            "pretrainedResnet_quant.tflite",
+            &[
+                ("conv 3x3", 3.0),
+                ("conv 1x1", 3.0),
+                ("fully_connected", 3.0),
+            ],
+        ),
+        (
+            // Not its 3×3 convolution: the first layer, whose 27-value receptive fields feed
+            // only eight filters (3.2 instructions per MAC).
+            "vww_96_int8.tflite",
+            &[
+                ("conv 1x1", 3.0),
+                ("depthwise_conv 3x3", 9.0),
+                ("fully_connected", 3.0),
+            ],
+        ),
+        ("ad01_int8.tflite", &[("fully_connected", 3.0)]),
     ];
-    for (model, kind, limit) in cases {
+    for (model, kinds) in cases {
         let bytes = std::fs::read(shared().join(model)).expect("model file");
         let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
         let dir = tempfile::tempdir().unwrap();
@@ -253,22 +276,22 @@ fn instructions_per_mac_on_cortex_m4() {
         let profile =
             emulator::profile(dir.path(), Core::M4, &input, ops, Duration::from_secs(300))
                 .unwrap_or_else(|e| panic!("{e}"));
-        let (insns, macs) = program
-            .report()
-            .iter()
-            .zip(&profile.operations)
-            .filter(|(op, _)| op.label() == kind)
-            .fold((0, 0), |(i, m), (op, c)| (i + c.total(), m + op.macs));
-        let per_mac = insns as f64 / macs as f64;
-        println!(
-            "{model}: {kind} {per_mac:.2} instructions per MAC; stack {} B",
-            profile.stack_bytes
-        );
-        assert!(macs > 0, "{model} has {kind} layers");
-        assert!(
-            per_mac <= limit,
-            "{model}: {kind} takes {per_mac:.2} instructions per MAC"
-        );
+        for &(kind, limit) in kinds {
+            let (insns, macs) = program
+                .report()
+                .iter()
+                .zip(&profile.operations)
+                .filter(|(op, _)| op.label() == kind)
+                .fold((0, 0), |(i, m), (op, c)| (i + c.total(), m + op.macs));
+            let per_mac = insns as f64 / macs as f64;
+            println!("{model}: {kind} {per_mac:.2} instructions per MAC");
+            assert!(macs > 0, "{model} has {kind} layers");
+            assert!(
+                per_mac <= limit,
+                "{model}: {kind} takes {per_mac:.2} instructions per MAC"
+            );
+        }
+        println!("{model}: stack {} B", profile.stack_bytes);
         assert!(
             (64..4096).contains(&profile.stack_bytes),
             "stack {}",
