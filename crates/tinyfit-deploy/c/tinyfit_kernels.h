@@ -57,8 +57,9 @@ typedef struct {
  * [0, 2^31) as TFLite's QuantizeMultiplier makes them. `short_stages` (NULL for none) is
  * there when the generator checked that every channel's |bias| + 255 · Σ|w| is below 2^30 (so
  * is |accumulator + bias|, for every input), every shift is in [−31, −1] and the activation
- * range is all of int8: the DSP kernels then requantise in fewer instructions, to the same
- * integers. */
+ * range is all of int8, for a layer that a DSP kernel runs: the kernel then requantises in
+ * fewer instructions, to the same integers, and `multipliers` is NULL (the DSP build of such
+ * a layer does not carry them). */
 typedef struct {
     int32_t input_zero_point;
     int32_t output_zero_point;

@@ -153,6 +153,7 @@ fn emit_operation<'p>(
                     // The C kernels' TINYFIT_CONV_PADDED.
                     dsp_kernel_rows: (groups == 1).then_some(window.kh),
                 },
+                groups == 1,
                 statics,
             );
             emit_window(statics, prefix, &window);
@@ -179,6 +180,7 @@ fn emit_operation<'p>(
                     // The C kernels' TINYFIT_DEPTHWISE_BLOCKED.
                     blocked_for_dsp: multiplier == 1 && out.shape.c.is_multiple_of(4),
                 },
+                multiplier == 1 && out.shape.c.is_multiple_of(4),
                 statics,
             );
             emit_window(statics, prefix, &window);
@@ -203,6 +205,7 @@ fn emit_operation<'p>(
                 FilterLayout::ChannelRows {
                     dsp_kernel_rows: None,
                 },
+                true,
                 statics,
             );
             format!(
@@ -387,7 +390,10 @@ fn bounded(
 }
 
 /// Emits a layer's filter, bias, multipliers and requantisation; returns the names of the
-/// filter, the bias and the requantisation.
+/// filter, the bias and the requantisation. `dsp_kernel`: whether the DSP build runs the layer
+/// on a DSP kernel, which takes the short requantisation where it is exact; such a layer's
+/// DSP build then carries the short stages instead of the multipliers.
+#[allow(clippy::too_many_arguments)]
 fn layer(
     program: &Program,
     prefix: &str,
@@ -395,6 +401,7 @@ fn layer(
     out: &TensorInfo,
     c: &Constants,
     layout: FilterLayout,
+    dsp_kernel: bool,
     statics: &mut String,
 ) -> (String, String, String) {
     let filter = c.filter.of(&program.weights).unwrap_or(&[]);
@@ -435,15 +442,26 @@ fn layer(
             many => many[o],
         })
         .collect();
+    let Clamp { min, max } = c.clamp;
+    let requant = |multipliers: &str, stages: &str| {
+        format!(
+            "static const tf_requant {prefix}_q = {{{}, {}, {multipliers}, {min}, {max}, {stages}}};\n",
+            input.zero_point, out.zero_point
+        )
+    };
+    let multipliers = format!("{prefix}_multipliers");
+    let mut general = String::new();
     emit_array(
-        statics,
+        &mut general,
         "tf_multiplier",
-        &format!("{prefix}_multipliers"),
+        &multipliers,
         per_channel.iter().map(|&m| multiplier(m)),
     );
-    let Clamp { min, max } = c.clamp;
-    let short_stages = if bounded(filter, layout, &biases, &per_channel, c.clamp) {
-        let stages = per_channel.iter().map(|m| {
+    general.push_str(&requant(&multipliers, "NULL"));
+    if dsp_kernel && bounded(filter, layout, &biases, &per_channel, c.clamp) {
+        let stages = format!("{prefix}_short_stages");
+        statics.push_str("#if TINYFIT_DSP\n");
+        let values = per_channel.iter().map(|m| {
             let right_shift = -m.shift;
             format!(
                 "{{{}, {right_shift}, {}}}",
@@ -451,17 +469,15 @@ fn layer(
                 1i64 << (right_shift - 1)
             )
         });
-        let name = format!("{prefix}_short_stages");
-        emit_array(statics, "tf_short_stage", &name, stages);
-        name
+        emit_array(statics, "tf_short_stage", &stages, values);
+        statics.push_str(&requant("NULL", &stages));
+        statics.push_str("#else\n");
+        statics.push_str(&general);
+        statics.push_str("#endif\n\n");
     } else {
-        "NULL".to_string()
-    };
-    let _ = writeln!(
-        statics,
-        "static const tf_requant {prefix}_q = {{{}, {}, {prefix}_multipliers, {min}, {max}, {short_stages}}};\n",
-        input.zero_point, out.zero_point,
-    );
+        statics.push_str(&general);
+        statics.push('\n');
+    }
     (
         format!("{prefix}_filter"),
         format!("{prefix}_bias"),

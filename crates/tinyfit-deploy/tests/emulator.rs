@@ -45,19 +45,6 @@ fn host_cc(flags: &[&str], sources: &[PathBuf], exe: &Path) {
     assert!(build.status.success(), "{stderr}");
 }
 
-/// How the generated layers requantise.
-#[derive(Clone, Copy, PartialEq)]
-enum Requant {
-    /// As generated: the short path wherever the generator proved it exact.
-    Generated,
-    /// Every layer's short stages dropped: the general path everywhere.
-    General,
-}
-
-fn check(model: &str, seed: u64) {
-    check_with(model, seed, Requant::Generated);
-}
-
 /// Builds `program`'s package for the Cortex-M4 and returns how many of its outputs on
 /// `SAMPLES` inputs (seeded by `seed`) differ from the runtime's.
 fn differing_outputs(program: &tinyfit_deploy::Program, dir: &Path, seed: u64) -> (usize, usize) {
@@ -73,40 +60,38 @@ fn differing_outputs(program: &tinyfit_deploy::Program, dir: &Path, seed: u64) -
     (differ, got.len())
 }
 
-fn check_with(model: &str, seed: u64, requant: Requant) {
+/// How many of the package's layers with weights take the short requantisation on the DSP
+/// kernels, and how many the general one.
+fn requant_paths(dir: &Path) -> (usize, usize) {
+    let source = std::fs::read_to_string(dir.join("model.c")).unwrap();
+    let requants = source.lines().filter(|l| l.contains("tf_requant"));
+    let short = requants
+        .clone()
+        .filter(|l| l.ends_with("_short_stages};"))
+        .count();
+    // A short layer's non-DSP build carries a general requantisation too.
+    let general = requants.filter(|l| l.ends_with(", NULL};")).count() - short;
+    (short, general)
+}
+
+fn check(model: &str, seed: u64) {
     let bytes = std::fs::read(shared().join(model)).expect("model file");
     let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
     let dir = tempfile::tempdir().unwrap();
     codegen::generate(&program).write(dir.path()).unwrap();
-    let model_c = dir.path().join("model.c");
-    let source = std::fs::read_to_string(&model_c).unwrap();
-    let short = |l: &str| l.contains("tf_requant") && l.ends_with("_short_stages};");
-    let bounded_layers = source.lines().filter(|l| short(l)).count();
-    println!("{model}: {bounded_layers} layers take the short requantisation");
-    if requant == Requant::General {
-        assert!(
-            bounded_layers > 0,
-            "{model}: no layer to switch to the general path"
-        );
-        let general: Vec<String> = source
-            .lines()
-            .map(|l| match l.rsplit_once(", ") {
-                Some((head, _)) if short(l) => format!("{head}, NULL}};"),
-                // The tables stay, unused: external linkage keeps -Werror quiet about them.
-                _ => l.replace("static const tf_short_stage", "const tf_short_stage"),
-            })
-            .collect();
-        std::fs::write(&model_c, general.join("\n")).unwrap();
-    }
+    let (short, general) = requant_paths(dir.path());
     let (differ, outputs) = differing_outputs(&program, dir.path(), seed);
-    println!("{model}: {differ} of {outputs} outputs differ on the emulated Cortex-M4");
+    println!(
+        "{model}: {differ} of {outputs} outputs differ on the emulated Cortex-M4 ({short} layers \
+         on the short requantisation, {general} on the general one)"
+    );
     assert_eq!(differ, 0);
 }
 
 /// The DSP kernels' edge cases (dilation along both axes, strides, padding on every side,
 /// depths that are not whole words, channel counts that are not multiples of four, 1-D
-/// layers, fully connected layers of few and many rows, left-shift multipliers, which take
-/// the general requantisation) give the runtime's integers too.
+/// layers, fully connected layers of few and many rows) give the runtime's integers too, on
+/// the short requantisation and, with multipliers above one (left shifts), on the general one.
 #[test]
 fn edge_case_graphs_match_runtime_on_cortex_m4() {
     let mut rng = Rng(0x00c0_de0f_ed9e_ca5e);
@@ -114,15 +99,27 @@ fn edge_case_graphs_match_runtime_on_cortex_m4() {
         (WEIGHT_SCALES, edge_case_graphs()),
         ((0.01, 0.6), edge_case_graphs()[..1].to_vec()),
     ] {
+        let mut general_layers = 0;
         for (i, (graph, _)) in graphs.into_iter().enumerate() {
             let program = lower(&quantised_plain(graph, &mut rng, weight_scales)).expect("lowers");
             let dir = tempfile::tempdir().unwrap();
             codegen::generate(&program).write(dir.path()).unwrap();
+            let (short, general) = requant_paths(dir.path());
             let (differ, outputs) = differing_outputs(&program, dir.path(), 31 + i as u64);
             println!(
-                "edge-case graph {i}, weight scales {weight_scales:?}: {differ} of {outputs} outputs differ"
+                "edge-case graph {i}, weight scales {weight_scales:?}: {differ} of {outputs} \
+                 outputs differ ({short} layers on the short requantisation, {general} on the \
+                 general one)"
             );
             assert_eq!(differ, 0);
+            assert!(short + general > 0);
+            general_layers += general;
+        }
+        if weight_scales != WEIGHT_SCALES {
+            assert!(
+                general_layers > 0,
+                "the general requantisation is exercised"
+            );
         }
     }
 }
@@ -145,15 +142,6 @@ fn vww_c_matches_runtime_on_cortex_m4() {
 #[test]
 fn ad_c_matches_runtime_on_cortex_m4() {
     check("ad01_int8.tflite", 14);
-}
-
-/// The general requantisation, which every layer falls back to where the generator cannot prove
-/// the short one exact, gives the same integers too (convolutions, depthwise, fully connected
-/// layers with the input widened once (KWS) and unpacked per row pair (VWW)).
-#[test]
-fn general_requantisation_matches_runtime_on_cortex_m4() {
-    check_with("kws_ref_model.tflite", 15, Requant::General);
-    check_with("vww_96_int8.tflite", 16, Requant::General);
 }
 
 /// The same package built for the host with AddressSanitizer and UndefinedBehaviorSanitizer

@@ -128,6 +128,7 @@ pub fn edge_case_graphs() -> Vec<(Graph, usize)> {
             {"name": "c3", "op": "conv2d", "out_channels": 20, "kernel": [2, 5], "stride": [1, 2], "padding": [1, 3], "dilation": [2, 2]},
             {"name": "dw2", "op": "conv2d", "out_channels": 20, "kernel": [3, 2], "groups": 20, "stride": 2, "padding": 1},
             {"name": "gap", "op": "global_avg_pool"},
+            {"name": "squeeze", "op": "linear", "out_features": 3},
             {"name": "fc", "op": "linear", "out_features": 70}
         ]
     });
@@ -141,7 +142,7 @@ pub fn edge_case_graphs() -> Vec<(Graph, usize)> {
             {"name": "fc", "op": "linear", "out_features": 17}
         ]
     });
-    [(two_d, 8), (one_d, 3)]
+    [(two_d, 9), (one_d, 3)]
         .into_iter()
         .map(|(json, host)| (Graph::from_value(json).expect("valid graph"), host))
         .collect()
