@@ -48,9 +48,9 @@ typedef struct {
 } tf_multiplier;
 
 /* One output channel's requantisation in the form of the short path: the multiplier's
- * mantissa, the right shift e = −shift and 2^(e−1). */
+ * mantissa and the right shift e = −shift. */
 typedef struct {
-    int32_t multiplier, right_shift, half;
+    int32_t multiplier, right_shift;
 } tf_short_stage;
 
 /* Quantisation of a layer with weights: one multiplier per output channel, each mantissa in

@@ -461,14 +461,9 @@ fn layer(
     if dsp_kernel && bounded(filter, layout, &biases, &per_channel, c.clamp) {
         let stages = format!("{prefix}_short_stages");
         statics.push_str("#if TINYFIT_DSP\n");
-        let values = per_channel.iter().map(|m| {
-            let right_shift = -m.shift;
-            format!(
-                "{{{}, {right_shift}, {}}}",
-                m.multiplier,
-                1i64 << (right_shift - 1)
-            )
-        });
+        let values = per_channel
+            .iter()
+            .map(|m| format!("{{{}, {}}}", m.multiplier, -m.shift));
         emit_array(statics, "tf_short_stage", &stages, values);
         statics.push_str(&requant("NULL", &stages));
         statics.push_str("#else\n");

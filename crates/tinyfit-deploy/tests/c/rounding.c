@@ -53,7 +53,7 @@ int main(void) {
         }
         int32_t bias = (int32_t)(state >> 40) % 100000;
         tf_multiplier mult = {m, -1 - (int32_t)((state >> 20) % 31)};
-        tf_short_stage stage = {m, -mult.shift, 1 << (-mult.shift - 1)};
+        tf_short_stage stage = {m, -mult.shift};
         int32_t zero_point = (int32_t)((state >> 50) % 256) - 128;
         mismatches += requant_bounded(a - bias, bias, stage, zero_point) !=
                       requant_value(a - bias, bias, mult, zero_point, -128, 127);
