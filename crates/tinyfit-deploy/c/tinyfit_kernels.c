@@ -98,7 +98,7 @@ static inline int32_t saturate_int8(int32_t x) {
 static inline int8_t requant_bounded(int32_t acc, int32_t bias, tf_short_stage s,
                                      int32_t zero_point) {
     const int32_t t = rounded_high_word(2 * (acc + bias), s.multiplier);
-    const int32_t half = (1 << s.right_shift) >> 1;
+    const int32_t half = (int32_t)(1u << (s.right_shift - 1)); /* right_shift ≥ 1 */
     return (int8_t)saturate_int8(((t + half + (t >> 31)) >> s.right_shift) + zero_point);
 }
 
