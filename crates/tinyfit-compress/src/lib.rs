@@ -3,11 +3,13 @@
 //! [`fold::fold_batch_norms`] merges batch norms into the convolutions before them;
 //! [`ptq::quantize`] turns a float graph into tinyfit's int8 [`QuantGraph`] by TFLite's rules
 //! (per-channel symmetric convolution weights, per-tensor fully connected weights, asymmetric
-//! activations calibrated by min/max on training samples).
+//! activations calibrated by min/max on training samples); [`prune`] removes whole channels,
+//! coupled ones together, for a MACs target.
 //!
 //! [`QuantGraph`]: tinyfit_graph::quant::QuantGraph
 
 pub mod fold;
+pub mod prune;
 pub mod ptq;
 
 pub use ptq::{PtqConfig, PtqError, quantize};

@@ -1,0 +1,102 @@
+//! Structured channel pruning: whole channels leave the graph, so the pruned model is physically
+//! smaller (fewer weights, fewer MACs, smaller activations) on every runtime.
+//!
+//! [`channels::units`] finds the channels that must go together (a dependency graph over
+//! channel slots: residual sums, concatenations, depthwise convolutions and flatten → linear
+//! couple them); [`importance::scores`] rates them (L1, L2, batch-norm γ); [`plan::plan`]
+//! picks the least important for a MACs target, ranked globally or layer by layer; and
+//! [`apply::remove`] cuts them out of the graph and its weights. Fine-tuning the result is the
+//! trainer's job.
+
+pub mod apply;
+pub mod channels;
+pub mod importance;
+pub mod plan;
+
+use tinyfit_graph::{Graph, GraphError, Weights};
+
+pub use channels::{Unit, Units};
+pub use importance::Criterion;
+pub use plan::Ranking;
+
+/// Why pruning could not proceed.
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// The graph or the pruned graph does not check.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    /// A weight tensor the graph needs is missing.
+    #[error("weights lack tensor '{0}'")]
+    MissingTensor(String),
+    /// A unit index out of range.
+    #[error("no prunable unit {0}")]
+    NoSuchUnit(usize),
+    /// Every channel of a layer would go.
+    #[error("pruning would remove every channel of layer '{0}'")]
+    EmptyLayer(String),
+    /// The batch-norm criterion on a graph whose prunable channels pass no batch norm.
+    #[error(
+        "the bn_gamma criterion needs batch norms on the prunable channels; this graph has none"
+    )]
+    NoBatchNorm,
+    /// The target needs more than the prunable channels allow.
+    #[error(
+        "cannot reach {target} MACs: removing every prunable channel the keep fraction allows leaves {reachable}"
+    )]
+    TargetOutOfReach {
+        /// MACs asked for.
+        target: u64,
+        /// The fewest MACs pruning can reach.
+        reachable: u64,
+    },
+    /// A target outside (0, 1].
+    #[error("the MACs fraction to keep must be in (0, 1], got {0}")]
+    BadTarget(f64),
+}
+
+/// What a pruning step did.
+#[derive(Debug, Clone)]
+pub struct Pruned {
+    /// The smaller graph.
+    pub graph: Graph,
+    /// Its weights.
+    pub weights: Weights,
+    /// Units removed, of how many prunable.
+    pub removed: usize,
+    /// Prunable units before.
+    pub prunable: usize,
+    /// MACs per sample before and after.
+    pub macs: (u64, u64),
+    /// Parameters before and after.
+    pub params: (u64, u64),
+}
+
+/// Prunes `graph` to at most `keep_macs` (a fraction) of its MACs by `criterion` and `ranking`,
+/// keeping at least `min_keep` of every layer's channels.
+pub fn prune(
+    graph: &Graph,
+    weights: &Weights,
+    criterion: Criterion,
+    ranking: Ranking,
+    keep_macs: f64,
+    min_keep: f64,
+) -> Result<Pruned, PruneError> {
+    if !(keep_macs > 0.0 && keep_macs <= 1.0) {
+        return Err(PruneError::BadTarget(keep_macs));
+    }
+    let analysis = graph.analyze()?;
+    let units = channels::units(graph, &analysis).units;
+    let scores = importance::scores(graph, weights, &units, criterion)?;
+    let target = (analysis.macs() as f64 * keep_macs).floor() as u64;
+    let removed = plan::plan(graph, weights, &units, &scores, ranking, target, min_keep)?;
+    let (pruned, pruned_weights) = apply::remove(graph, &analysis, weights, &units, &removed)?;
+    let after = pruned.analyze()?;
+    Ok(Pruned {
+        graph: pruned,
+        weights: pruned_weights,
+        removed: removed.len(),
+        prunable: units.len(),
+        macs: (analysis.macs(), after.macs()),
+        params: (analysis.params(), after.params()),
+    })
+}
