@@ -102,6 +102,16 @@ impl OptimizerConfig {
             | OptimizerConfig::AdamW { lr, .. } => *lr,
         }
     }
+
+    /// The same optimiser with the base learning rate `lr` (fine-tuning usually wants less).
+    pub fn with_lr(mut self, new: f64) -> Self {
+        match &mut self {
+            OptimizerConfig::Sgd { lr, .. }
+            | OptimizerConfig::Adam { lr, .. }
+            | OptimizerConfig::AdamW { lr, .. } => *lr = new,
+        }
+        self
+    }
 }
 
 /// Learning rate as a function of the epoch, stepped once per epoch as PyTorch's schedulers

@@ -77,7 +77,8 @@ pub fn cpu() -> Device {
     Device::flex()
 }
 
-/// Trains `graph` on `splits.train`, selecting on `splits.val`, with checkpoints in `run_dir`.
+/// Trains `graph` on `splits.train`, selecting on `splits.val`, with checkpoints in `run_dir`,
+/// starting from `initial` weights (fine-tuning) or from PyTorch's default initialisation.
 ///
 /// With `resume`, continues from the newest checkpoint in `run_dir` (or starts afresh when there
 /// is none); without it, refuses a `run_dir` that already holds checkpoints.
@@ -87,6 +88,7 @@ pub fn train(
     config: &TrainConfig,
     run_dir: &Path,
     resume: bool,
+    initial: Option<&Weights>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
     config.validate().map_err(TrainError::Config)?;
@@ -96,7 +98,13 @@ pub fn train(
 
     let plain = cpu();
     let device = plain.clone().autodiff();
-    let initial = init::pytorch_default(graph, &analysis, config.seed);
+    let initial = match initial {
+        Some(w) => {
+            w.check(graph, &analysis, Path::new("<initial weights>"))?;
+            w.clone()
+        }
+        None => init::pytorch_default(graph, &analysis, config.seed),
+    };
     let mut model = GraphModel::new(graph, &initial, &device)?;
     let mut optim = optimizer(&config.optimizer);
     let best_path = best_weights_path(run_dir);

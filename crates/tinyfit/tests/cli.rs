@@ -444,3 +444,60 @@ fn corrupt_tflite_is_named() {
         "broken.tflite: not a valid TFLite flatbuffer",
     );
 }
+
+/// `tinyfit prune` writes a smaller, fine-tuned run whose figures it records, and which
+/// `quantize` and `deploy` take like any run: the package needs fewer MACs and less flash.
+#[test]
+fn prune_writes_a_smaller_run_that_deploys() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, pruned) = (dir.path().join("har"), dir.path().join("pruned"));
+    train(&run, false);
+    let out = tinyfit()
+        .arg("prune")
+        .arg(&run)
+        .args(["--keep-macs", "0.6", "--epochs", "2", "--out"])
+        .arg(&pruned)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("prunable channels"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pruned.join("prune.json")).unwrap()).unwrap();
+    let (before, after) = (
+        report["macs"][0].as_u64().unwrap(),
+        report["macs"][1].as_u64().unwrap(),
+    );
+    assert!(after as f64 <= 0.6 * before as f64, "{report}");
+    assert!(report["params"][1].as_u64() < report["params"][0].as_u64());
+    let tuned = report["test_accuracy"][1].as_f64().unwrap();
+    assert!(tuned > 0.5, "six classes, fine-tuned test accuracy {tuned}");
+
+    let deployed = |run: &Path| -> serde_json::Value {
+        let q = tinyfit().arg("quantize").arg(run).output().unwrap();
+        assert!(q.status.success(), "{:?}", text(&q));
+        let package = run.join("package");
+        let d = tinyfit()
+            .arg("deploy")
+            .arg(run)
+            .args(["--board", "nrf52840", "--out"])
+            .arg(&package)
+            .output()
+            .unwrap();
+        assert!(d.status.success(), "{:?}", text(&d));
+        serde_json::from_str(&std::fs::read_to_string(package.join("deploy.json")).unwrap())
+            .unwrap()
+    };
+    let (a, b) = (deployed(&run), deployed(&pruned));
+    assert!(b["macs"].as_u64() < a["macs"].as_u64());
+    assert!(
+        b["const_bytes"].as_u64() < a["const_bytes"].as_u64(),
+        "{a}\n{b}"
+    );
+    assert!(
+        b["elf"]["flash"].as_u64() < a["elf"]["flash"].as_u64(),
+        "{a}\n{b}"
+    );
+    let latency = |d: &serde_json::Value| d["estimate"]["latency_ms"].as_f64().unwrap();
+    assert!(latency(&b) < latency(&a), "{a}\n{b}");
+}

@@ -7,5 +7,6 @@ pub mod data;
 pub mod deploy;
 pub mod eval;
 pub mod inspect;
+pub mod prune;
 pub mod quantize;
 pub mod train;

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use tinyfit_graph::Graph;
+use tinyfit_data::Splits;
+use tinyfit_graph::{Graph, Weights};
 use tinyfit_train::{GraphModel, cpu, evaluate};
 
 use crate::experiment::Experiment;
@@ -45,8 +46,24 @@ pub fn run(config: &Path, out: Option<PathBuf>, data: Option<PathBuf>, resume: b
         report::thousands(analysis.macs())
     );
 
-    let run = RunDir(out.clone());
-    if tinyfit_train::has_checkpoint(&out) {
+    train_run(&exp, &graph, &splits, &out, resume, None)?;
+    Ok(())
+}
+
+/// Trains `graph` as `exp` says (from `initial` weights, or PyTorch's initialisation) into the
+/// run folder `out`, writes its files and report, and prints validation and test figures.
+pub fn train_run(
+    exp: &Experiment,
+    graph: &Graph,
+    splits: &Splits,
+    out: &Path,
+    resume: bool,
+    initial: Option<&Weights>,
+) -> Result<Report> {
+    let analysis = graph.analyze()?;
+    let sizes = splits.sizes();
+    let run = RunDir(out.to_path_buf());
+    if tinyfit_train::has_checkpoint(out) {
         if !resume {
             bail!(
                 "{} already holds a training run; pass --resume to continue it, or choose another --out",
@@ -54,28 +71,35 @@ pub fn run(config: &Path, out: Option<PathBuf>, data: Option<PathBuf>, resume: b
             );
         }
         let saved: Experiment = run.read_json("experiment.json")?;
-        if saved != exp {
+        if saved != *exp {
             bail!(
                 "{} was started with another experiment config (see its experiment.json); resume with the same config",
                 out.display()
             );
         }
     } else {
-        std::fs::create_dir_all(&out)
-            .with_context(|| format!("cannot create {}", out.display()))?;
-        run.write_json("experiment.json", &exp)?;
-        run.write_json("model.json", &graph)?;
+        std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+        run.write_json("experiment.json", exp)?;
+        run.write_json("model.json", graph)?;
         run.write_json("normalization.json", &splits.norm)?;
     }
 
     let started = Instant::now();
     let mut progress = TrainProgress::new();
-    let outcome = tinyfit_train::train(&graph, &splits, &exp.train, &out, resume, &mut progress)?;
+    let outcome = tinyfit_train::train(
+        graph,
+        splits,
+        &exp.train,
+        out,
+        resume,
+        initial,
+        &mut progress,
+    )?;
     let train_seconds = started.elapsed().as_secs_f64();
     outcome.best.save(&run.file("model.safetensors"))?;
 
     let device = cpu();
-    let model = GraphModel::new(&graph, &outcome.best, &device)?;
+    let model = GraphModel::new(graph, &outcome.best, &device)?;
     let validation = evaluate(&model, &splits.val, exp.train.eval_batch_size, &device);
     let test = evaluate(&model, &splits.test, exp.train.eval_batch_size, &device);
     let rep = Report {
@@ -120,5 +144,5 @@ pub fn run(config: &Path, out: Option<PathBuf>, data: Option<PathBuf>, resume: b
     );
     report::print_confusion(&rep.classes, &rep.test.confusion);
     println!("run written to {}", out.display());
-    Ok(())
+    Ok(rep)
 }
