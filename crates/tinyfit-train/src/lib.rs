@@ -2,11 +2,13 @@
 //!
 //! [`GraphModel`] turns any [`tinyfit_graph::Graph`] into a trainable burn module;
 //! [`init::pytorch_default`] gives it PyTorch's initial weights from a seed; [`train`] runs the
-//! epoch loop with validation-based selection, early stopping and resumable checkpoints.
+//! epoch loop with validation-based selection, early stopping and resumable checkpoints, from
+//! given weights (fine-tuning) and with a teacher's soft targets ([`distill`]) if asked.
 
 pub mod batch;
 mod checkpoint;
 mod config;
+pub mod distill;
 mod error;
 pub mod init;
 pub mod layers;
@@ -17,10 +19,12 @@ pub mod value;
 
 pub use checkpoint::{TrainState, exists as has_checkpoint};
 pub use config::{OptimizerConfig, Schedule, TrainConfig};
+pub use distill::{DistillConfig, Distillation};
 pub use error::TrainError;
 pub use metrics::{Metrics, MetricsBuilder};
 pub use model::GraphModel;
 pub use trainer::{
-    EpochRecord, Observer, TrainOutcome, best_weights_path, cpu, evaluate, optimizer, train,
+    EpochRecord, Observer, TrainOptions, TrainOutcome, best_weights_path, cpu, evaluate, optimizer,
+    train,
 };
 pub use value::Value;

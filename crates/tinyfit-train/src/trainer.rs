@@ -23,6 +23,7 @@ use tinyfit_graph::{Graph, Weights};
 use crate::batch;
 use crate::checkpoint::{self, TrainState};
 use crate::config::{OptimizerConfig, TrainConfig};
+use crate::distill::Distillation;
 use crate::error::TrainError;
 use crate::init;
 use crate::metrics::{Metrics, MetricsBuilder};
@@ -77,8 +78,16 @@ pub fn cpu() -> Device {
     Device::flex()
 }
 
-/// Trains `graph` on `splits.train`, selecting on `splits.val`, with checkpoints in `run_dir`,
-/// starting from `initial` weights (fine-tuning) or from PyTorch's default initialisation.
+/// Where training starts and what it learns from besides the labels.
+#[derive(Default)]
+pub struct TrainOptions<'a> {
+    /// Initial weights (fine-tuning); PyTorch's default initialisation when `None`.
+    pub initial: Option<&'a Weights>,
+    /// A teacher whose soft targets join the loss.
+    pub distillation: Option<Distillation<'a>>,
+}
+
+/// Trains `graph` on `splits.train`, selecting on `splits.val`, with checkpoints in `run_dir`.
 ///
 /// With `resume`, continues from the newest checkpoint in `run_dir` (or starts afresh when there
 /// is none); without it, refuses a `run_dir` that already holds checkpoints.
@@ -88,17 +97,20 @@ pub fn train(
     config: &TrainConfig,
     run_dir: &Path,
     resume: bool,
-    initial: Option<&Weights>,
+    options: TrainOptions<'_>,
     observer: &mut dyn Observer,
 ) -> Result<TrainOutcome, TrainError> {
     config.validate().map_err(TrainError::Config)?;
+    if let Some(d) = &options.distillation {
+        d.config.validate().map_err(TrainError::Config)?;
+    }
     let analysis = graph.analyze()?;
     check_fits(graph, &analysis, &splits.train)?;
     std::fs::create_dir_all(run_dir).map_err(|e| TrainError::io(run_dir, e))?;
 
     let plain = cpu();
     let device = plain.clone().autodiff();
-    let initial = match initial {
+    let initial = match options.initial {
         Some(w) => {
             w.check(graph, &analysis, Path::new("<initial weights>"))?;
             w.clone()
@@ -172,8 +184,18 @@ pub fn train(
         for indices in order.chunks(config.batch_size) {
             let x = batch::inputs(train, indices, &device);
             let y = batch::labels(train, indices, &device);
+            let soft = options.distillation.as_ref().map(|d| {
+                (
+                    d,
+                    d.teacher_logits(batch::inputs(train, indices, &plain), &device),
+                )
+            });
             let logits = model.logits(x);
-            let loss = loss_fn.forward(logits.clone(), y);
+            let hard = loss_fn.forward(logits.clone(), y);
+            let loss = match soft {
+                Some((d, teacher)) => d.loss(hard, logits.clone(), teacher),
+                None => hard,
+            };
             let logits_host = logits.into_data();
             let labels: Vec<u32> = indices.iter().map(|&i| train.y[i]).collect();
             train_metrics.add(logits_host.as_slice::<f32>().expect("f32 logits"), &labels);

@@ -32,6 +32,48 @@ pub struct Experiment {
     pub model: ModelSection,
     /// Training hyper-parameters.
     pub train: TrainConfig,
+    /// Knowledge distillation from a trained run (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<DistillSection>,
+}
+
+/// The `[distill]` section: a teacher run and Hinton's T and α.
+///
+/// ```toml
+/// [distill]
+/// teacher = "../../runs/train"   # a run folder, relative to this file
+/// temperature = 4.0
+/// alpha = 0.9
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DistillSection {
+    /// Run folder of the teacher (written by `tinyfit train`).
+    pub teacher: PathBuf,
+    /// Softmax temperature T (default 4).
+    #[serde(default = "default_temperature")]
+    pub temperature: f64,
+    /// Weight α of the soft targets (default 0.9).
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+}
+
+fn default_temperature() -> f64 {
+    tinyfit_train::DistillConfig::default().temperature
+}
+
+fn default_alpha() -> f64 {
+    tinyfit_train::DistillConfig::default().alpha
+}
+
+impl DistillSection {
+    /// T and α for the trainer.
+    pub fn settings(&self) -> tinyfit_train::DistillConfig {
+        tinyfit_train::DistillConfig {
+            temperature: self.temperature,
+            alpha: self.alpha,
+        }
+    }
 }
 
 /// The `[model]` section.
@@ -71,6 +113,11 @@ impl Experiment {
         exp.data.resolve_paths(base);
         if exp.model.graph.is_relative() {
             exp.model.graph = base.join(&exp.model.graph);
+        }
+        if let Some(d) = &mut exp.distill
+            && d.teacher.is_relative()
+        {
+            d.teacher = base.join(&d.teacher);
         }
         Ok(exp)
     }

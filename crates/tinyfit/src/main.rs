@@ -35,6 +35,9 @@ enum Command {
         /// Continue the run in the output folder from its last finished epoch.
         #[arg(long)]
         resume: bool,
+        /// Seed, replacing the config's `train.seed`.
+        #[arg(long)]
+        seed: Option<u64>,
     },
     /// Reload a trained run and recompute its accuracy on a split.
     Eval {
@@ -202,7 +205,8 @@ fn main() -> ExitCode {
             out,
             data,
             resume,
-        } => cmd::train::run(&config, out, data, resume),
+            seed,
+        } => cmd::train::run(&config, out, data, resume, seed),
         Command::Eval {
             run,
             model,

@@ -501,3 +501,50 @@ fn prune_writes_a_smaller_run_that_deploys() {
     let latency = |d: &serde_json::Value| d["estimate"]["latency_ms"].as_f64().unwrap();
     assert!(latency(&b) < latency(&a), "{a}\n{b}");
 }
+
+/// A `[distill]` section trains the student on the teacher's soft targets as well (the run
+/// records it), and a teacher trained on other data is refused with the reason.
+#[test]
+fn distillation_trains_from_a_teacher_run_on_the_same_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let teacher = dir.path().join("teacher");
+    train(&teacher, false);
+    let data = fixture("../../../../../shared/data/hapt");
+    let config = |test_users: &str| {
+        format!(
+            "[data]\nkind = \"hapt\"\npath = {:?}\n{test_users}\n[model]\ngraph = {:?}\n\n\
+             [train]\nepochs = 2\nbatch_size = 64\nseed = 3\n\n\
+             [train.optimizer]\nkind = \"sgd\"\nlr = 0.05\nmomentum = 0.9\n\n\
+             [distill]\nteacher = {:?}\ntemperature = 3.0\nalpha = 0.5\n",
+            data,
+            fixture("tiny_har.json"),
+            teacher
+        )
+    };
+    let student = dir.path().join("student.toml");
+    std::fs::write(&student, config("")).unwrap();
+    let out = tinyfit()
+        .args(["train", "--config"])
+        .arg(&student)
+        .arg("--out")
+        .arg(dir.path().join("student"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("distilling from"), "{stdout}");
+    assert!(stdout.contains("T = 3, α = 0.5"), "{stdout}");
+    let recorded = std::fs::read_to_string(dir.path().join("student/experiment.json")).unwrap();
+    assert!(recorded.contains("\"alpha\": 0.5"), "{recorded}");
+
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, config("test_users = [2, 4, 9]")).unwrap();
+    fails_with(
+        tinyfit()
+            .args(["train", "--config"])
+            .arg(&other)
+            .arg("--out")
+            .arg(dir.path().join("other")),
+        "was trained on other data",
+    );
+}

@@ -6,18 +6,27 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use tinyfit_data::Splits;
 use tinyfit_graph::{Graph, Weights};
-use tinyfit_train::{GraphModel, cpu, evaluate};
+use tinyfit_train::{Distillation, GraphModel, TrainOptions, cpu, evaluate};
 
-use crate::experiment::Experiment;
+use crate::experiment::{DistillSection, Experiment};
 use crate::progress::TrainProgress;
 use crate::report;
 use crate::run_dir::{Report, RunDir};
 
 /// Runs the experiment in `config`, writing the run folder `out` (default `runs/<config name>`).
-pub fn run(config: &Path, out: Option<PathBuf>, data: Option<PathBuf>, resume: bool) -> Result<()> {
+pub fn run(
+    config: &Path,
+    out: Option<PathBuf>,
+    data: Option<PathBuf>,
+    resume: bool,
+    seed: Option<u64>,
+) -> Result<()> {
     let mut exp = Experiment::load(config)?;
     if let Some(data) = data {
         exp.data.set_path(&data);
+    }
+    if let Some(seed) = seed {
+        exp.train.seed = seed;
     }
     let out = out.unwrap_or_else(|| {
         let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -86,13 +95,27 @@ pub fn train_run(
 
     let started = Instant::now();
     let mut progress = TrainProgress::new();
+    let teacher = match &exp.distill {
+        Some(d) => Some(load_teacher(d, exp)?),
+        None => None,
+    };
+    let options = TrainOptions {
+        initial,
+        distillation: teacher
+            .as_ref()
+            .zip(exp.distill.as_ref())
+            .map(|(t, d)| Distillation {
+                teacher: t,
+                config: d.settings(),
+            }),
+    };
     let outcome = tinyfit_train::train(
         graph,
         splits,
         &exp.train,
         out,
         resume,
-        initial,
+        options,
         &mut progress,
     )?;
     let train_seconds = started.elapsed().as_secs_f64();
@@ -145,4 +168,28 @@ pub fn train_run(
     report::print_confusion(&rep.classes, &rep.test.confusion);
     println!("run written to {}", out.display());
     Ok(rep)
+}
+
+/// The teacher run a `[distill]` section names, checked to have been trained on the same data
+/// (so that it reads the student's inputs as its own), as a model on the CPU.
+fn load_teacher(distill: &DistillSection, exp: &Experiment) -> Result<GraphModel> {
+    let run = RunDir(distill.teacher.clone());
+    let teacher = run
+        .load()
+        .with_context(|| format!("loading the teacher run {}", distill.teacher.display()))?;
+    if teacher.experiment.data != exp.data {
+        bail!(
+            "the teacher {} was trained on other data (see its experiment.json); distillation needs the student's [data]",
+            distill.teacher.display()
+        );
+    }
+    let params = teacher.graph.analyze()?.params();
+    println!(
+        "distilling from {} ({} parameters), T = {}, α = {}",
+        distill.teacher.display(),
+        report::thousands(params),
+        distill.temperature,
+        distill.alpha
+    );
+    Ok(GraphModel::new(&teacher.graph, &teacher.weights, &cpu())?)
 }
