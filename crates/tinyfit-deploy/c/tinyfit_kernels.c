@@ -321,18 +321,22 @@ static void widen_reordered(const int8_t *src, int32_t n, int32_t offset, int16_
     }
 }
 
+/* What widening a layer's receptive fields needs: −z_in in both halfwords, z_in in every byte. */
+typedef struct {
+    int32_t offsets;
+    uint32_t zero_points;
+} widen_constants;
+
 /* The receptive fields of `n` (1 or 2, a constant) output pixels, `rows` kernel rows of
  * `row_bytes` int8 values each, `stride` bytes apart from src[c], widened (+ offset) into
  * columns col..col + n − 1 of an interleaved pair of columns, in the order of the DSP filter
- * rows: each kernel row's whole words in turn, then the rows' leftover values together
- * (collected in `tail`, `tail_bytes` apart per pixel), padded with the input zero point to a
- * word. A group of four values takes eight halfwords, column 0's then column 1's, so that one
+ * rows: each kernel row's whole words in turn, then the rows' leftover values together,
+ * padded with the input zero point to a word. A group of four values takes eight halfwords, column 0's then column 1's, so that one
  * pointer walks both columns. */
 TINYFIT_ALWAYS_INLINE void widen_fields(const int8_t *const src[], const int32_t n,
                                         int32_t stride, int32_t rows, int32_t row_bytes,
-                                        int32_t zero_point, int8_t *tail, int32_t tail_bytes,
-                                        int16_t *cols, int32_t col) {
-    const int32_t offsets = pair(-zero_point);
+                                        const widen_constants *k, int16_t *cols, int32_t col) {
+    const int32_t offsets = k->offsets;
     const int32_t words = row_bytes >> 2, leftover = row_bytes & 3;
     int16_t *d = cols + col * 4;
     for (int32_t r = 0; r < rows; r++) {
@@ -347,40 +351,51 @@ TINYFIT_ALWAYS_INLINE void widen_fields(const int8_t *const src[], const int32_t
     if (leftover == 0) {
         return;
     }
-    for (int32_t c = 0; c < n; c++) {
-        int8_t *t = tail + c * tail_bytes;
-        for (int32_t r = 0; r < rows; r++) {
-            const int8_t *s = src[c] + r * stride + 4 * words;
-            for (int32_t k = 0; k < leftover; k++) {
-                *t++ = s[k];
+    /* The leftover values, four to a word, gathered in registers. */
+    uint32_t w0 = 0, w1 = 0;
+    int32_t shift = 0;
+    for (int32_t r = 0; r < rows; r++) {
+        const int8_t *s0 = src[0] + r * stride + 4 * words;
+        const int8_t *s1 = n == 2 ? src[1] + r * stride + 4 * words : s0;
+        for (int32_t k = 0; k < leftover; k++) {
+            w0 |= (uint32_t)(uint8_t)s0[k] << shift;
+            if (n == 2) {
+                w1 |= (uint32_t)(uint8_t)s1[k] << shift;
+            }
+            shift += 8;
+            if (shift == 32) {
+                widen_group((int32_t)w0, offsets, d);
+                if (n == 2) {
+                    widen_group((int32_t)w1, offsets, d + 4);
+                }
+                d += 8;
+                w0 = w1 = 0;
+                shift = 0;
             }
         }
-        while ((t - tail - c * tail_bytes) & 3) {
-            *t++ = (int8_t)zero_point;
-        }
     }
-    const int32_t groups = (rows * leftover + 3) >> 2;
-    for (int32_t g = 0; g < groups; g++, d += 8) {
-        widen_group(load_word(tail + 4 * g), offsets, d);
+    if (shift > 0) {
+        const uint32_t pad = k->zero_points << shift;
+        widen_group((int32_t)(w0 | pad), offsets, d);
         if (n == 2) {
-            widen_group(load_word(tail + tail_bytes + 4 * g), offsets, d + 4);
+            widen_group((int32_t)(w1 | pad), offsets, d + 4);
         }
     }
 }
 
 /* One pixel's receptive field into column `col` (see widen_fields). */
 static void widen_field(const int8_t *src, int32_t stride, int32_t rows, int32_t row_bytes,
-                        int32_t zero_point, int8_t *tail, int16_t *cols, int32_t col) {
+                        const widen_constants *k, int16_t *cols, int32_t col) {
     const int8_t *const one[1] = {src};
-    widen_fields(one, 1, stride, rows, row_bytes, zero_point, tail, 0, cols, col);
+    widen_fields(one, 1, stride, rows, row_bytes, k, cols, col);
 }
 
 /* Two pixels' receptive fields into both columns (see widen_fields). */
 static void widen_field_pair(const int8_t *src0, const int8_t *src1, int32_t stride,
-                             int32_t rows, int32_t row_bytes, int32_t zero_point, int8_t *tail,
-                             int32_t tail_bytes, int16_t *cols) {
+                             int32_t rows, int32_t row_bytes, const widen_constants *k,
+                             int16_t *cols) {
     const int8_t *const two[2] = {src0, src1};
-    widen_fields(two, 2, stride, rows, row_bytes, zero_point, tail, tail_bytes, cols, 0);
+    widen_fields(two, 2, stride, rows, row_bytes, k, cols, 0);
 }
 
 /* Two consecutive words of the 4-byte aligned scratch at *p, in one LDRD that also advances
@@ -391,13 +406,14 @@ static inline void load_word_pair(const int16_t **p, int32_t *first, int32_t *se
             : "m"(*(const int16_t(*)[4]) * p));
 }
 
-/* Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x` (4-byte aligned),
- * `depth` a multiple of four: each word of weights and each pair of input words feed four
+/* b_r + Σ w·x for two filter rows (w0, w1) and the two interleaved columns of `x` (4-byte
+ * aligned), `depth` a multiple of four; the sums start from the rows' biases (wrapping, so the
+ * same integers as adding them after): each word of weights and each pair of input words feed four
  * SMLADs, in an order that keeps at most six temporaries alive; two groups of four per
  * iteration, to halve the loop's overhead. acc[r][c] is row r, column c. */
 TINYFIT_ALWAYS_INLINE void dot_2x2(const int8_t *w0, const int8_t *w1, const int16_t *x,
-                                   int32_t depth, int32_t acc[2][2]) {
-    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+                                   int32_t depth, int32_t b0, int32_t b1, int32_t acc[2][2]) {
+    int32_t a00 = b0, a01 = b0, a10 = b1, a11 = b1;
     /* Four values of both rows and both columns; advances the pointers. */
 #define TINYFIT_DOT_GROUP()                                                                       \
     do {                                                                                          \
@@ -463,15 +479,15 @@ static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t
     }
 }
 
-/* Channel c of both columns of a tile, both values worked out before either is stored (an
- * int8 store could alias the constants, which would be loaded again); the second column
+/* Channel c of both columns of a tile from sums that include the bias, both values worked out
+ * before either is stored (an int8 store could alias the constants, which would be loaded
+ * again); the second column
  * stored first, so that with `y1 == y0` (a lone last pixel, whose second column is stale) the
  * first column's value is what stays. */
 #define TINYFIT_STORE_CHANNEL(c, acc0, acc1)                                                      \
     do {                                                                                          \
-        const int32_t b = bias[c];                                                                \
-        const int8_t v1 = requant_channel(bounded, acc1, b, c, &stage);                           \
-        const int8_t v0 = requant_channel(bounded, acc0, b, c, &stage);                           \
+        const int8_t v1 = requant_channel(bounded, acc1, 0, c, &stage);                           \
+        const int8_t v0 = requant_channel(bounded, acc0, 0, c, &stage);                           \
         y1[c] = v1;                                                                               \
         y0[c] = v0;                                                                               \
     } while (0)
@@ -488,13 +504,13 @@ TINYFIT_ALWAYS_INLINE void conv_columns(const int8_t *filter, int32_t depth, con
     int32_t oc = 0;
     for (; oc + 2 <= channels; oc += 2) {
         const int8_t *f0 = filter + oc * depth;
-        dot_2x2(f0, f0 + depth, cols, depth, acc);
+        dot_2x2(f0, f0 + depth, cols, depth, bias[oc], bias[oc + 1], acc);
         TINYFIT_STORE_CHANNEL(oc, acc[0][0], acc[0][1]);
         TINYFIT_STORE_CHANNEL(oc + 1, acc[1][0], acc[1][1]);
     }
     if (oc < channels) {
         const int8_t *f0 = filter + oc * depth;
-        dot_2x2(f0, f0, cols, depth, acc);
+        dot_2x2(f0, f0, cols, depth, bias[oc], bias[oc], acc);
         TINYFIT_STORE_CHANNEL(oc, acc[0][0], acc[0][1]);
     }
 }
@@ -512,13 +528,17 @@ TINYFIT_ALWAYS_INLINE void conv2d_dsp(const int8_t *input, tf_shape in, const in
     const tf_requant local = *requant, *q = &local;
     const int32_t row_bytes = w->kw * in.c;
     const int32_t depth = (w->kh * row_bytes + 3) & ~3;
-    /* Scratch: the gathered field, two pixels' leftover values, the two columns. */
-    int8_t *gathered = (int8_t *)scratch, *tail = gathered + depth;
-    int16_t *cols = scratch + depth + depth / 2;
+    /* Scratch: the gathered field, then the two columns. */
+    int8_t *gathered = (int8_t *)scratch;
+    int16_t *cols = scratch + depth / 2;
     const int32_t pixels = out.h * out.w;
     const int32_t input_row = in.w * in.c, tap_row = w->dilation_h * input_row;
     /* The extent of the taps beyond the first, along each axis. */
     const int32_t span_h = (w->kh - 1) * w->dilation_h, span_w = (w->kw - 1) * w->dilation_w;
+    /* Kernel rows are runs of the input only without horizontal dilation. */
+    const int undilated = w->dilation_w == 1;
+    const widen_constants widen = {pair(-q->input_zero_point),
+                                   0x01010101u * (uint8_t)q->input_zero_point};
     /* The next output pixel, walked in order. */
     int32_t oy = 0, ox = 0;
     for (int32_t p = 0; p < pixels; p += 2) {
@@ -526,32 +546,26 @@ TINYFIT_ALWAYS_INLINE void conv2d_dsp(const int8_t *input, tf_shape in, const in
         const int32_t n = pixels - p >= 2 ? 2 : 1;
         /* Where each pixel's field starts in the input, if all its taps are in bounds. */
         const int8_t *inside[2] = {NULL, NULL};
-        int32_t at[2][2];
         for (int32_t j = 0; j < n; j++) {
             const int32_t iy = oy * w->stride_h - w->pad_top, ix = ox * w->stride_w - w->pad_left;
-            if (iy >= 0 && iy + span_h < in.h && ix >= 0 && ix + span_w < in.w &&
-                w->dilation_w == 1) {
+            if (undilated && iy >= 0 && iy + span_h < in.h && ix >= 0 && ix + span_w < in.w) {
                 inside[j] = input + iy * input_row + ix * in.c;
             }
-            at[j][0] = oy;
-            at[j][1] = ox;
             if (++ox == out.w) {
                 ox = 0;
                 oy++;
             }
         }
         if (n == 2 && inside[0] != NULL && inside[1] != NULL) {
-            widen_field_pair(inside[0], inside[1], tap_row, w->kh, row_bytes,
-                             q->input_zero_point, tail, depth, cols);
+            widen_field_pair(inside[0], inside[1], tap_row, w->kh, row_bytes, &widen, cols);
         } else {
             for (int32_t j = 0; j < n; j++) {
                 if (inside[j] != NULL) {
-                    widen_field(inside[j], tap_row, w->kh, row_bytes, q->input_zero_point, tail,
-                                cols, j);
+                    widen_field(inside[j], tap_row, w->kh, row_bytes, &widen, cols, j);
                 } else {
-                    gather(input, in, w, q->input_zero_point, at[j][0], at[j][1], gathered);
-                    widen_field(gathered, row_bytes, w->kh, row_bytes, q->input_zero_point,
-                                tail, cols, j);
+                    gather(input, in, w, q->input_zero_point, (p + j) / out.w, (p + j) % out.w,
+                           gathered);
+                    widen_field(gathered, row_bytes, w->kh, row_bytes, &widen, cols, j);
                 }
             }
         }
@@ -622,7 +636,8 @@ TINYFIT_ALWAYS_INLINE void depthwise_pixel(const int8_t *x, const int8_t *f, int
     const int32_t x_row = ctx->x_row, f_row = ctx->f_row, f_block = ctx->f_block;
     const int32_t channels = ctx->channels;
     for (int32_t c = 0; c < channels; c += 4) {
-        int32_t a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        /* The sums start from the biases (wrapping: the same integers as adding them after). */
+        int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
         const int8_t *xr = x + c;
         if (full) {
             /* The block's nine taps are the next 36 filter bytes. */
@@ -648,10 +663,10 @@ TINYFIT_ALWAYS_INLINE void depthwise_pixel(const int8_t *x, const int8_t *f, int
                 }
             }
         }
-        y[c] = requant_channel(bounded, a0, bias[c], c, &stage);
-        y[c + 1] = requant_channel(bounded, a1, bias[c + 1], c + 1, &stage);
-        y[c + 2] = requant_channel(bounded, a2, bias[c + 2], c + 2, &stage);
-        y[c + 3] = requant_channel(bounded, a3, bias[c + 3], c + 3, &stage);
+        y[c] = requant_channel(bounded, a0, 0, c, &stage);
+        y[c + 1] = requant_channel(bounded, a1, 0, c + 1, &stage);
+        y[c + 2] = requant_channel(bounded, a2, 0, c + 2, &stage);
+        y[c + 3] = requant_channel(bounded, a3, 0, c + 3, &stage);
     }
 }
 

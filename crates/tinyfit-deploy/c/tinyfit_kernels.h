@@ -17,10 +17,9 @@
 #endif
 
 /* Scratch bytes the DSP kernels need for a convolution with `depth` values per receptive field
- * (an int8 gather buffer, int8 buffers for two pixels' kernel rows' leftover values and two
- * int16 columns, each rounded up to whole words) and for a fully connected layer with `depth`
- * inputs. */
-#define TINYFIT_CONV_SCRATCH_BYTES(depth) (7 * ((((depth) + 3) / 4) * 4))
+ * (an int8 gather buffer and two int16 columns, each rounded up to whole words) and for a fully
+ * connected layer with `depth` inputs. */
+#define TINYFIT_CONV_SCRATCH_BYTES(depth) (5 * ((((depth) + 3) / 4) * 4))
 #define TINYFIT_FC_SCRATCH_BYTES(depth) (2 * (depth))
 
 /* Whether a convolution runs the DSP kernel, which takes its filter rows reordered and padded

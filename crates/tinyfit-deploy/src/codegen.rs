@@ -627,7 +627,7 @@ void tinyfit_invoke(void);
 }
 
 /// Bytes of scratch the DSP kernels need: the largest over convolutions without groups (an int8
-/// receptive field, two pixels' leftover values and two int16 columns) and fully connected layers (the widened input), as
+/// receptive field and two int16 columns) and fully connected layers (the widened input), as
 /// `TINYFIT_CONV_SCRATCH_BYTES` and `TINYFIT_FC_SCRATCH_BYTES` in `tinyfit_kernels.h` size them.
 pub fn scratch_bytes(program: &Program) -> usize {
     program
@@ -640,7 +640,7 @@ pub fn scratch_bytes(program: &Program) -> usize {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());
                 let c = input.map_or(0, |&t| program.tensors[t as usize].shape.c);
                 let depth = window.kh * window.kw * c;
-                7 * depth.div_ceil(4) * 4
+                5 * depth.div_ceil(4) * 4
             }
             Kernel::FullyConnected { .. } => {
                 let input = op.inputs.of(&program.operands).and_then(|o| o.first());
