@@ -398,6 +398,19 @@ static void widen_field_pair(const int8_t *src0, const int8_t *src1, int32_t str
     widen_fields(two, 2, stride, rows, row_bytes, k, cols, 0);
 }
 
+/* Runs group() once for each whole group of four of `depth` values: two a loop iteration, to
+ * halve the loop's overhead, then the odd one. */
+#define TINYFIT_EACH_GROUP(depth, group)                                                          \
+    do {                                                                                          \
+        for (int32_t pairs_left = (depth) >> 3; pairs_left > 0; pairs_left--) {                   \
+            group();                                                                              \
+            group();                                                                              \
+        }                                                                                         \
+        if ((depth) & 4) {                                                                        \
+            group();                                                                              \
+        }                                                                                         \
+    } while (0)
+
 /* Two consecutive words of the 4-byte aligned scratch at *p, in one LDRD that also advances
  * *p past them (GCC neither pairs these loads by itself nor folds the step). */
 static inline void load_word_pair(const int16_t **p, int32_t *first, int32_t *second) {
@@ -434,13 +447,7 @@ TINYFIT_ALWAYS_INLINE void dot_2x2(const int8_t *w0, const int8_t *w1, const int
         w0 += 4;                                                                                  \
         w1 += 4;                                                                                  \
     } while (0)
-    for (int32_t g = depth >> 3; g > 0; g--) {
-        TINYFIT_DOT_GROUP();
-        TINYFIT_DOT_GROUP();
-    }
-    if (depth & 4) {
-        TINYFIT_DOT_GROUP();
-    }
+    TINYFIT_EACH_GROUP(depth, TINYFIT_DOT_GROUP);
 #undef TINYFIT_DOT_GROUP
     acc[0][0] = a00;
     acc[0][1] = a01;
@@ -740,13 +747,7 @@ TINYFIT_ALWAYS_INLINE void dot_two_rows(const int8_t *w0, const int8_t *w1, cons
         w0 += 4;                                                                                  \
         w1 += 4;                                                                                  \
     } while (0)
-    for (int32_t g = depth >> 3; g > 0; g--) {
-        TINYFIT_DOT_GROUP();
-        TINYFIT_DOT_GROUP();
-    }
-    if (depth & 4) {
-        TINYFIT_DOT_GROUP();
-    }
+    TINYFIT_EACH_GROUP(depth, TINYFIT_DOT_GROUP);
 #undef TINYFIT_DOT_GROUP
     for (int32_t k = 0; k < (depth & 3); k++) {
         /* The low halfword of `offsets` is the offset. */

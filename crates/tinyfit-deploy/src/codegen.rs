@@ -137,25 +137,29 @@ fn emit_operation<'p>(
 ) -> String {
     let at = |t: &TensorInfo| format!("arena + {}", t.offset);
     let n = out.shape.len();
+    // A layer with weights reading the first operand.
+    let weighted = |c: &Constants, layout, dsp_kernel, statics: &mut String| {
+        layer(
+            program,
+            prefix,
+            tensor(0),
+            out,
+            c,
+            layout,
+            dsp_kernel,
+            statics,
+        )
+    };
     match *kernel {
         Kernel::Conv {
             window,
             groups,
             constants,
         } => {
-            let (filter, bias, q) = layer(
-                program,
-                prefix,
-                tensor(0),
-                out,
-                &constants,
-                FilterLayout::ChannelRows {
-                    // The C kernels' TINYFIT_CONV_PADDED.
-                    dsp_kernel_rows: (groups == 1).then_some(window.kh),
-                },
-                groups == 1,
-                statics,
-            );
+            // The C kernels' TINYFIT_CONV_PADDED.
+            let dsp_kernel_rows = (groups == 1).then_some(window.kh);
+            let layout = FilterLayout::ChannelRows { dsp_kernel_rows };
+            let (filter, bias, q) = weighted(&constants, layout, groups == 1, statics);
             emit_window(statics, prefix, &window);
             format!(
                 "    tf_conv2d({}, {}, {filter}, {bias}, &{prefix}_window, {groups}, &{q}, {}, {}, SCRATCH);\n",
@@ -170,19 +174,10 @@ fn emit_operation<'p>(
             multiplier,
             constants,
         } => {
-            let (filter, bias, q) = layer(
-                program,
-                prefix,
-                tensor(0),
-                out,
-                &constants,
-                FilterLayout::ChannelsInner {
-                    // The C kernels' TINYFIT_DEPTHWISE_BLOCKED.
-                    blocked_for_dsp: multiplier == 1 && out.shape.c.is_multiple_of(4),
-                },
-                multiplier == 1 && out.shape.c.is_multiple_of(4),
-                statics,
-            );
+            // The C kernels' TINYFIT_DEPTHWISE_BLOCKED.
+            let blocked_for_dsp = multiplier == 1 && out.shape.c.is_multiple_of(4);
+            let layout = FilterLayout::ChannelsInner { blocked_for_dsp };
+            let (filter, bias, q) = weighted(&constants, layout, blocked_for_dsp, statics);
             emit_window(statics, prefix, &window);
             let folded = format!("{prefix}_folded_bias");
             let values = folded_bias(program, &constants, tensor(0).zero_point, out.shape.c);
@@ -196,18 +191,10 @@ fn emit_operation<'p>(
             )
         }
         Kernel::FullyConnected { constants } => {
-            let (filter, bias, q) = layer(
-                program,
-                prefix,
-                tensor(0),
-                out,
-                &constants,
-                FilterLayout::ChannelRows {
-                    dsp_kernel_rows: None,
-                },
-                true,
-                statics,
-            );
+            let layout = FilterLayout::ChannelRows {
+                dsp_kernel_rows: None,
+            };
+            let (filter, bias, q) = weighted(&constants, layout, true, statics);
             format!(
                 "    tf_fully_connected({}, {}, {filter}, {bias}, &{q}, {}, {n}, SCRATCH);\n",
                 at(tensor(0)),

@@ -78,34 +78,7 @@ enum Command {
     /// Structured channel pruning of a trained run to a MACs target (coupled channels removed
     /// together), then fine-tuning, into a new run folder with prune.json (parameters, MACs,
     /// accuracy before and after).
-    Prune {
-        /// Run folder written by `tinyfit train`.
-        run: PathBuf,
-        /// Fraction of the run's MACs to keep, in (0, 1].
-        #[arg(long)]
-        keep_macs: f64,
-        /// Channel importance.
-        #[arg(long, value_enum, default_value = "l1")]
-        criterion: CriterionArg,
-        /// Rank channels over the whole graph or layer by layer.
-        #[arg(long, value_enum, default_value = "global")]
-        ranking: RankingArg,
-        /// Fraction of every layer's channels that stays, at least one.
-        #[arg(long, default_value_t = 0.25)]
-        min_keep: f64,
-        /// Fine-tuning epochs (default: the run's).
-        #[arg(long)]
-        epochs: Option<usize>,
-        /// Fine-tuning learning rate as a fraction of the run's.
-        #[arg(long, default_value_t = 0.1)]
-        lr_scale: f64,
-        /// Output run folder (default: RUN-pruned beside RUN).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue an interrupted fine-tuning in the output folder.
-        #[arg(long)]
-        resume: bool,
-    },
+    Prune(cmd::prune::PruneArgs),
     /// Per-layer shapes, parameters, MACs and activation bytes of a model.
     Inspect {
         /// Graph file (.json/.toml), run folder, or int8 `.tflite` model.
@@ -121,26 +94,6 @@ enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
-}
-
-/// Channel importance for `prune` (see `tinyfit_compress::prune::Criterion`).
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum CriterionArg {
-    /// Σ|w| of a channel's filters.
-    L1,
-    /// ‖w‖₂ of a channel's filters.
-    L2,
-    /// Σ|γ| of a channel's batch norms (network slimming).
-    BnGamma,
-}
-
-/// Ranking for `prune` (see `tinyfit_compress::prune::Ranking`).
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum RankingArg {
-    /// One ranking over the graph, scores normalised per layer.
-    Global,
-    /// The same fraction of every layer.
-    LayerWise,
 }
 
 #[derive(Subcommand)]
@@ -219,37 +172,7 @@ fn main() -> ExitCode {
         },
         Command::Deploy { model, board, out } => cmd::deploy::run(&model, &board, &out),
         Command::Quantize { run, calibration } => cmd::quantize::run(&run, calibration),
-        Command::Prune {
-            run,
-            keep_macs,
-            criterion,
-            ranking,
-            min_keep,
-            epochs,
-            lr_scale,
-            out,
-            resume,
-        } => {
-            use tinyfit_compress::prune::{Criterion, Ranking};
-            let args = cmd::prune::PruneArgs {
-                keep_macs,
-                criterion: match criterion {
-                    CriterionArg::L1 => Criterion::L1,
-                    CriterionArg::L2 => Criterion::L2,
-                    CriterionArg::BnGamma => Criterion::BnGamma,
-                },
-                ranking: match ranking {
-                    RankingArg::Global => Ranking::Global,
-                    RankingArg::LayerWise => Ranking::LayerWise,
-                },
-                min_keep,
-                epochs,
-                lr_scale,
-                out,
-                resume,
-            };
-            cmd::prune::run(&run, args)
-        }
+        Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {
             what: DataCommand::Inspect { path },

@@ -2,7 +2,7 @@
 //! target, then fine-tuning, into a new run folder that `quantize` and `deploy` take as they
 //! take any run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -13,24 +13,77 @@ use super::train::train_run;
 use crate::report;
 use crate::run_dir::{Report, RunDir};
 
-/// How to prune and fine-tune.
+/// `tinyfit prune`'s arguments.
+#[derive(clap::Args)]
 pub struct PruneArgs {
-    /// MACs to keep, as a fraction of the run's.
+    /// Run folder written by `tinyfit train`.
+    pub run: PathBuf,
+    /// Fraction of the run's MACs to keep, in (0, 1].
+    #[arg(long)]
     pub keep_macs: f64,
     /// Channel importance.
-    pub criterion: Criterion,
-    /// Global or layer-wise ranking.
-    pub ranking: Ranking,
-    /// The fraction of every layer's channels that stays.
+    #[arg(long, value_enum, default_value = "l1")]
+    pub criterion: CriterionArg,
+    /// Rank channels over the whole graph or layer by layer.
+    #[arg(long, value_enum, default_value = "global")]
+    pub ranking: RankingArg,
+    /// Fraction of every layer's channels that stays, at least one.
+    #[arg(long, default_value_t = 0.25)]
     pub min_keep: f64,
     /// Fine-tuning epochs (default: the run's).
+    #[arg(long)]
     pub epochs: Option<usize>,
     /// Fine-tuning learning rate as a fraction of the run's.
+    #[arg(long, default_value_t = 0.1)]
     pub lr_scale: f64,
-    /// The output run folder (default: RUN-pruned).
+    /// Fine-tuning seed (default: the run's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output run folder (default: RUN-pruned beside RUN).
+    #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Continue an interrupted fine-tuning.
+    /// Continue an interrupted fine-tuning in the output folder.
+    #[arg(long)]
     pub resume: bool,
+}
+
+/// Channel importance (see [`Criterion`]).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum CriterionArg {
+    /// Σ|w| of a channel's filters.
+    L1,
+    /// ‖w‖₂ of a channel's filters.
+    L2,
+    /// Σ|γ| of a channel's batch norms (network slimming).
+    BnGamma,
+}
+
+impl From<CriterionArg> for Criterion {
+    fn from(c: CriterionArg) -> Self {
+        match c {
+            CriterionArg::L1 => Criterion::L1,
+            CriterionArg::L2 => Criterion::L2,
+            CriterionArg::BnGamma => Criterion::BnGamma,
+        }
+    }
+}
+
+/// Ranking (see [`Ranking`]).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum RankingArg {
+    /// One ranking over the graph, scores normalised per layer.
+    Global,
+    /// The same fraction of every layer.
+    LayerWise,
+}
+
+impl From<RankingArg> for Ranking {
+    fn from(r: RankingArg) -> Self {
+        match r {
+            RankingArg::Global => Ranking::Global,
+            RankingArg::LayerWise => Ranking::LayerWise,
+        }
+    }
 }
 
 /// Accuracy of one split before pruning, right after it, and after fine-tuning.
@@ -59,8 +112,10 @@ struct PruneReport {
     test_accuracy: (f64, f64),
 }
 
-/// Prunes the run in `dir` and fine-tunes the result.
-pub fn run(dir: &Path, args: PruneArgs) -> Result<()> {
+/// Prunes the run `args.run` and fine-tunes the result.
+pub fn run(args: &PruneArgs) -> Result<()> {
+    let dir = args.run.as_path();
+    let (criterion, ranking): (Criterion, Ranking) = (args.criterion.into(), args.ranking.into());
     let source = RunDir(dir.to_path_buf());
     let trained = source.load()?;
     let original: Report = source
@@ -78,8 +133,8 @@ pub fn run(dir: &Path, args: PruneArgs) -> Result<()> {
     let pruned = prune::prune(
         &trained.graph,
         &trained.weights,
-        args.criterion,
-        args.ranking,
+        criterion,
+        ranking,
         args.keep_macs,
         args.min_keep,
     )
@@ -88,8 +143,8 @@ pub fn run(dir: &Path, args: PruneArgs) -> Result<()> {
         "pruned {} of {} prunable channels ({:?}, {:?} ranking): {} → {} parameters, {} → {} MACs ({:.1} %)",
         pruned.removed,
         pruned.prunable,
-        args.criterion,
-        args.ranking,
+        criterion,
+        ranking,
         report::thousands(pruned.params.0),
         report::thousands(pruned.params.1),
         report::thousands(pruned.macs.0),
@@ -114,6 +169,9 @@ pub fn run(dir: &Path, args: PruneArgs) -> Result<()> {
     if let Some(epochs) = args.epochs {
         exp.train.epochs = epochs;
     }
+    if let Some(seed) = args.seed {
+        exp.train.seed = seed;
+    }
     let lr = exp.train.optimizer.lr() * args.lr_scale;
     exp.train.optimizer = exp.train.optimizer.clone().with_lr(lr);
     println!(
@@ -131,8 +189,8 @@ pub fn run(dir: &Path, args: PruneArgs) -> Result<()> {
     let accuracy = |m: &Metrics| m.accuracy;
     let rep = PruneReport {
         source: dir.to_path_buf(),
-        criterion: args.criterion,
-        ranking: args.ranking,
+        criterion,
+        ranking,
         keep_macs: args.keep_macs,
         min_keep: args.min_keep,
         channels_removed: pruned.removed,
