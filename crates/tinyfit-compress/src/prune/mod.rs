@@ -6,11 +6,13 @@
 //! couple them); [`importance::scores`] rates them (L1, L2, batch-norm γ); [`plan::plan`]
 //! picks the least important for a MACs target, ranked globally or layer by layer; and
 //! [`apply::remove`] cuts them out of the graph and its weights. Fine-tuning the result is the
-//! trainer's job.
+//! trainer's job. [`magnitude`] is the unstructured counterpart: masks over the smallest
+//! weights.
 
 pub mod apply;
 pub mod channels;
 pub mod importance;
+pub mod magnitude;
 pub mod plan;
 
 use tinyfit_graph::{Graph, GraphError, Weights};
@@ -52,6 +54,9 @@ pub enum PruneError {
     /// A target outside (0, 1].
     #[error("the MACs fraction to keep must be in (0, 1], got {0}")]
     BadTarget(f64),
+    /// A sparsity outside [0, 1).
+    #[error("the sparsity must be in [0, 1), got {0}")]
+    BadSparsity(f64),
 }
 
 /// What a pruning step did.
