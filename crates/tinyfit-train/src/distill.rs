@@ -1,13 +1,13 @@
 //! Knowledge distillation (Hinton, Vinyals and Dean, 2015): the student also learns the
 //! teacher's softened class probabilities.
 
-use burn::module::Module;
 use burn::tensor::activation::log_softmax;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
+use tinyfit_data::Dataset;
 
 use crate::model::GraphModel;
-use crate::value::Value;
+use crate::trainer::for_each_batch_logits;
 
 /// How much of the soft targets, and how soft.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -55,11 +55,35 @@ pub struct Distillation<'a> {
     pub config: DistillConfig,
 }
 
+/// The teacher's logits for every sample of a dataset, row-major.
+pub struct SoftTargets {
+    logits: Vec<f32>,
+    classes: usize,
+}
+
+impl SoftTargets {
+    /// The rows of `indices`, as a constant `[N, classes]` on `device` (the student's).
+    pub fn batch(&self, indices: &[usize], device: &Device) -> Tensor<2> {
+        let c = self.classes;
+        let rows: Vec<f32> = indices
+            .iter()
+            .flat_map(|&i| self.logits[i * c..(i + 1) * c].iter().copied())
+            .collect();
+        Tensor::from_data(TensorData::new(rows, [indices.len(), c]), device)
+    }
+}
+
 impl Distillation<'_> {
-    /// The teacher's logits for a batch, as a constant on `device` (the student's).
-    pub fn teacher_logits(&self, x: Value, device: &Device) -> Tensor<2> {
-        let logits = self.teacher.valid().logits(x);
-        Tensor::from_data(logits.into_data(), device)
+    /// The teacher's logits for all of `data`, in inference mode on `device` (plain).
+    pub fn soft_targets(&self, data: &Dataset, batch_size: usize, device: &Device) -> SoftTargets {
+        let mut logits = Vec::with_capacity(data.len() * data.class_names.len());
+        for_each_batch_logits(self.teacher, data, batch_size, device, |_, batch| {
+            logits.extend_from_slice(batch);
+        });
+        SoftTargets {
+            classes: logits.len() / data.len().max(1),
+            logits,
+        }
     }
 
     /// (1 − α)·`hard` + α·T²·KL(softmax(t/T) ‖ softmax(s/T)), the KL term averaged over the
@@ -78,7 +102,6 @@ impl Distillation<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::TensorData;
 
     fn logits(values: &[f32], device: &Device) -> Tensor<2> {
         Tensor::from_data(TensorData::new(values.to_vec(), [2, 3]), device)
@@ -147,6 +170,19 @@ mod tests {
         .unwrap();
         let weights = crate::init::pytorch_default(&graph, &graph.analyze().unwrap(), 0);
         GraphModel::new(&graph, &weights, &crate::cpu()).unwrap()
+    }
+
+    #[test]
+    fn soft_targets_hand_out_the_rows_of_a_batch() {
+        let targets = SoftTargets {
+            logits: (0..12).map(|v| v as f32).collect(),
+            classes: 3,
+        };
+        let batch = targets.batch(&[3, 1], &crate::cpu()).into_data();
+        assert_eq!(
+            batch.as_slice::<f32>().unwrap(),
+            &[9.0, 10.0, 11.0, 3.0, 4.0, 5.0]
+        );
     }
 
     #[test]

@@ -158,6 +158,11 @@ pub fn train(
     };
 
     let train = &splits.train;
+    // The teacher is fixed and runs in inference mode: its logits are worked out once.
+    let soft_targets = options
+        .distillation
+        .as_ref()
+        .map(|d| (d, d.soft_targets(train, config.eval_batch_size, &plain)));
     let steps = train.len().div_ceil(config.batch_size);
     observer.start(state.epochs_done(), config.epochs, steps);
     let loss_fn = CrossEntropyLossConfig::new().init(&device);
@@ -184,12 +189,9 @@ pub fn train(
         for indices in order.chunks(config.batch_size) {
             let x = batch::inputs(train, indices, &device);
             let y = batch::labels(train, indices, &device);
-            let soft = options.distillation.as_ref().map(|d| {
-                (
-                    d,
-                    d.teacher_logits(batch::inputs(train, indices, &plain), &device),
-                )
-            });
+            let soft = soft_targets
+                .as_ref()
+                .map(|(d, targets)| (d, targets.batch(indices, &device)));
             let logits = model.logits(x);
             let hard = loss_fn.forward(logits.clone(), y);
             let loss = match soft {
@@ -255,17 +257,31 @@ pub fn train(
 
 /// Accuracy, macro-F1, loss and confusion matrix of `model` on `data` (inference mode).
 pub fn evaluate(model: &GraphModel, data: &Dataset, batch_size: usize, device: &Device) -> Metrics {
-    let model = model.valid();
     let mut metrics = MetricsBuilder::new(data.class_names.len());
+    for_each_batch_logits(model, data, batch_size, device, |indices, logits| {
+        let labels: Vec<u32> = indices.iter().map(|&i| data.y[i]).collect();
+        metrics.add(logits, &labels);
+    });
+    metrics.finish()
+}
+
+/// Runs `model` in inference mode over `data` in order, `batch_size` samples at a time, and
+/// hands each batch's sample indices and row-major logits to `f`.
+pub(crate) fn for_each_batch_logits(
+    model: &GraphModel,
+    data: &Dataset,
+    batch_size: usize,
+    device: &Device,
+    mut f: impl FnMut(&[usize], &[f32]),
+) {
+    let model = model.valid();
     let all: Vec<usize> = (0..data.len()).collect();
     for indices in all.chunks(batch_size) {
         let logits = model
             .logits(batch::inputs(data, indices, device))
             .into_data();
-        let labels: Vec<u32> = indices.iter().map(|&i| data.y[i]).collect();
-        metrics.add(logits.as_slice::<f32>().expect("f32 logits"), &labels);
+        f(indices, logits.as_slice::<f32>().expect("f32 logits"));
     }
-    metrics.finish()
 }
 
 fn save_checkpoint(
