@@ -603,7 +603,7 @@ typedef struct {
     int32_t f_block;      /* bytes of a filter block: kh · kw · 4 */
     int32_t offsets;      /* -input zero point in both halfwords */
     int32_t channels;
-    int32_t full_rows, full_cols; /* the kernel's taps: a pixel with all of them in bounds */
+    int32_t unrolled; /* a 3×3 kernel with a folded bias: full pixels take the unrolled path */
     const int32_t *bias;
     const int32_t *folded_bias; /* bias − z_in · Σ_taps w, per channel (NULL: none) */
     tf_requant q;
@@ -635,8 +635,7 @@ TINYFIT_ALWAYS_INLINE void depthwise_pixel(const int8_t *x, const int8_t *f, int
                                            int32_t cols, const depthwise_ctx *ctx, int8_t *y,
                                            const int bounded) {
     const int32_t x_col = ctx->x_col, offsets = ctx->offsets;
-    const int full = ctx->folded_bias != NULL && rows == ctx->full_rows &&
-                     cols == ctx->full_cols && rows == 3 && cols == 3;
+    const int full = ctx->unrolled && rows == 3 && cols == 3;
     const int32_t *bias = full ? ctx->folded_bias : ctx->bias;
     /* Locals: the int8 stores to y could alias ctx, which would force reloads. */
     const output_stage stage = output_stage_of(&ctx->q);
@@ -699,7 +698,8 @@ static void depthwise_dsp(const int8_t *input, tf_shape in, const int8_t *filter
                           int8_t *output, tf_shape out, const int32_t *folded) {
     const depthwise_ctx ctx = {
         w->dilation_w * in.c, w->dilation_h * in.w * in.c, 4 * w->kw, 4 * w->kh * w->kw,
-        pair(-q->input_zero_point), out.c, w->kh, w->kw, bias, folded, *q,
+        pair(-q->input_zero_point), out.c, folded != NULL && w->kh == 3 && w->kw == 3, bias,
+        folded, *q,
     };
     const depthwise_pixel_fn pixel =
         q->short_stages ? depthwise_pixel_bounded : depthwise_pixel_general;
