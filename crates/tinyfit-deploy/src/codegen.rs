@@ -336,6 +336,12 @@ fn dsp_conv_rows(filter: &[i8], row: usize, kernel_rows: usize) -> Vec<i8> {
         .collect()
 }
 
+/// C definitions that differ by build: `dsp` where `TINYFIT_DSP` holds (the build runs the DSP
+/// kernels), `portable` elsewhere.
+fn emit_per_build(out: &mut String, dsp: &str, portable: &str) {
+    let _ = write!(out, "#if TINYFIT_DSP\n{dsp}#else\n{portable}#endif\n");
+}
+
 /// A depthwise filter `[taps][channels]` in blocks of four channels, `[channels / 4][taps][4]`,
 /// so that the DSP kernel reads each block's taps in order.
 fn blocked_depthwise(filter: &[i8], channels: usize) -> Vec<i8> {
@@ -410,14 +416,15 @@ fn layer(
         }
         _ => None,
     };
-    if let Some(dsp_filter) = dsp_filter {
-        statics.push_str("#if TINYFIT_DSP\n");
-        emit_array(statics, "int8_t", &filter_name, dsp_filter.iter());
-        statics.push_str("#else\n");
-        emit_array(statics, "int8_t", &filter_name, filter.iter());
-        statics.push_str("#endif\n");
-    } else {
-        emit_array(statics, "int8_t", &filter_name, filter.iter());
+    let mut portable_filter = String::new();
+    emit_array(&mut portable_filter, "int8_t", &filter_name, filter.iter());
+    match dsp_filter {
+        Some(dsp_filter) => {
+            let mut dsp = String::new();
+            emit_array(&mut dsp, "int8_t", &filter_name, dsp_filter.iter());
+            emit_per_build(statics, &dsp, &portable_filter);
+        }
+        None => statics.push_str(&portable_filter),
     }
     let biases: Vec<i32> = (0..channels)
         .map(|o| bias.get(o).copied().unwrap_or(0))
@@ -447,19 +454,17 @@ fn layer(
     general.push_str(&requant(&multipliers, "NULL"));
     if dsp_kernel && bounded(filter, layout, &biases, &per_channel, c.clamp) {
         let stages = format!("{prefix}_short_stages");
-        statics.push_str("#if TINYFIT_DSP\n");
         let values = per_channel
             .iter()
             .map(|m| format!("{{{}, {}}}", m.multiplier, -m.shift));
-        emit_array(statics, "tf_short_stage", &stages, values);
-        statics.push_str(&requant("NULL", &stages));
-        statics.push_str("#else\n");
-        statics.push_str(&general);
-        statics.push_str("#endif\n\n");
+        let mut dsp = String::new();
+        emit_array(&mut dsp, "tf_short_stage", &stages, values);
+        dsp.push_str(&requant("NULL", &stages));
+        emit_per_build(statics, &dsp, &general);
     } else {
         statics.push_str(&general);
-        statics.push('\n');
     }
+    statics.push('\n');
     (
         format!("{prefix}_filter"),
         format!("{prefix}_bias"),
