@@ -277,6 +277,86 @@ static void fully_connected_plain(const int8_t *input, int32_t in_len, const int
     }
 }
 
+/* Gathers output pixel (oy, ox)'s receptive field (OHWI order) into `dst`; taps outside the
+ * input read the input zero point, which the offset turns into zero. The in-bounds taps of an
+ * undilated kernel row are one run of the input row: one copy. */
+static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t zero_point,
+                   int32_t oy, int32_t ox, int8_t *dst) {
+    int32_t kx0, kx1;
+    valid_taps(ox, w->kw, w->stride_w, w->pad_left, w->dilation_w, in.w, &kx0, &kx1);
+    const int32_t row_bytes = w->kw * in.c;
+    for (int32_t ky = 0; ky < w->kh; ky++, dst += row_bytes) {
+        int32_t iy = oy * w->stride_h + ky * w->dilation_h - w->pad_top;
+        if (iy < 0 || iy >= in.h || kx0 == kx1) {
+            fill_bytes(dst, zero_point, row_bytes);
+            continue;
+        }
+        if (kx0 > 0) {
+            fill_bytes(dst, zero_point, kx0 * in.c);
+        }
+        if (kx1 < w->kw) {
+            fill_bytes(dst + kx1 * in.c, zero_point, (w->kw - kx1) * in.c);
+        }
+        const int8_t *src = input + (iy * in.w + ox * w->stride_w - w->pad_left) * in.c;
+        if (w->dilation_w == 1) {
+            copy_bytes(dst + kx0 * in.c, src + kx0 * in.c, (kx1 - kx0) * in.c);
+        } else {
+            for (int32_t kx = kx0; kx < kx1; kx++) {
+                copy_bytes(dst + kx * in.c, src + kx * w->dilation_w * in.c, in.c);
+            }
+        }
+    }
+}
+
+
+/* The sum over one filter row of the products of its non-zero weights with `x`: bit k of the
+ * row's mask says whether weight k is stored, `*values` walks the stored weights and is left
+ * at the next row's. Each mask byte's set bits are visited lowest first (count trailing
+ * zeros, then clear the lowest bit), so the loop runs once per stored weight. */
+static int32_t sparse_row_dot(const int8_t *x, const uint8_t *mask, int32_t mask_bytes,
+                              const int8_t **values) {
+    const int8_t *v = *values;
+    uint32_t acc = 0;
+    for (int32_t b = 0; b < mask_bytes; b++, x += 8) {
+        uint32_t bits = mask[b];
+        while (bits != 0) {
+            acc += (uint32_t)(x[__builtin_ctz(bits)] * *v++);
+            bits &= bits - 1;
+        }
+    }
+    *values = v;
+    return (int32_t)acc;
+}
+
+void tf_conv2d_sparse(const int8_t *input, tf_shape in, const tf_sparse_filter *f,
+                      const int32_t *folded_bias, const tf_window *w, const tf_requant *q,
+                      int8_t *output, tf_shape out, int8_t *field) {
+    const int32_t mask_bytes = (w->kh * w->kw * in.c + 7) / 8;
+    for (int32_t oy = 0; oy < out.h; oy++) {
+        for (int32_t ox = 0; ox < out.w; ox++) {
+            gather(input, in, w, q->input_zero_point, oy, ox, field);
+            const int8_t *values = f->values;
+            int8_t *y = output + (oy * out.w + ox) * out.c;
+            for (int32_t oc = 0; oc < out.c; oc++) {
+                const int32_t acc =
+                    sparse_row_dot(field, f->mask + oc * mask_bytes, mask_bytes, &values);
+                y[oc] = requant_output(q, acc, folded_bias, oc);
+            }
+        }
+    }
+}
+
+void tf_fully_connected_sparse(const int8_t *input, int32_t in_len, const tf_sparse_filter *f,
+                               const int32_t *folded_bias, const tf_requant *q, int8_t *output,
+                               int32_t out_len) {
+    const int32_t mask_bytes = (in_len + 7) / 8;
+    const int8_t *values = f->values;
+    for (int32_t o = 0; o < out_len; o++) {
+        const int32_t acc = sparse_row_dot(input, f->mask + o * mask_bytes, mask_bytes, &values);
+        output[o] = requant_output(q, acc, folded_bias, o);
+    }
+}
+
 #if TINYFIT_DSP
 #include <arm_acle.h>
 
@@ -453,37 +533,6 @@ TINYFIT_ALWAYS_INLINE void dot_2x2(const int8_t *w0, const int8_t *w1, const int
     acc[0][1] = a01;
     acc[1][0] = a10;
     acc[1][1] = a11;
-}
-
-/* Gathers output pixel (oy, ox)'s receptive field (OHWI order) into `dst`; taps outside the
- * input read the input zero point, which the offset turns into zero. The in-bounds taps of an
- * undilated kernel row are one run of the input row: one copy. */
-static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t zero_point,
-                   int32_t oy, int32_t ox, int8_t *dst) {
-    int32_t kx0, kx1;
-    valid_taps(ox, w->kw, w->stride_w, w->pad_left, w->dilation_w, in.w, &kx0, &kx1);
-    const int32_t row_bytes = w->kw * in.c;
-    for (int32_t ky = 0; ky < w->kh; ky++, dst += row_bytes) {
-        int32_t iy = oy * w->stride_h + ky * w->dilation_h - w->pad_top;
-        if (iy < 0 || iy >= in.h || kx0 == kx1) {
-            fill_bytes(dst, zero_point, row_bytes);
-            continue;
-        }
-        if (kx0 > 0) {
-            fill_bytes(dst, zero_point, kx0 * in.c);
-        }
-        if (kx1 < w->kw) {
-            fill_bytes(dst + kx1 * in.c, zero_point, (w->kw - kx1) * in.c);
-        }
-        const int8_t *src = input + (iy * in.w + ox * w->stride_w - w->pad_left) * in.c;
-        if (w->dilation_w == 1) {
-            copy_bytes(dst + kx0 * in.c, src + kx0 * in.c, (kx1 - kx0) * in.c);
-        } else {
-            for (int32_t kx = kx0; kx < kx1; kx++) {
-                copy_bytes(dst + kx * in.c, src + kx * w->dilation_w * in.c, in.c);
-            }
-        }
-    }
 }
 
 /* Channel c of both columns of a tile from sums that include the bias, both values worked out

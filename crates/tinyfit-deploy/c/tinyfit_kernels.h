@@ -108,6 +108,26 @@ void tf_fully_connected(const int8_t *input, int32_t in_len, const int8_t *filte
                         const int32_t *bias, const tf_requant *q, int8_t *output,
                         int32_t out_len, int16_t *scratch);
 
+/* A filter in the sparse format: for each output channel, a bitmap of its row's weights (bit k
+ * of byte j, least significant first, for weight 8j + k; ceil(row / 8) bytes a row) saying which
+ * are stored, then the stored (non-zero) weights of every row in order. */
+typedef struct {
+    const uint8_t *mask;
+    const int8_t *values;
+} tf_sparse_filter;
+
+/* Convolution without groups on a sparse filter (rows in tf_conv2d's plain order,
+ * [kh][kw][in_c]); any core. `folded_bias` holds bias[c] − z_in · Σ_row w, so the kernel sums
+ * x · w over the stored weights only. `field` holds kh · kw · in_c bytes (a receptive field). */
+void tf_conv2d_sparse(const int8_t *input, tf_shape in, const tf_sparse_filter *f,
+                      const int32_t *folded_bias, const tf_window *w, const tf_requant *q,
+                      int8_t *output, tf_shape out, int8_t *field);
+
+/* Fully connected layer on a sparse filter; `folded_bias` as for tf_conv2d_sparse. */
+void tf_fully_connected_sparse(const int8_t *input, int32_t in_len, const tf_sparse_filter *f,
+                               const int32_t *folded_bias, const tf_requant *q, int8_t *output,
+                               int32_t out_len);
+
 /* Average pooling (divisor counts in-bounds taps, rounds half away from zero). */
 void tf_avg_pool(const int8_t *input, tf_shape in, const tf_window *w, int32_t act_min,
                  int32_t act_max, int8_t *output, tf_shape out);

@@ -13,9 +13,10 @@ use std::path::Path;
 
 use tinyfit_micro::fixed_point::QuantizedMultiplier;
 use tinyfit_micro::kernels::{Clamp, Shape, Window};
-use tinyfit_micro::{Constants, Kernel, TensorInfo};
+use tinyfit_micro::{Constants, Kernel, Operation, TensorInfo};
 
 use crate::program::Program;
+use crate::sparse::{SparseFilter, folded_row_bias};
 
 /// The kernels, shipped verbatim.
 const KERNELS_H: &str = include_str!("../c/tinyfit_kernels.h");
@@ -41,6 +42,57 @@ void tinyfit_profile_mark(void) { __asm__ volatile(\"\"); }
 pub struct Package {
     /// `(file name, contents)`, in the order they are written.
     pub files: Vec<(&'static str, String)>,
+    /// The layers whose filters the package stores in the sparse format.
+    pub sparse_layers: Vec<SparseLayer>,
+    /// Bytes of the receptive-field buffer of the sparse convolutions (any core).
+    pub field_bytes: usize,
+    /// Bytes of scratch the DSP kernels use (Cortex-M4/M7 builds).
+    pub dsp_scratch_bytes: usize,
+}
+
+impl Package {
+    /// SRAM the package takes beside the arena on a core with the DSP extension.
+    pub fn scratch_bytes(&self) -> usize {
+        self.field_bytes + self.dsp_scratch_bytes
+    }
+
+    /// Filter bytes the sparse format saves over dense storage.
+    pub fn filter_bytes_saved(&self) -> usize {
+        self.sparse_layers
+            .iter()
+            .map(|l| l.dense_bytes - l.sparse_bytes)
+            .sum()
+    }
+}
+
+/// Choices the generator leaves to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// Store the filters of convolutions and fully connected layers in the sparse format
+    /// ([`crate::sparse`]) where that saves at least [`crate::sparse::MIN_SAVING`] of their
+    /// bytes.
+    pub sparse_filters: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            sparse_filters: true,
+        }
+    }
+}
+
+/// A layer stored in the sparse format, for reports.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SparseLayer {
+    /// Graph node.
+    pub node: String,
+    /// Filter bytes stored dense.
+    pub dense_bytes: usize,
+    /// Mask and value bytes stored sparse.
+    pub sparse_bytes: usize,
+    /// Fraction of the weights that are non-zero.
+    pub density: f64,
 }
 
 impl Package {
@@ -56,8 +108,20 @@ impl Package {
     }
 }
 
-/// Generates the C package of `program`.
+/// Generates the C package of `program` with the default [`Options`].
 pub fn generate(program: &Program) -> Package {
+    generate_with(program, &Options::default())
+}
+
+/// Generates the C package of `program`.
+pub fn generate_with(program: &Program, options: &Options) -> Package {
+    let sparse: Vec<Option<SparseFilter>> = program
+        .operations
+        .iter()
+        .map(|op| sparse_filter(program, op, options))
+        .collect();
+    let field_bytes = sparse_field_bytes(program, &sparse);
+    let scratch_bytes = dsp_scratch_bytes(program, &sparse);
     let mut model_c = String::new();
     let mut body = String::new();
     for (i, op) in program.operations.iter().enumerate() {
@@ -71,15 +135,26 @@ pub fn generate(program: &Program) -> Package {
             "    /* {i}: {} ({}, {}x{}x{}, {} MACs) */",
             report.node, report.kind, out.shape.h, out.shape.w, out.shape.c, report.macs
         );
-        let call = emit_operation(
-            program,
-            &op.kernel,
-            &prefix,
-            tensor,
-            operands.len(),
-            out,
-            &mut model_c,
-        );
+        let call = match &sparse[i] {
+            Some(filter) => emit_sparse_layer(
+                program,
+                &op.kernel,
+                filter,
+                &prefix,
+                tensor(0),
+                out,
+                &mut model_c,
+            ),
+            None => emit_operation(
+                program,
+                &op.kernel,
+                &prefix,
+                tensor,
+                operands.len(),
+                out,
+                &mut model_c,
+            ),
+        };
         body.push_str("    TINYFIT_MARK();\n");
         body.push_str(&call);
     }
@@ -109,6 +184,12 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
 
 ",
     );
+    if field_bytes > 0 {
+        let _ = writeln!(
+            c,
+            "/* Receptive fields of the sparse convolutions. */\nstatic int8_t field[{field_bytes}] __attribute__((aligned(4)));\n"
+        );
+    }
     c.push_str(&model_c);
     c.push_str(&io_tables(program));
     c.push_str("\nvoid tinyfit_invoke(void) {\n");
@@ -118,10 +199,131 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
         files: vec![
             ("tinyfit_kernels.h", KERNELS_H.to_string()),
             ("tinyfit_kernels.c", KERNELS_C.to_string()),
-            ("model.h", model_h(program)),
+            ("model.h", model_h(program, scratch_bytes)),
             ("model.c", c),
             ("main.c", MAIN_C.to_string()),
         ],
+        sparse_layers: program
+            .report
+            .iter()
+            .zip(&sparse)
+            .filter_map(|(r, s)| {
+                let s = s.as_ref()?;
+                Some(SparseLayer {
+                    node: r.node.clone(),
+                    dense_bytes: s.dense_bytes,
+                    sparse_bytes: s.bytes(),
+                    density: s.values.len() as f64 / s.dense_bytes.max(1) as f64,
+                })
+            })
+            .collect(),
+        field_bytes,
+        dsp_scratch_bytes: scratch_bytes,
+    }
+}
+
+/// The sparse encoding of `op`'s filter, where `options` allow it, the kernel has a sparse
+/// version (convolutions without groups, fully connected layers) and it pays.
+fn sparse_filter(program: &Program, op: &Operation, options: &Options) -> Option<SparseFilter> {
+    if !options.sparse_filters {
+        return None;
+    }
+    let constants = match op.kernel {
+        Kernel::Conv {
+            groups: 1,
+            constants,
+            ..
+        }
+        | Kernel::FullyConnected { constants } => constants,
+        _ => return None,
+    };
+    let rows = program.tensors[op.output as usize].shape.c;
+    SparseFilter::worth_it(constants.filter.of(&program.weights)?, rows)
+}
+
+/// The largest receptive field of the convolutions stored sparse.
+fn sparse_field_bytes(program: &Program, sparse: &[Option<SparseFilter>]) -> usize {
+    program
+        .operations
+        .iter()
+        .zip(sparse)
+        .filter(|(_, s)| s.is_some())
+        .map(|(op, _)| match op.kernel {
+            Kernel::Conv { window, .. } => {
+                let input = op.inputs.of(&program.operands).and_then(|o| o.first());
+                let c = input.map_or(0, |&t| program.tensors[t as usize].shape.c);
+                window.kh * window.kw * c
+            }
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Emits a convolution or fully connected layer whose filter is stored sparse: the mask and
+/// values, the bias with the input zero point folded in, the general requantisation; returns
+/// its kernel call.
+fn emit_sparse_layer(
+    program: &Program,
+    kernel: &Kernel,
+    filter: &SparseFilter,
+    prefix: &str,
+    input: &TensorInfo,
+    out: &TensorInfo,
+    statics: &mut String,
+) -> String {
+    let (Kernel::Conv { constants, .. } | Kernel::FullyConnected { constants }) = *kernel else {
+        unreachable!("only convolutions and fully connected layers are stored sparse")
+    };
+    let channels = out.shape.c;
+    let dense = constants.filter.of(&program.weights).unwrap_or(&[]);
+    let bias = constants.bias.of(&program.biases).unwrap_or(&[]);
+    emit_array(
+        statics,
+        "uint8_t",
+        &format!("{prefix}_mask"),
+        filter.mask.iter(),
+    );
+    emit_array(
+        statics,
+        "int8_t",
+        &format!("{prefix}_values"),
+        filter.values.iter(),
+    );
+    let _ = writeln!(
+        statics,
+        "static const tf_sparse_filter {prefix}_filter = {{{prefix}_mask, {prefix}_values}};\n"
+    );
+    let folded = folded_row_bias(dense, channels, bias, input.zero_point);
+    emit_array(statics, "int32_t", &format!("{prefix}_bias"), folded.iter());
+    let per_channel = per_channel_multipliers(program, &constants, channels);
+    statics.push_str(&general_requant(
+        prefix,
+        input,
+        out,
+        &constants,
+        &per_channel,
+    ));
+    statics.push('\n');
+    let at = |t: &TensorInfo| format!("arena + {}", t.offset);
+    match *kernel {
+        Kernel::Conv { window, .. } => {
+            emit_window(statics, prefix, &window);
+            format!(
+                "    tf_conv2d_sparse({}, {}, &{prefix}_filter, {prefix}_bias, &{prefix}_window, &{prefix}_q, {}, {}, field);\n",
+                at(input),
+                shape(input.shape),
+                at(out),
+                shape(out.shape)
+            )
+        }
+        _ => format!(
+            "    tf_fully_connected_sparse({}, {}, &{prefix}_filter, {prefix}_bias, &{prefix}_q, {}, {});\n",
+            at(input),
+            input.shape.len(),
+            at(out),
+            out.shape.len()
+        ),
     }
 }
 
@@ -399,7 +601,6 @@ fn layer(
 ) -> (String, String, String) {
     let filter = c.filter.of(&program.weights).unwrap_or(&[]);
     let bias = c.bias.of(&program.biases).unwrap_or(&[]);
-    let multipliers = c.multipliers.of(&program.multipliers).unwrap_or(&[]);
     // The kernels take one bias and one multiplier per output channel (no per-output tests):
     // zeros for a layer without bias, a shared multiplier repeated.
     let channels = out.shape.c;
@@ -430,28 +631,8 @@ fn layer(
         .map(|o| bias.get(o).copied().unwrap_or(0))
         .collect();
     emit_array(statics, "int32_t", &format!("{prefix}_bias"), biases.iter());
-    let per_channel: Vec<QuantizedMultiplier> = (0..channels)
-        .map(|o| match multipliers {
-            [one] => *one,
-            many => many[o],
-        })
-        .collect();
-    let Clamp { min, max } = c.clamp;
-    let requant = |multipliers: &str, stages: &str| {
-        format!(
-            "static const tf_requant {prefix}_q = {{{}, {}, {multipliers}, {min}, {max}, {stages}}};\n",
-            input.zero_point, out.zero_point
-        )
-    };
-    let multipliers = format!("{prefix}_multipliers");
-    let mut general = String::new();
-    emit_array(
-        &mut general,
-        "tf_multiplier",
-        &multipliers,
-        per_channel.iter().map(|&m| multiplier(m)),
-    );
-    general.push_str(&requant(&multipliers, "NULL"));
+    let per_channel = per_channel_multipliers(program, c, channels);
+    let general = general_requant(prefix, input, out, c, &per_channel);
     if dsp_kernel && bounded(filter, layout, &biases, &per_channel, c.clamp) {
         let stages = format!("{prefix}_short_stages");
         let values = per_channel
@@ -459,7 +640,7 @@ fn layer(
             .map(|m| format!("{{{}, {}}}", m.multiplier, -m.shift));
         let mut dsp = String::new();
         emit_array(&mut dsp, "tf_short_stage", &stages, values);
-        dsp.push_str(&requant("NULL", &stages));
+        dsp.push_str(&requant_struct(prefix, input, out, c, "NULL", &stages));
         emit_per_build(statics, &dsp, &general);
     } else {
         statics.push_str(&general);
@@ -470,6 +651,58 @@ fn layer(
         format!("{prefix}_bias"),
         format!("{prefix}_q"),
     )
+}
+
+/// One multiplier per output channel: the layer's own, or its single one repeated.
+fn per_channel_multipliers(
+    program: &Program,
+    c: &Constants,
+    channels: usize,
+) -> Vec<QuantizedMultiplier> {
+    let multipliers = c.multipliers.of(&program.multipliers).unwrap_or(&[]);
+    (0..channels)
+        .map(|o| match multipliers {
+            [one] => *one,
+            many => many[o],
+        })
+        .collect()
+}
+
+/// A layer's `tf_requant` named `{prefix}_q`, pointing at `multipliers` and `stages`.
+fn requant_struct(
+    prefix: &str,
+    input: &TensorInfo,
+    out: &TensorInfo,
+    c: &Constants,
+    multipliers: &str,
+    stages: &str,
+) -> String {
+    let Clamp { min, max } = c.clamp;
+    format!(
+        "static const tf_requant {prefix}_q = {{{}, {}, {multipliers}, {min}, {max}, {stages}}};\n",
+        input.zero_point, out.zero_point
+    )
+}
+
+/// The general requantisation of a layer: its multipliers and a `tf_requant` without short
+/// stages.
+fn general_requant(
+    prefix: &str,
+    input: &TensorInfo,
+    out: &TensorInfo,
+    c: &Constants,
+    per_channel: &[QuantizedMultiplier],
+) -> String {
+    let multipliers = format!("{prefix}_multipliers");
+    let mut general = String::new();
+    emit_array(
+        &mut general,
+        "tf_multiplier",
+        &multipliers,
+        per_channel.iter().map(|&m| multiplier(m)),
+    );
+    general.push_str(&requant_struct(prefix, input, out, c, &multipliers, "NULL"));
+    general
 }
 
 /// A depthwise layer's bias with the input zero point's share folded in, per channel:
@@ -566,7 +799,7 @@ int32_t tinyfit_output_bytes(int32_t i) {
     s
 }
 
-fn model_h(program: &Program) -> String {
+fn model_h(program: &Program, scratch_bytes: usize) -> String {
     let mut h = String::from(
         "/* Generated by tinyfit: the model's interface. Fill the inputs (int8, channels last),
  * call tinyfit_invoke(), read the outputs. Real value = scale * (q - zero_point). */
@@ -585,8 +818,7 @@ fn model_h(program: &Program) -> String {
     );
     let _ = writeln!(
         h,
-        "/* Scratch of the DSP kernels (Cortex-M4/M7), in SRAM beside the arena. */\n#define TINYFIT_SCRATCH_BYTES {}",
-        scratch_bytes(program)
+        "/* Scratch of the DSP kernels (Cortex-M4/M7), in SRAM beside the arena. */\n#define TINYFIT_SCRATCH_BYTES {scratch_bytes}"
     );
     let _ = writeln!(h, "#define TINYFIT_INPUTS {}", program.inputs.len());
     let _ = writeln!(h, "#define TINYFIT_OUTPUTS {}\n", program.outputs.len());
@@ -618,14 +850,17 @@ void tinyfit_invoke(void);
     h
 }
 
-/// Bytes of scratch the DSP kernels need: the largest over convolutions without groups (an int8
-/// receptive field and two int16 columns) and fully connected layers (the widened input), as
-/// `TINYFIT_CONV_SCRATCH_BYTES` and `TINYFIT_FC_SCRATCH_BYTES` in `tinyfit_kernels.h` size them.
-pub fn scratch_bytes(program: &Program) -> usize {
+/// Bytes of scratch the DSP kernels need: the largest over the dense convolutions without
+/// groups (an int8 receptive field and two int16 columns) and fully connected layers (the
+/// widened input), as `TINYFIT_CONV_SCRATCH_BYTES` and `TINYFIT_FC_SCRATCH_BYTES` in
+/// `tinyfit_kernels.h` size them.
+fn dsp_scratch_bytes(program: &Program, sparse: &[Option<SparseFilter>]) -> usize {
     program
         .operations
         .iter()
-        .map(|op| match op.kernel {
+        .zip(sparse)
+        .filter(|(_, s)| s.is_none())
+        .map(|(op, _)| match op.kernel {
             Kernel::Conv {
                 window, groups: 1, ..
             } => {

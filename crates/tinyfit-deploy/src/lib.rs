@@ -9,6 +9,7 @@ mod host;
 mod layout;
 pub mod lower;
 pub mod program;
+pub mod sparse;
 pub mod tflite;
 
 pub use host::host_kernels;

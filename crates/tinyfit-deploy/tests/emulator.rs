@@ -157,34 +157,82 @@ fn host_build_is_sanitizer_clean() {
         let program = lower(&tflite::import(&bytes).expect("imports")).expect("lowers");
         let dir = tempfile::tempdir().unwrap();
         codegen::generate(&program).write(dir.path()).unwrap();
-        let exe = dir.path().join("model_host");
-        let sources = ["main.c", "model.c", "tinyfit_kernels.c"].map(|f| dir.path().join(f));
-        host_cc(
-            &[
-                "-O1",
-                "-g",
-                "-fsanitize=address,undefined",
-                "-fno-sanitize-recover=all",
-            ],
-            &sources,
-            &exe,
+        check_sanitized_host_build(&program, dir.path(), seed, model);
+    }
+}
+
+/// Builds the package in `dir` for the host with AddressSanitizer and UndefinedBehaviorSanitizer,
+/// runs it on `SAMPLES` seeded inputs and checks its outputs against the runtime's.
+fn check_sanitized_host_build(
+    program: &tinyfit_deploy::Program,
+    dir: &Path,
+    seed: u64,
+    what: &str,
+) {
+    let exe = dir.join("model_host");
+    let sources = ["main.c", "model.c", "tinyfit_kernels.c"].map(|f| dir.join(f));
+    host_cc(
+        &[
+            "-O1",
+            "-g",
+            "-fsanitize=address,undefined",
+            "-fno-sanitize-recover=all",
+        ],
+        &sources,
+        &exe,
+    );
+    let n = program.input(0).unwrap().shape.len();
+    let inputs = samples(n, seed);
+    let raw: Vec<u8> = inputs.iter().map(|&v| v as u8).collect();
+    std::fs::write(dir.join("inputs.bin"), &raw).unwrap();
+    let run = std::process::Command::new(&exe)
+        .current_dir(dir)
+        .output()
+        .expect("runs");
+    assert!(
+        run.status.success(),
+        "{what}: {}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let got = std::fs::read(dir.join("outputs.bin")).unwrap();
+    assert_eq!(got, expected(program, &inputs, n), "{what}");
+}
+
+/// Filters with four weights in five zeroed are stored in the sparse format, and the sparse
+/// kernels give the runtime's integers on the emulated Cortex-M4 and in the sanitised host
+/// build: padding on every side, strides, dilation, depths that are not whole bytes of mask,
+/// fully connected layers of few and many rows.
+#[test]
+fn sparse_filters_match_runtime() {
+    let mut rng = Rng(0x5ba7_5e00_f11e_0001);
+    for (i, (graph, _)) in edge_case_graphs().into_iter().enumerate() {
+        let mut q = quantised_plain(graph, &mut rng, WEIGHT_SCALES);
+        for w in q.weights.values_mut() {
+            for v in &mut w.data {
+                if rng.next() % 5 != 0 {
+                    *v = 0;
+                }
+            }
+        }
+        let program = lower(&q).expect("lowers");
+        let dir = tempfile::tempdir().unwrap();
+        let package = codegen::generate(&program);
+        package.write(dir.path()).unwrap();
+        let dense_kernels = program
+            .report()
+            .iter()
+            .filter(|r| r.kind == "fully_connected" || r.kind == "conv")
+            .count();
+        assert_eq!(package.sparse_layers.len(), dense_kernels, "graph {i}");
+        let (differ, outputs) = differing_outputs(&program, dir.path(), 41 + i as u64);
+        println!(
+            "sparse edge-case graph {i}: {} layers sparse, {differ} of {outputs} outputs differ \
+             on the emulated Cortex-M4",
+            package.sparse_layers.len()
         );
-        let n = program.input(0).unwrap().shape.len();
-        let inputs = samples(n, seed);
-        let raw: Vec<u8> = inputs.iter().map(|&v| v as u8).collect();
-        std::fs::write(dir.path().join("inputs.bin"), &raw).unwrap();
-        let run = std::process::Command::new(&exe)
-            .current_dir(dir.path())
-            .output()
-            .expect("runs");
-        assert!(
-            run.status.success(),
-            "{model}: {}{}",
-            String::from_utf8_lossy(&run.stdout),
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let got = std::fs::read(dir.path().join("outputs.bin")).unwrap();
-        assert_eq!(got, expected(&program, &inputs, n), "{model}");
+        assert_eq!(differ, 0);
+        check_sanitized_host_build(&program, dir.path(), 51 + i as u64, "sparse edge case");
     }
 }
 

@@ -65,6 +65,10 @@ enum Command {
         /// Folder for the package.
         #[arg(long)]
         out: PathBuf,
+        /// Keep every filter dense (by default, filters that are sparse enough are stored as
+        /// bitmap and non-zero values where that saves a quarter of their bytes).
+        #[arg(long)]
+        dense_filters: bool,
     },
     /// Post-training int8 quantisation of a run: writes RUN/model_int8.tflite and
     /// RUN/quantization.json (float vs int8 accuracy on validation and test).
@@ -170,7 +174,12 @@ fn main() -> ExitCode {
             (Some(run), _, _) => cmd::eval::run(&run, split),
             _ => unreachable!("clap requires a run folder or --model with --data"),
         },
-        Command::Deploy { model, board, out } => cmd::deploy::run(&model, &board, &out),
+        Command::Deploy {
+            model,
+            board,
+            out,
+            dense_filters,
+        } => cmd::deploy::run(&model, &board, &out, dense_filters),
         Command::Quantize { run, calibration } => cmd::quantize::run(&run, calibration),
         Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),

@@ -50,7 +50,8 @@ pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
         let path = dir.join(file);
         let (program, x) = load(&path)?;
         let package = tempfile::tempdir()?;
-        codegen::generate(&program).write(package.path())?;
+        let generated = codegen::generate(&program);
+        generated.write(package.path())?;
         let raw: Vec<u8> = x.iter().map(|&v| v as u8).collect();
         let profile = emulator::profile(
             package.path(),
@@ -77,7 +78,7 @@ pub fn run(dir: &Path, board: &str, per_op: bool) -> Result<()> {
             thousands(elf.static_ram as u64),
             thousands(program.memory().arena_bytes as u64),
             thousands(program.memory().lower_bound as u64),
-            thousands(codegen::scratch_bytes(&program) as u64),
+            thousands(generated.scratch_bytes() as u64),
             thousands(profile.stack_bytes as u64),
             thousands(board.sram_bytes as u64),
             thousands(elf.flash as u64),

@@ -19,7 +19,7 @@ struct Deployment<'a> {
     board: &'a Board,
     operations: usize,
     macs: u64,
-    /// Bytes of weights, biases and requantisation constants.
+    /// Bytes of weights (sparse filters as stored), biases and requantisation constants.
     const_bytes: usize,
     /// Planned arena and the least any plan could need.
     arena_bytes: usize,
@@ -27,8 +27,10 @@ struct Deployment<'a> {
     /// Flash and static RAM of the package built for the board's core (absent where no
     /// cross compiler or no emulated core is available).
     elf: Option<ElfSizes>,
-    /// Bytes of scratch the DSP kernels use beside the arena.
+    /// Bytes of scratch the kernels use beside the arena.
     scratch_bytes: usize,
+    /// Layers whose filters are stored in the sparse format, with their dense and sparse bytes.
+    sparse_layers: Vec<codegen::SparseLayer>,
     /// Latency and energy of one inference on the board, from the instructions the build
     /// executes on the emulated core (absent where there is no emulated core).
     estimate: Option<cost::Estimate>,
@@ -39,7 +41,7 @@ struct Deployment<'a> {
 
 /// Generates the package of `model` (a `.tflite` file or a run folder with
 /// `model_int8.tflite`) for `board` into `out`.
-pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
+pub fn run(model: &Path, board: &str, out: &Path, dense_filters: bool) -> Result<()> {
     let board = boards::board(board).map_err(anyhow::Error::msg)?;
     let file = if model.is_dir() {
         model.join("model_int8.tflite")
@@ -57,7 +59,10 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
         tinyfit_deploy::tflite::import(&bytes).with_context(|| file.display().to_string())?;
     let program = tinyfit_deploy::lower(&quant).with_context(|| file.display().to_string())?;
     refuse_if_too_big(&program, board)?;
-    let package = codegen::generate(&program);
+    let options = codegen::Options {
+        sparse_filters: !dense_filters,
+    };
+    let package = codegen::generate_with(&program, &options);
     package
         .write(out)
         .with_context(|| format!("cannot write the package to {}", out.display()))?;
@@ -96,11 +101,12 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
         board,
         operations: program.report().len(),
         macs: program.report().iter().map(|r| r.macs).sum(),
-        const_bytes: program.const_bytes(),
+        const_bytes: program.const_bytes() - package.filter_bytes_saved(),
         arena_bytes: memory.arena_bytes,
         arena_lower_bound: memory.lower_bound,
         elf,
-        scratch_bytes: codegen::scratch_bytes(&program),
+        scratch_bytes: package.scratch_bytes(),
+        sparse_layers: package.sparse_layers.clone(),
         estimate,
         stack_bytes,
         peak_sram_bytes,
@@ -126,6 +132,15 @@ pub fn run(model: &Path, board: &str, out: &Path) -> Result<()> {
         thousands(deployment.const_bytes as u64),
         thousands(board.flash_bytes as u64)
     );
+    if !deployment.sparse_layers.is_empty() {
+        let dense: usize = deployment.sparse_layers.iter().map(|l| l.dense_bytes).sum();
+        println!(
+            "{} layers store their filters sparse (bitmap + non-zero values): {} B instead of {} B",
+            deployment.sparse_layers.len(),
+            thousands((dense - package.filter_bytes_saved()) as u64),
+            thousands(dense as u64)
+        );
+    }
     if let Some(elf) = elf {
         println!(
             "built for the {}: flash {} B (code + constants), static RAM {} B (arena, scratch, C library)",
