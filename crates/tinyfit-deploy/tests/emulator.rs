@@ -210,7 +210,7 @@ fn sparse_filters_match_runtime() {
         let mut q = quantised_plain(graph, &mut rng, WEIGHT_SCALES);
         for w in q.weights.values_mut() {
             for v in &mut w.data {
-                if rng.next() % 5 != 0 {
+                if !rng.next().is_multiple_of(5) {
                     *v = 0;
                 }
             }
