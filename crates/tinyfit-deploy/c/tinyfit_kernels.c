@@ -309,19 +309,21 @@ static void gather(const int8_t *input, tf_shape in, const tf_window *w, int32_t
 }
 
 
-/* The sum over one filter row of the products of its non-zero weights with `x`: bit k of the
- * row's mask says whether weight k is stored, `*values` walks the stored weights and is left
- * at the next row's. Each mask byte's set bits are visited lowest first (count trailing
- * zeros, then clear the lowest bit), so the loop runs once per stored weight. */
-static int32_t sparse_row_dot(const int8_t *x, const uint8_t *mask, int32_t mask_bytes,
+/* The sum over one filter row of the products of its non-zero weights with `x`: bit 31 − k
+ * of the row's mask word j says whether weight 32j + k is stored, `*values` walks the stored
+ * weights and is left at the next row's. Counting leading zeros finds the next stored weight
+ * in one instruction, so the loop runs once per stored weight (about seven instructions), not
+ * once per weight. */
+static int32_t sparse_row_dot(const int8_t *x, const uint32_t *mask, int32_t words,
                               const int8_t **values) {
     const int8_t *v = *values;
     uint32_t acc = 0;
-    for (int32_t b = 0; b < mask_bytes; b++, x += 8) {
-        uint32_t bits = mask[b];
+    for (int32_t j = 0; j < words; j++, x += 32) {
+        uint32_t bits = mask[j];
         while (bits != 0) {
-            acc += (uint32_t)(x[__builtin_ctz(bits)] * *v++);
-            bits &= bits - 1;
+            const int32_t k = __builtin_clz(bits);
+            acc += (uint32_t)(x[k] * *v++);
+            bits &= ~(0x80000000u >> k);
         }
     }
     *values = v;
@@ -331,15 +333,14 @@ static int32_t sparse_row_dot(const int8_t *x, const uint8_t *mask, int32_t mask
 void tf_conv2d_sparse(const int8_t *input, tf_shape in, const tf_sparse_filter *f,
                       const int32_t *folded_bias, const tf_window *w, const tf_requant *q,
                       int8_t *output, tf_shape out, int8_t *field) {
-    const int32_t mask_bytes = (w->kh * w->kw * in.c + 7) / 8;
+    const int32_t words = (w->kh * w->kw * in.c + 31) / 32;
     for (int32_t oy = 0; oy < out.h; oy++) {
         for (int32_t ox = 0; ox < out.w; ox++) {
             gather(input, in, w, q->input_zero_point, oy, ox, field);
             const int8_t *values = f->values;
             int8_t *y = output + (oy * out.w + ox) * out.c;
             for (int32_t oc = 0; oc < out.c; oc++) {
-                const int32_t acc =
-                    sparse_row_dot(field, f->mask + oc * mask_bytes, mask_bytes, &values);
+                const int32_t acc = sparse_row_dot(field, f->mask + oc * words, words, &values);
                 y[oc] = requant_output(q, acc, folded_bias, oc);
             }
         }
@@ -349,10 +350,10 @@ void tf_conv2d_sparse(const int8_t *input, tf_shape in, const tf_sparse_filter *
 void tf_fully_connected_sparse(const int8_t *input, int32_t in_len, const tf_sparse_filter *f,
                                const int32_t *folded_bias, const tf_requant *q, int8_t *output,
                                int32_t out_len) {
-    const int32_t mask_bytes = (in_len + 7) / 8;
+    const int32_t words = (in_len + 31) / 32;
     const int8_t *values = f->values;
     for (int32_t o = 0; o < out_len; o++) {
-        const int32_t acc = sparse_row_dot(input, f->mask + o * mask_bytes, mask_bytes, &values);
+        const int32_t acc = sparse_row_dot(input, f->mask + o * words, words, &values);
         output[o] = requant_output(q, acc, folded_bias, o);
     }
 }

@@ -108,11 +108,11 @@ void tf_fully_connected(const int8_t *input, int32_t in_len, const int8_t *filte
                         const int32_t *bias, const tf_requant *q, int8_t *output,
                         int32_t out_len, int16_t *scratch);
 
-/* A filter in the sparse format: for each output channel, a bitmap of its row's weights (bit k
- * of byte j, least significant first, for weight 8j + k; ceil(row / 8) bytes a row) saying which
- * are stored, then the stored (non-zero) weights of every row in order. */
+/* A filter in the sparse format: for each output channel, a bitmap of its row's weights (bit
+ * 31 − k of word j, most significant first, for weight 32j + k; ceil(row / 32) words a row)
+ * saying which are stored, then the stored (non-zero) weights of every row in order. */
 typedef struct {
-    const uint8_t *mask;
+    const uint32_t *mask;
     const int8_t *values;
 } tf_sparse_filter;
 

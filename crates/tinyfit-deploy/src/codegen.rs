@@ -280,9 +280,9 @@ fn emit_sparse_layer(
     let bias = constants.bias.of(&program.biases).unwrap_or(&[]);
     emit_array(
         statics,
-        "uint8_t",
+        "uint32_t",
         &format!("{prefix}_mask"),
-        filter.mask.iter(),
+        filter.mask.iter().map(|m| format!("{m:#010x}u")),
     );
     emit_array(
         statics,

@@ -3,7 +3,8 @@
 //! [`GraphModel`] turns any [`tinyfit_graph::Graph`] into a trainable burn module;
 //! [`init::pytorch_default`] gives it PyTorch's initial weights from a seed; [`train`] runs the
 //! epoch loop with validation-based selection, early stopping and resumable checkpoints, from
-//! given weights (fine-tuning) and with a teacher's soft targets ([`distill`]) if asked.
+//! given weights (fine-tuning) and with a teacher's soft targets ([`distill`]) and with weights held at zero ([`masks`]) if
+//! asked.
 
 pub mod batch;
 mod checkpoint;
@@ -12,6 +13,7 @@ pub mod distill;
 mod error;
 pub mod init;
 pub mod layers;
+pub mod masks;
 mod metrics;
 mod model;
 mod trainer;
@@ -21,6 +23,7 @@ pub use checkpoint::{TrainState, exists as has_checkpoint};
 pub use config::{OptimizerConfig, Schedule, TrainConfig};
 pub use distill::{DistillConfig, Distillation};
 pub use error::TrainError;
+pub use masks::{EpochMasks, KeepMasks, Masking};
 pub use metrics::{Metrics, MetricsBuilder};
 pub use model::GraphModel;
 pub use trainer::{

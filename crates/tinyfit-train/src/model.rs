@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use burn::module::{Module, RunningState};
+use burn::module::{Module, Param, RunningState};
 use burn::nn::DropoutConfig;
 use burn::tensor::ops::{AvgPoolOptions, ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, activation, module as f};
@@ -10,6 +10,7 @@ use tinyfit_graph::shape::resolve_padding;
 use tinyfit_graph::{Analysis, Conv, Graph, GraphError, Op, Pool, ValueRef, Weights};
 
 use crate::layers::{self, BatchNorm, ConvWeights, Layer, Linear, Stateless};
+use crate::masks::{DeviceMask, DeviceMasks};
 use crate::value::{Value, each_rank};
 
 /// A graph executed with burn: one [`Layer`] per node, run in the graph's order.
@@ -222,6 +223,37 @@ impl GraphModel {
                 x.dims()
             ),
         }
+    }
+
+    /// Multiplies each masked layer's weight by its mask, keeping the parameter (its id, so the
+    /// optimiser's state, and whether it is trained).
+    pub(crate) fn apply_masks(mut self, masks: &DeviceMasks) -> Self {
+        fn masked<const D: usize>(p: Param<Tensor<D>>, mask: &Tensor<D>) -> Param<Tensor<D>> {
+            p.map(|t| {
+                let trained = t.is_require_grad();
+                t.mul(mask.clone()).detach().set_require_grad(trained)
+            })
+        }
+        self.layers = std::mem::take(&mut self.layers)
+            .into_iter()
+            .zip(&masks.layers)
+            .map(|(layer, mask)| match (layer, mask) {
+                (Layer::Conv1d(mut c), Some(DeviceMask::Rank3(m))) => {
+                    c.weight = masked(c.weight, m);
+                    Layer::Conv1d(c)
+                }
+                (Layer::Conv2d(mut c), Some(DeviceMask::Rank4(m))) => {
+                    c.weight = masked(c.weight, m);
+                    Layer::Conv2d(c)
+                }
+                (Layer::Linear(mut l), Some(DeviceMask::Rank2(m))) => {
+                    l.weight = masked(l.weight, m);
+                    Layer::Linear(l)
+                }
+                (other, _) => other,
+            })
+            .collect();
+        self
     }
 
     /// Copies every weight and running statistic to the host, in PyTorch layouts.

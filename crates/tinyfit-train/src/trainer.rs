@@ -26,6 +26,7 @@ use crate::config::{OptimizerConfig, TrainConfig};
 use crate::distill::Distillation;
 use crate::error::TrainError;
 use crate::init;
+use crate::masks::{DeviceMasks, Masking};
 use crate::metrics::{Metrics, MetricsBuilder};
 use crate::model::GraphModel;
 
@@ -48,6 +49,9 @@ pub struct EpochRecord {
     pub val_macro_f1: f64,
     /// Wall time of the epoch, validation included.
     pub seconds: f64,
+    /// Fraction of the masked layers' weights held at zero (0 without masks).
+    #[serde(default)]
+    pub sparsity: f64,
 }
 
 /// What training hands back.
@@ -85,6 +89,8 @@ pub struct TrainOptions<'a> {
     pub initial: Option<&'a Weights>,
     /// A teacher whose soft targets join the loss.
     pub distillation: Option<Distillation<'a>>,
+    /// Weights held at zero (unstructured pruning), decided each epoch.
+    pub masking: Option<&'a dyn Masking>,
 }
 
 /// Trains `graph` on `splits.train`, selecting on `splits.val`, with checkpoints in `run_dir`.
@@ -182,6 +188,18 @@ pub fn train(
             .wrapping_mul(1_000_003)
             .wrapping_add(epoch as u64);
         device.seed(epoch_seed);
+        let (masks, at_target, sparsity) = match options.masking {
+            Some(masking) => {
+                let weights = model.weights();
+                let plan = masking
+                    .masks(epoch, graph, &weights)
+                    .map_err(TrainError::Config)?;
+                let masks = DeviceMasks::new(graph, &weights, &plan.keep, &device)?;
+                model = model.apply_masks(&masks);
+                (Some(masks), plan.at_target, plan.sparsity())
+            }
+            None => (None, true, 0.0),
+        };
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(epoch_seed));
 
@@ -207,6 +225,9 @@ pub fn train(
             }
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             model = optim.step(lr, model, grads);
+            if let Some(masks) = &masks {
+                model = model.apply_masks(masks);
+            }
             observer.step(batch_loss);
         }
         let train_metrics = train_metrics.finish();
@@ -221,14 +242,16 @@ pub fn train(
             val_accuracy: val.accuracy,
             val_macro_f1: val.macro_f1,
             seconds: started.elapsed().as_secs_f64(),
+            sparsity,
         };
-        let improved = match state.best_epoch {
-            None => true,
-            Some(b) => {
-                let best = &state.history[b];
-                (val.accuracy, -val.loss) > (best.val_accuracy, -best.val_loss)
-            }
-        };
+        let improved = at_target
+            && match state.best_epoch {
+                None => true,
+                Some(b) => {
+                    let best = &state.history[b];
+                    (val.accuracy, -val.loss) > (best.val_accuracy, -best.val_loss)
+                }
+            };
         if improved {
             model
                 .valid()
@@ -237,7 +260,8 @@ pub fn train(
                 .map_err(TrainError::Graph)?;
             state.best_epoch = Some(epoch);
             state.stale_epochs = 0;
-        } else {
+        } else if at_target {
+            // Patience runs from the final masks on: a pruning schedule is not stagnation.
             state.stale_epochs += 1;
         }
         state.history.push(record.clone());
@@ -245,7 +269,12 @@ pub fn train(
         observer.epoch(&record, improved);
     }
 
-    let best_epoch = state.best_epoch.expect("at least one epoch ran");
+    let best_epoch = state.best_epoch.ok_or_else(|| {
+        TrainError::Config(format!(
+            "no epoch of the {} ran under the final pruning masks; give the run more epochs than the pruning schedule",
+            config.epochs
+        ))
+    })?;
     let best = Weights::load(&best_path)?;
     Ok(TrainOutcome {
         history: state.history,

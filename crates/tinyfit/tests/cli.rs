@@ -502,6 +502,80 @@ fn prune_writes_a_smaller_run_that_deploys() {
     assert!(latency(&b) < latency(&a), "{a}\n{b}");
 }
 
+/// `tinyfit prune --sparsity` holds the smallest weights at zero through a gradual schedule
+/// and fine-tuning (the selected model is at the target sparsity, never an earlier, denser
+/// epoch), and `deploy` stores its filters sparse: less flash than the dense filters of the
+/// same model, the latency change measured.
+#[test]
+fn magnitude_pruning_keeps_its_zeros_and_deploys_sparse() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, pruned) = (dir.path().join("har"), dir.path().join("sparse"));
+    train(&run, false);
+    fails_with(
+        tinyfit().arg("prune").arg(&run).args([
+            "--sparsity",
+            "0.8",
+            "--epochs",
+            "2",
+            "--ramp-epochs",
+            "3",
+        ]),
+        "leaves no epoch under the final masks",
+    );
+    let out = tinyfit()
+        .arg("prune")
+        .arg(&run)
+        .args(["--sparsity", "0.8", "--epochs", "3", "--ramp-epochs", "2"])
+        .arg("--out")
+        .arg(&pruned)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pruned.join("prune.json")).unwrap()).unwrap();
+    assert_eq!(report["method"], "magnitude", "{report}");
+    let sparsity = report["sparsity"].as_f64().unwrap();
+    assert!((sparsity - 0.8).abs() < 1e-3, "{report}");
+    let runs: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(pruned.join("report.json")).unwrap())
+            .unwrap();
+    let history = runs["history"].as_array().unwrap();
+    // Epoch 1 is half way (7/8 of the target by the cubic schedule), epochs 2 and 3 at it.
+    let at = |e: usize| history[e]["sparsity"].as_f64().unwrap();
+    assert!(
+        (at(0) - 0.7).abs() < 1e-3 && (at(2) - 0.8).abs() < 1e-3,
+        "{history:?}"
+    );
+    assert!(runs["best_epoch"].as_u64().unwrap() >= 1, "{stdout}");
+
+    let q = tinyfit().arg("quantize").arg(&pruned).output().unwrap();
+    assert!(q.status.success(), "{:?}", text(&q));
+    let deployed = |dense: bool| -> serde_json::Value {
+        let package = pruned.join(if dense { "dense" } else { "sparse" });
+        let mut cmd = tinyfit();
+        cmd.arg("deploy")
+            .arg(&pruned)
+            .args(["--board", "nrf52840", "--out"])
+            .arg(&package);
+        if dense {
+            cmd.arg("--dense-filters");
+        }
+        let d = cmd.output().unwrap();
+        assert!(d.status.success(), "{:?}", text(&d));
+        serde_json::from_str(&std::fs::read_to_string(package.join("deploy.json")).unwrap())
+            .unwrap()
+    };
+    let (sparse, dense) = (deployed(false), deployed(true));
+    assert!(!sparse["sparse_layers"].as_array().unwrap().is_empty());
+    assert!(dense["sparse_layers"].as_array().unwrap().is_empty());
+    assert!(
+        sparse["elf"]["flash"].as_u64() < dense["elf"]["flash"].as_u64(),
+        "{sparse}\n{dense}"
+    );
+    assert!(sparse["estimate"]["latency_ms"].as_f64().is_some());
+}
+
 /// A `[distill]` section trains the student on the teacher's soft targets as well (the run
 /// records it), and a teacher trained on other data is refused with the reason.
 #[test]

@@ -1,11 +1,11 @@
 //! Unstructured magnitude pruning: the smallest weights of convolutions and linear layers become
-//! zero, by one threshold per layer or one for the whole graph; [`Masks`] keep them zero through
-//! fine-tuning, and [`polynomial_sparsity`] paces gradual pruning (Zhu and Gupta, 2017).
-
-use std::collections::BTreeMap;
+//! zero, by one threshold per layer or one for the whole graph; [`GradualMagnitude`] tells the
+//! trainer which to hold at zero each epoch, pacing the sparsity with [`polynomial_sparsity`]
+//! (Zhu and Gupta, 2017).
 
 use serde::{Deserialize, Serialize};
 use tinyfit_graph::{Graph, Op, Weights};
+use tinyfit_train::{EpochMasks, KeepMasks, Masking};
 
 use super::PruneError;
 
@@ -19,42 +19,6 @@ pub enum Scope {
     Global,
 }
 
-/// Which weights stay, per weight tensor (`{node}.weight`), in the tensor's row-major order.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Masks {
-    /// `true` where the weight stays.
-    pub keep: BTreeMap<String, Vec<bool>>,
-}
-
-impl Masks {
-    /// The fraction of masked weights over every masked tensor.
-    pub fn sparsity(&self) -> f64 {
-        let total: usize = self.keep.values().map(Vec::len).sum();
-        let zero: usize = self
-            .keep
-            .values()
-            .map(|k| k.iter().filter(|&&b| !b).count())
-            .sum();
-        zero as f64 / total.max(1) as f64
-    }
-
-    /// Sets the masked weights to zero.
-    pub fn apply(&self, weights: &mut Weights) -> Result<(), PruneError> {
-        for (name, keep) in &self.keep {
-            let t = weights
-                .tensors
-                .get_mut(name)
-                .ok_or_else(|| PruneError::MissingTensor(name.clone()))?;
-            for (w, &k) in t.data.iter_mut().zip(keep) {
-                if !k {
-                    *w = 0.0;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Masks that zero `sparsity` (in [0, 1)) of the weights of every convolution and linear
 /// layer by magnitude, per layer or globally; ties go by position, so the count is exact.
 pub fn magnitude_masks(
@@ -62,7 +26,7 @@ pub fn magnitude_masks(
     weights: &Weights,
     sparsity: f64,
     scope: Scope,
-) -> Result<Masks, PruneError> {
+) -> Result<KeepMasks, PruneError> {
     if !(0.0..1.0).contains(&sparsity) {
         return Err(PruneError::BadSparsity(sparsity));
     }
@@ -109,9 +73,51 @@ pub fn magnitude_masks(
     for (t, i) in zeroed {
         keep[t][i] = false;
     }
-    Ok(Masks {
-        keep: tensors.into_iter().map(|(n, _)| n).zip(keep).collect(),
-    })
+    Ok(tensors.into_iter().map(|(n, _)| n).zip(keep).collect())
+}
+
+/// Sets the weights `masks` drop to zero.
+pub fn apply_masks(masks: &KeepMasks, weights: &mut Weights) -> Result<(), PruneError> {
+    for (name, keep) in masks {
+        let t = weights
+            .tensors
+            .get_mut(name)
+            .ok_or_else(|| PruneError::MissingTensor(name.clone()))?;
+        for (w, &k) in t.data.iter_mut().zip(keep) {
+            if !k {
+                *w = 0.0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Magnitude pruning paced over epochs: epoch e holds the smallest
+/// [`polynomial_sparsity`]`(0, target, e + 1, 0, ramp_epochs)` of the weights at zero, chosen
+/// afresh from the weights it starts with (weights already at zero are the smallest, so a
+/// weight once pruned stays pruned). `ramp_epochs = 1` prunes to the target at once
+/// (one-shot); the epochs after the ramp fine-tune under the final masks.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GradualMagnitude {
+    /// Final fraction of the weights at zero, in [0, 1).
+    pub target: f64,
+    /// One threshold per layer or one for the graph.
+    pub scope: Scope,
+    /// Epochs over which the sparsity rises to the target (at least one).
+    pub ramp_epochs: usize,
+}
+
+impl Masking for GradualMagnitude {
+    fn masks(&self, epoch: usize, graph: &Graph, weights: &Weights) -> Result<EpochMasks, String> {
+        let ramp = self.ramp_epochs.max(1);
+        let sparsity = polynomial_sparsity(0.0, self.target, epoch + 1, 0, ramp);
+        let keep =
+            magnitude_masks(graph, weights, sparsity, self.scope).map_err(|e| e.to_string())?;
+        Ok(EpochMasks {
+            keep,
+            at_target: epoch + 1 >= ramp,
+        })
+    }
 }
 
 /// Zhu and Gupta's gradual schedule: the sparsity at `step`, rising from `initial` at `begin`
@@ -169,8 +175,8 @@ mod tests {
     fn layer_wise_masks_take_the_same_fraction_of_every_layer() {
         let (g, w) = graph_and_weights();
         let masks = magnitude_masks(&g, &w, 0.5, Scope::LayerWise).unwrap();
-        assert_eq!(masks.keep["c.weight"], vec![false, true, true, false]);
-        let fc = &masks.keep["fc.weight"];
+        assert_eq!(masks["c.weight"], vec![false, true, true, false]);
+        let fc = &masks["fc.weight"];
         assert_eq!(fc.iter().filter(|&&k| !k).count(), 14);
         // The fourteen smallest magnitudes: indices 7..=20 (|i − 13.5| ≤ 6.5).
         assert!(
@@ -178,9 +184,13 @@ mod tests {
                 .enumerate()
                 .all(|(i, &k)| k != (7..=20).contains(&i))
         );
-        assert!((masks.sparsity() - 0.5).abs() < 1e-12);
+        let epoch = EpochMasks {
+            keep: masks.clone(),
+            at_target: true,
+        };
+        assert!((epoch.sparsity() - 0.5).abs() < 1e-12);
         let mut pruned = w.clone();
-        masks.apply(&mut pruned).unwrap();
+        apply_masks(&masks, &mut pruned).unwrap();
         assert_eq!(pruned.tensors["c.weight"].data, vec![0.0, -0.4, 0.3, 0.0]);
     }
 
@@ -189,9 +199,38 @@ mod tests {
         let (g, w) = graph_and_weights();
         let masks = magnitude_masks(&g, &w, 0.25, Scope::Global).unwrap();
         // 8 of 32: the four convolution weights (all below 0.5) and the four smallest of fc.
-        assert!(masks.keep["c.weight"].iter().all(|&k| !k));
-        assert_eq!(masks.keep["fc.weight"].iter().filter(|&&k| !k).count(), 4);
+        assert!(masks["c.weight"].iter().all(|&k| !k));
+        assert_eq!(masks["fc.weight"].iter().filter(|&&k| !k).count(), 4);
         assert!(magnitude_masks(&g, &w, 1.0, Scope::Global).is_err());
+    }
+
+    #[test]
+    fn gradual_masks_grow_nested_and_reach_the_target_at_the_ramp_end() {
+        let (g, w) = graph_and_weights();
+        let schedule = GradualMagnitude {
+            target: 0.5,
+            scope: Scope::Global,
+            ramp_epochs: 3,
+        };
+        let mut weights = w.clone();
+        let mut previous: Option<KeepMasks> = None;
+        for epoch in 0..4 {
+            let m = schedule.masks(epoch, &g, &weights).unwrap();
+            assert_eq!(m.at_target, epoch >= 2, "epoch {epoch}");
+            if let Some(prev) = &previous {
+                // A weight once dropped stays dropped.
+                for (name, keep) in &m.keep {
+                    assert!(keep.iter().zip(&prev[name]).all(|(&k, &p)| p || !k));
+                }
+            }
+            apply_masks(&m.keep, &mut weights).unwrap();
+            previous = Some(m.keep);
+        }
+        let last = EpochMasks {
+            keep: previous.unwrap(),
+            at_target: true,
+        };
+        assert!((last.sparsity() - 0.5).abs() < 1e-12);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use tinyfit_data::Splits;
 use tinyfit_graph::{Graph, Weights};
-use tinyfit_train::{Distillation, GraphModel, TrainOptions, cpu, evaluate};
+use tinyfit_train::{Distillation, GraphModel, Masking, TrainOptions, cpu, evaluate};
 
 use crate::experiment::{DistillSection, Experiment};
 use crate::progress::TrainProgress;
@@ -55,12 +55,13 @@ pub fn run(
         report::thousands(analysis.macs())
     );
 
-    train_run(&exp, &graph, &splits, &out, resume, None)?;
+    train_run(&exp, &graph, &splits, &out, resume, None, None)?;
     Ok(())
 }
 
-/// Trains `graph` as `exp` says (from `initial` weights, or PyTorch's initialisation) into the
-/// run folder `out`, writes its files and report, and prints validation and test figures.
+/// Trains `graph` as `exp` says (from `initial` weights, or PyTorch's initialisation; holding
+/// the weights `masking` drops at zero) into the run folder `out`, writes its files and
+/// report, and prints validation and test figures.
 pub fn train_run(
     exp: &Experiment,
     graph: &Graph,
@@ -68,6 +69,7 @@ pub fn train_run(
     out: &Path,
     resume: bool,
     initial: Option<&Weights>,
+    masking: Option<&dyn Masking>,
 ) -> Result<Report> {
     let analysis = graph.analyze()?;
     let sizes = splits.sizes();
@@ -108,6 +110,7 @@ pub fn train_run(
                 teacher: t,
                 config: d.settings(),
             }),
+        masking,
     };
     let outcome = tinyfit_train::train(
         graph,
