@@ -330,32 +330,60 @@ static int32_t sparse_row_dot(const int8_t *x, const uint32_t *mask, int32_t wor
     return (int32_t)acc;
 }
 
-void tf_conv2d_sparse(const int8_t *input, tf_shape in, const tf_sparse_filter *f,
-                      const int32_t *folded_bias, const tf_window *w, const tf_requant *q,
-                      int8_t *output, tf_shape out, int8_t *field) {
-    const int32_t words = (w->kh * w->kw * in.c + 31) / 32;
-    for (int32_t oy = 0; oy < out.h; oy++) {
-        for (int32_t ox = 0; ox < out.w; ox++) {
-            gather(input, in, w, q->input_zero_point, oy, ox, field);
-            const int8_t *values = f->values;
-            int8_t *y = output + (oy * out.w + ox) * out.c;
-            for (int32_t oc = 0; oc < out.c; oc++) {
-                const int32_t acc = sparse_row_dot(field, f->mask + oc * words, words, &values);
-                y[oc] = requant_output(q, acc, folded_bias, oc);
-            }
+/* The sum over one packed row of `depth` weights of `bits` bits times `x`. A reference loop:
+ * each weight is cut out of its byte and sign-extended (v − 2 · (v & sign bit)), or for one
+ * bit mapped to −1 or +1. */
+static int32_t packed_row_dot(const int8_t *x, int32_t depth, const uint8_t *row, int32_t bits) {
+    const int32_t field_mask = (1 << bits) - 1;
+    const int32_t sign = 1 << (bits - 1);
+    uint32_t acc = 0;
+    for (int32_t k = 0; k < depth; k++) {
+        const int32_t bit = k * bits;
+        const int32_t v = (row[bit >> 3] >> (bit & 7)) & field_mask;
+        const int32_t weight = bits == 1 ? 2 * v - 1 : v - ((v & sign) << 1);
+        acc += (uint32_t)(x[k] * weight);
+    }
+    return (int32_t)acc;
+}
+
+/* Every output channel of a compact filter on one input vector `x` of `depth` values. */
+static void compact_rows(const int8_t *x, int32_t depth, const tf_compact_filter *f,
+                         const int32_t *folded_bias, const tf_requant *q, int8_t *y,
+                         int32_t rows) {
+    if (f->bits == 0) {
+        const int32_t words = (depth + 31) / 32;
+        const int8_t *values = (const int8_t *)f->values;
+        for (int32_t r = 0; r < rows; r++) {
+            const int32_t acc = sparse_row_dot(x, f->mask + r * words, words, &values);
+            y[r] = requant_output(q, acc, folded_bias, r);
+        }
+    } else {
+        const int32_t row_bytes = (depth * f->bits + 7) / 8;
+        const uint8_t *packed = (const uint8_t *)f->values;
+        for (int32_t r = 0; r < rows; r++) {
+            const int32_t acc = packed_row_dot(x, depth, packed + r * row_bytes, f->bits);
+            y[r] = requant_output(q, acc, folded_bias, r);
         }
     }
 }
 
-void tf_fully_connected_sparse(const int8_t *input, int32_t in_len, const tf_sparse_filter *f,
-                               const int32_t *folded_bias, const tf_requant *q, int8_t *output,
-                               int32_t out_len) {
-    const int32_t words = (in_len + 31) / 32;
-    const int8_t *values = f->values;
-    for (int32_t o = 0; o < out_len; o++) {
-        const int32_t acc = sparse_row_dot(input, f->mask + o * words, words, &values);
-        output[o] = requant_output(q, acc, folded_bias, o);
+void tf_conv2d_compact(const int8_t *input, tf_shape in, const tf_compact_filter *f,
+                       const int32_t *folded_bias, const tf_window *w, const tf_requant *q,
+                       int8_t *output, tf_shape out, int8_t *field) {
+    const int32_t depth = w->kh * w->kw * in.c;
+    for (int32_t oy = 0; oy < out.h; oy++) {
+        for (int32_t ox = 0; ox < out.w; ox++) {
+            gather(input, in, w, q->input_zero_point, oy, ox, field);
+            compact_rows(field, depth, f, folded_bias, q, output + (oy * out.w + ox) * out.c,
+                         out.c);
+        }
     }
+}
+
+void tf_fully_connected_compact(const int8_t *input, int32_t in_len,
+                                const tf_compact_filter *f, const int32_t *folded_bias,
+                                const tf_requant *q, int8_t *output, int32_t out_len) {
+    compact_rows(input, in_len, f, folded_bias, q, output, out_len);
 }
 
 #if TINYFIT_DSP

@@ -108,25 +108,31 @@ void tf_fully_connected(const int8_t *input, int32_t in_len, const int8_t *filte
                         const int32_t *bias, const tf_requant *q, int8_t *output,
                         int32_t out_len, int16_t *scratch);
 
-/* A filter in the sparse format: for each output channel, a bitmap of its row's weights (bit
- * 31 − k of word j, most significant first, for weight 32j + k; ceil(row / 32) words a row)
- * saying which are stored, then the stored (non-zero) weights of every row in order. */
+/* A filter stored compactly, row by row (one row per output channel; a convolution's rows in
+ * tf_conv2d's plain order, [kh][kw][in_c]):
+ * - sparse (bits 0): for each row, a bitmap of its weights (bit 31 − k of word j, most
+ *   significant first, for weight 32j + k; ceil(row / 32) words a row) saying which are stored
+ *   in `mask`, then the stored (non-zero) int8 weights of every row in order in `values`;
+ * - packed (bits 1, 2 or 4): every weight in `bits` bits, two's complement (one bit: set for
+ *   +1, clear for −1), weight k of a row in bits k · bits.. from the least significant bit of
+ *   the row's first byte, each row starting on a byte, in `values`; `mask` NULL. */
 typedef struct {
+    int32_t bits;
     const uint32_t *mask;
-    const int8_t *values;
-} tf_sparse_filter;
+    const void *values;
+} tf_compact_filter;
 
-/* Convolution without groups on a sparse filter (rows in tf_conv2d's plain order,
- * [kh][kw][in_c]); any core. `folded_bias` holds bias[c] − z_in · Σ_row w, so the kernel sums
- * x · w over the stored weights only. `field` holds kh · kw · in_c bytes (a receptive field). */
-void tf_conv2d_sparse(const int8_t *input, tf_shape in, const tf_sparse_filter *f,
-                      const int32_t *folded_bias, const tf_window *w, const tf_requant *q,
-                      int8_t *output, tf_shape out, int8_t *field);
+/* Convolution without groups on a compact filter; any core. `folded_bias` holds
+ * bias[c] − z_in · Σ_row w, so that the kernel sums x · w without the input offset. `field`
+ * holds kh · kw · in_c bytes (a receptive field). */
+void tf_conv2d_compact(const int8_t *input, tf_shape in, const tf_compact_filter *f,
+                       const int32_t *folded_bias, const tf_window *w, const tf_requant *q,
+                       int8_t *output, tf_shape out, int8_t *field);
 
-/* Fully connected layer on a sparse filter; `folded_bias` as for tf_conv2d_sparse. */
-void tf_fully_connected_sparse(const int8_t *input, int32_t in_len, const tf_sparse_filter *f,
-                               const int32_t *folded_bias, const tf_requant *q, int8_t *output,
-                               int32_t out_len);
+/* Fully connected layer on a compact filter; `folded_bias` as for tf_conv2d_compact. */
+void tf_fully_connected_compact(const int8_t *input, int32_t in_len,
+                                const tf_compact_filter *f, const int32_t *folded_bias,
+                                const tf_requant *q, int8_t *output, int32_t out_len);
 
 /* Average pooling (divisor counts in-bounds taps, rounds half away from zero). */
 void tf_avg_pool(const int8_t *input, tf_shape in, const tf_window *w, int32_t act_min,

@@ -15,8 +15,8 @@ use tinyfit_micro::fixed_point::QuantizedMultiplier;
 use tinyfit_micro::kernels::{Clamp, Shape, Window};
 use tinyfit_micro::{Constants, Kernel, Operation, TensorInfo};
 
+use crate::compact::{CompactFilter, folded_row_bias};
 use crate::program::Program;
-use crate::sparse::{SparseFilter, folded_row_bias};
 
 /// The kernels, shipped verbatim.
 const KERNELS_H: &str = include_str!("../c/tinyfit_kernels.h");
@@ -42,9 +42,9 @@ void tinyfit_profile_mark(void) { __asm__ volatile(\"\"); }
 pub struct Package {
     /// `(file name, contents)`, in the order they are written.
     pub files: Vec<(&'static str, String)>,
-    /// The layers whose filters the package stores in the sparse format.
-    pub sparse_layers: Vec<SparseLayer>,
-    /// Bytes of the receptive-field buffer of the sparse convolutions (any core).
+    /// The layers whose filters the package stores in a compact format.
+    pub compact_layers: Vec<CompactLayer>,
+    /// Bytes of the receptive-field buffer of the compact convolutions (any core).
     pub field_bytes: usize,
     /// Bytes of scratch the DSP kernels use (Cortex-M4/M7 builds).
     pub dsp_scratch_bytes: usize,
@@ -56,11 +56,11 @@ impl Package {
         self.field_bytes + self.dsp_scratch_bytes
     }
 
-    /// Filter bytes the sparse format saves over dense storage.
+    /// Filter bytes the compact formats save over dense storage.
     pub fn filter_bytes_saved(&self) -> usize {
-        self.sparse_layers
+        self.compact_layers
             .iter()
-            .map(|l| l.dense_bytes - l.sparse_bytes)
+            .map(|l| l.dense_bytes - l.stored_bytes)
             .sum()
     }
 }
@@ -68,29 +68,31 @@ impl Package {
 /// Choices the generator leaves to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Options {
-    /// Store the filters of convolutions and fully connected layers in the sparse format
-    /// ([`crate::sparse`]) where that saves at least [`crate::sparse::MIN_SAVING`] of their
-    /// bytes.
-    pub sparse_filters: bool,
+    /// Store the filters of convolutions and fully connected layers in a compact format
+    /// ([`crate::compact`]: sparse, or packed in fewer bits) where that saves at least
+    /// [`crate::compact::MIN_SAVING`] of their bytes.
+    pub compact_filters: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
-            sparse_filters: true,
+            compact_filters: true,
         }
     }
 }
 
-/// A layer stored in the sparse format, for reports.
+/// A layer stored in a compact format, for reports.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SparseLayer {
+pub struct CompactLayer {
     /// Graph node.
     pub node: String,
+    /// `sparse`, `packed4`, `packed2` or `packed1`.
+    pub format: String,
     /// Filter bytes stored dense.
     pub dense_bytes: usize,
-    /// Mask and value bytes stored sparse.
-    pub sparse_bytes: usize,
+    /// Filter bytes stored compact.
+    pub stored_bytes: usize,
     /// Fraction of the weights that are non-zero.
     pub density: f64,
 }
@@ -115,13 +117,13 @@ pub fn generate(program: &Program) -> Package {
 
 /// Generates the C package of `program`.
 pub fn generate_with(program: &Program, options: &Options) -> Package {
-    let sparse: Vec<Option<SparseFilter>> = program
+    let compact: Vec<Option<CompactFilter>> = program
         .operations
         .iter()
-        .map(|op| sparse_filter(program, op, options))
+        .map(|op| compact_filter(program, op, options))
         .collect();
-    let field_bytes = sparse_field_bytes(program, &sparse);
-    let scratch_bytes = dsp_scratch_bytes(program, &sparse);
+    let field_bytes = compact_field_bytes(program, &compact);
+    let scratch_bytes = dsp_scratch_bytes(program, &compact);
     let mut model_c = String::new();
     let mut body = String::new();
     for (i, op) in program.operations.iter().enumerate() {
@@ -135,8 +137,8 @@ pub fn generate_with(program: &Program, options: &Options) -> Package {
             "    /* {i}: {} ({}, {}x{}x{}, {} MACs) */",
             report.node, report.kind, out.shape.h, out.shape.w, out.shape.c, report.macs
         );
-        let call = match &sparse[i] {
-            Some(filter) => emit_sparse_layer(
+        let call = match &compact[i] {
+            Some(filter) => emit_compact_layer(
                 program,
                 &op.kernel,
                 filter,
@@ -187,7 +189,7 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
     if field_bytes > 0 {
         let _ = writeln!(
             c,
-            "/* Receptive fields of the sparse convolutions. */\nstatic int8_t field[{field_bytes}] __attribute__((aligned(4)));\n"
+            "/* Receptive fields of the convolutions with compact filters. */\nstatic int8_t field[{field_bytes}] __attribute__((aligned(4)));\n"
         );
     }
     c.push_str(&model_c);
@@ -203,17 +205,20 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
             ("model.c", c),
             ("main.c", MAIN_C.to_string()),
         ],
-        sparse_layers: program
+        compact_layers: program
             .report
             .iter()
-            .zip(&sparse)
-            .filter_map(|(r, s)| {
-                let s = s.as_ref()?;
-                Some(SparseLayer {
+            .zip(&program.operations)
+            .zip(&compact)
+            .filter_map(|((r, op), c)| {
+                let filter = weighted_filter(program, op)?;
+                Some(CompactLayer {
                     node: r.node.clone(),
-                    dense_bytes: s.dense_bytes,
-                    sparse_bytes: s.bytes(),
-                    density: s.values.len() as f64 / s.dense_bytes.max(1) as f64,
+                    format: c.as_ref()?.format(),
+                    dense_bytes: filter.len(),
+                    stored_bytes: c.as_ref()?.bytes(),
+                    density: filter.iter().filter(|&&w| w != 0).count() as f64
+                        / filter.len().max(1) as f64,
                 })
             })
             .collect(),
@@ -222,31 +227,36 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
     }
 }
 
-/// The sparse encoding of `op`'s filter, where `options` allow it, the kernel has a sparse
-/// version (convolutions without groups, fully connected layers) and it pays.
-fn sparse_filter(program: &Program, op: &Operation, options: &Options) -> Option<SparseFilter> {
-    if !options.sparse_filters {
-        return None;
-    }
-    let constants = match op.kernel {
+/// The filter of a convolution without groups or of a fully connected layer: the layers with a
+/// compact-format kernel.
+fn weighted_filter<'p>(program: &'p Program, op: &Operation) -> Option<&'p [i8]> {
+    match op.kernel {
         Kernel::Conv {
             groups: 1,
             constants,
             ..
         }
-        | Kernel::FullyConnected { constants } => constants,
-        _ => return None,
-    };
-    let rows = program.tensors[op.output as usize].shape.c;
-    SparseFilter::worth_it(constants.filter.of(&program.weights)?, rows)
+        | Kernel::FullyConnected { constants } => constants.filter.of(&program.weights),
+        _ => None,
+    }
 }
 
-/// The largest receptive field of the convolutions stored sparse.
-fn sparse_field_bytes(program: &Program, sparse: &[Option<SparseFilter>]) -> usize {
+/// The compact encoding of `op`'s filter, where `options` allow it, the kernel has a compact
+/// version and it pays.
+fn compact_filter(program: &Program, op: &Operation, options: &Options) -> Option<CompactFilter> {
+    if !options.compact_filters {
+        return None;
+    }
+    let rows = program.tensors[op.output as usize].shape.c;
+    CompactFilter::choose(weighted_filter(program, op)?, rows)
+}
+
+/// The largest receptive field of the convolutions stored compact.
+fn compact_field_bytes(program: &Program, compact: &[Option<CompactFilter>]) -> usize {
     program
         .operations
         .iter()
-        .zip(sparse)
+        .zip(compact)
         .filter(|(_, s)| s.is_some())
         .map(|(op, _)| match op.kernel {
             Kernel::Conv { window, .. } => {
@@ -260,39 +270,53 @@ fn sparse_field_bytes(program: &Program, sparse: &[Option<SparseFilter>]) -> usi
         .unwrap_or(0)
 }
 
-/// Emits a convolution or fully connected layer whose filter is stored sparse: the mask and
-/// values, the bias with the input zero point folded in, the general requantisation; returns
-/// its kernel call.
-fn emit_sparse_layer(
+/// Emits a convolution or fully connected layer whose filter is stored compact: the filter,
+/// the bias with the input zero point folded in, the general requantisation; returns its
+/// kernel call.
+fn emit_compact_layer(
     program: &Program,
     kernel: &Kernel,
-    filter: &SparseFilter,
+    filter: &CompactFilter,
     prefix: &str,
     input: &TensorInfo,
     out: &TensorInfo,
     statics: &mut String,
 ) -> String {
     let (Kernel::Conv { constants, .. } | Kernel::FullyConnected { constants }) = *kernel else {
-        unreachable!("only convolutions and fully connected layers are stored sparse")
+        unreachable!("only convolutions and fully connected layers are stored compact")
     };
     let channels = out.shape.c;
     let dense = constants.filter.of(&program.weights).unwrap_or(&[]);
     let bias = constants.bias.of(&program.biases).unwrap_or(&[]);
-    emit_array(
-        statics,
-        "uint32_t",
-        &format!("{prefix}_mask"),
-        filter.mask.iter().map(|m| format!("{m:#010x}u")),
-    );
-    emit_array(
-        statics,
-        "int8_t",
-        &format!("{prefix}_values"),
-        filter.values.iter(),
-    );
+    let (bits, mask) = match filter {
+        CompactFilter::Sparse(s) => {
+            emit_array(
+                statics,
+                "uint32_t",
+                &format!("{prefix}_mask"),
+                s.mask.iter().map(|m| format!("{m:#010x}u")),
+            );
+            emit_array(
+                statics,
+                "int8_t",
+                &format!("{prefix}_values"),
+                s.values.iter(),
+            );
+            (0, format!("{prefix}_mask"))
+        }
+        CompactFilter::Packed(p) => {
+            emit_array(
+                statics,
+                "uint8_t",
+                &format!("{prefix}_values"),
+                p.data.iter().map(|b| format!("{b:#04x}")),
+            );
+            (p.bits, "NULL".into())
+        }
+    };
     let _ = writeln!(
         statics,
-        "static const tf_sparse_filter {prefix}_filter = {{{prefix}_mask, {prefix}_values}};\n"
+        "static const tf_compact_filter {prefix}_filter = {{{bits}, {mask}, {prefix}_values}};\n"
     );
     let folded = folded_row_bias(dense, channels, bias, input.zero_point);
     emit_array(statics, "int32_t", &format!("{prefix}_bias"), folded.iter());
@@ -310,7 +334,7 @@ fn emit_sparse_layer(
         Kernel::Conv { window, .. } => {
             emit_window(statics, prefix, &window);
             format!(
-                "    tf_conv2d_sparse({}, {}, &{prefix}_filter, {prefix}_bias, &{prefix}_window, &{prefix}_q, {}, {}, field);\n",
+                "    tf_conv2d_compact({}, {}, &{prefix}_filter, {prefix}_bias, &{prefix}_window, &{prefix}_q, {}, {}, field);\n",
                 at(input),
                 shape(input.shape),
                 at(out),
@@ -318,7 +342,7 @@ fn emit_sparse_layer(
             )
         }
         _ => format!(
-            "    tf_fully_connected_sparse({}, {}, &{prefix}_filter, {prefix}_bias, &{prefix}_q, {}, {});\n",
+            "    tf_fully_connected_compact({}, {}, &{prefix}_filter, {prefix}_bias, &{prefix}_q, {}, {});\n",
             at(input),
             input.shape.len(),
             at(out),
@@ -854,11 +878,11 @@ void tinyfit_invoke(void);
 /// groups (an int8 receptive field and two int16 columns) and fully connected layers (the
 /// widened input), as `TINYFIT_CONV_SCRATCH_BYTES` and `TINYFIT_FC_SCRATCH_BYTES` in
 /// `tinyfit_kernels.h` size them.
-fn dsp_scratch_bytes(program: &Program, sparse: &[Option<SparseFilter>]) -> usize {
+fn dsp_scratch_bytes(program: &Program, compact: &[Option<CompactFilter>]) -> usize {
     program
         .operations
         .iter()
-        .zip(sparse)
+        .zip(compact)
         .filter(|(_, s)| s.is_none())
         .map(|(op, _)| match op.kernel {
             Kernel::Conv {

@@ -3,13 +3,13 @@
 
 pub mod boards;
 pub mod codegen;
+pub mod compact;
 pub mod cost;
 pub mod emulator;
 mod host;
 mod layout;
 pub mod lower;
 pub mod program;
-pub mod sparse;
 pub mod tflite;
 
 pub use host::host_kernels;

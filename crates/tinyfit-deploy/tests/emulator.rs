@@ -199,49 +199,62 @@ fn check_sanitized_host_build(
     assert_eq!(got, expected(program, &inputs, n), "{what}");
 }
 
-/// Filters with four weights in five zeroed are stored in the sparse format, and the sparse
-/// kernels give the runtime's integers on the emulated Cortex-M4 and in the sanitised host
-/// build: padding on every side, strides, dilation, depths that are not whole bytes of mask,
-/// fully connected layers of few and many rows.
+/// Filters that int8 storage wastes are stored compact, and the compact kernels give the
+/// runtime's integers on the emulated Cortex-M4 and in the sanitised host build (padding on
+/// every side, strides, dilation, depths that are not whole words or bytes, fully connected
+/// layers of few and many rows): four weights in five zeroed go sparse; 4-bit, ternary and
+/// binary values go packed in 4, 2 and 1 bits.
 #[test]
-fn sparse_filters_match_runtime() {
+fn compact_filters_match_runtime() {
     let mut rng = Rng(0x5ba7_5e00_f11e_0001);
-    for (i, (graph, _)) in edge_case_graphs().into_iter().enumerate() {
-        let mut q = quantised_plain(graph, &mut rng, WEIGHT_SCALES);
-        for w in q.weights.values_mut() {
-            for v in &mut w.data {
-                if !rng.next().is_multiple_of(5) {
-                    *v = 0;
+    type Weight = fn(&mut Rng, i8) -> i8;
+    let cases: [(&str, Weight); 4] = [
+        (
+            "sparse",
+            |rng, v| if rng.next().is_multiple_of(5) { v } else { 0 },
+        ),
+        ("packed4", |_, v| v % 8),
+        ("packed2", |_, v| v % 2),
+        ("packed1", |_, v| if v < 0 { -1 } else { 1 }),
+    ];
+    for (format, weight) in cases {
+        for (i, (graph, _)) in edge_case_graphs().into_iter().enumerate() {
+            let mut q = quantised_plain(graph, &mut rng, WEIGHT_SCALES);
+            for w in q.weights.values_mut() {
+                for v in &mut w.data {
+                    *v = weight(&mut rng, *v);
                 }
             }
+            let program = lower(&q).expect("lowers");
+            let dir = tempfile::tempdir().unwrap();
+            let package = codegen::generate(&program);
+            package.write(dir.path()).unwrap();
+            // Every convolution without groups and fully connected layer goes compact, but
+            // for the bitmap the 2-D graph's last, whose rows of three weights cannot pay for
+            // a mask word.
+            let expected: Vec<&str> = program
+                .report()
+                .iter()
+                .filter(|r| r.kind == "conv" || r.kind == "fully_connected")
+                .filter(|r| (format, i, r.node.as_str()) != ("sparse", 0, "fc"))
+                .map(|r| r.node.as_str())
+                .collect();
+            let compact: Vec<&str> = package
+                .compact_layers
+                .iter()
+                .filter(|l| l.format == format)
+                .map(|l| l.node.as_str())
+                .collect();
+            assert_eq!(compact, expected, "{format}, graph {i}");
+            let (differ, outputs) = differing_outputs(&program, dir.path(), 41 + i as u64);
+            println!(
+                "{format} edge-case graph {i}: {} layers {format}, {differ} of {outputs} outputs \
+                 differ on the emulated Cortex-M4",
+                compact.len()
+            );
+            assert_eq!(differ, 0);
+            check_sanitized_host_build(&program, dir.path(), 51 + i as u64, format);
         }
-        let program = lower(&q).expect("lowers");
-        let dir = tempfile::tempdir().unwrap();
-        let package = codegen::generate(&program);
-        package.write(dir.path()).unwrap();
-        // Every convolution without groups and fully connected layer goes sparse but the 2-D
-        // graph's last, whose rows of three weights cannot pay for a mask word.
-        let expected: Vec<&str> = program
-            .report()
-            .iter()
-            .filter(|r| r.kind == "conv" || r.kind == "fully_connected")
-            .filter(|r| (i, r.node.as_str()) != (0, "fc"))
-            .map(|r| r.node.as_str())
-            .collect();
-        let sparse: Vec<&str> = package
-            .sparse_layers
-            .iter()
-            .map(|l| l.node.as_str())
-            .collect();
-        assert_eq!(sparse, expected, "graph {i}");
-        let (differ, outputs) = differing_outputs(&program, dir.path(), 41 + i as u64);
-        println!(
-            "sparse edge-case graph {i}: {} layers sparse, {differ} of {outputs} outputs differ \
-             on the emulated Cortex-M4",
-            package.sparse_layers.len()
-        );
-        assert_eq!(differ, 0);
-        check_sanitized_host_build(&program, dir.path(), 51 + i as u64, "sparse edge case");
     }
 }
 

@@ -65,8 +65,9 @@ enum Command {
         /// Folder for the package.
         #[arg(long)]
         out: PathBuf,
-        /// Keep every filter dense (by default, filters that are sparse enough are stored as
-        /// bitmap and non-zero values where that saves a quarter of their bytes).
+        /// Keep every filter dense int8 (by default, a filter is stored sparse, as bitmap and
+        /// non-zero values, or packed in 4, 2 or 1 bits when its values fit, where that saves
+        /// a quarter of its bytes).
         #[arg(long)]
         dense_filters: bool,
     },

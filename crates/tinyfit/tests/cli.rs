@@ -567,8 +567,9 @@ fn magnitude_pruning_keeps_its_zeros_and_deploys_sparse() {
             .unwrap()
     };
     let (sparse, dense) = (deployed(false), deployed(true));
-    assert!(!sparse["sparse_layers"].as_array().unwrap().is_empty());
-    assert!(dense["sparse_layers"].as_array().unwrap().is_empty());
+    let compact = sparse["compact_layers"].as_array().unwrap();
+    assert!(!compact.is_empty() && compact.iter().all(|l| l["format"] == "sparse"));
+    assert!(dense["compact_layers"].as_array().unwrap().is_empty());
     assert!(
         sparse["elf"]["flash"].as_u64() < dense["elf"]["flash"].as_u64(),
         "{sparse}\n{dense}"

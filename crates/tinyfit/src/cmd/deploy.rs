@@ -29,8 +29,9 @@ struct Deployment<'a> {
     elf: Option<ElfSizes>,
     /// Bytes of scratch the kernels use beside the arena.
     scratch_bytes: usize,
-    /// Layers whose filters are stored in the sparse format, with their dense and sparse bytes.
-    sparse_layers: Vec<codegen::SparseLayer>,
+    /// Layers whose filters are stored in a compact format (sparse, or packed in fewer bits),
+    /// with their dense and stored bytes.
+    compact_layers: Vec<codegen::CompactLayer>,
     /// Latency and energy of one inference on the board, from the instructions the build
     /// executes on the emulated core (absent where there is no emulated core).
     estimate: Option<cost::Estimate>,
@@ -60,7 +61,7 @@ pub fn run(model: &Path, board: &str, out: &Path, dense_filters: bool) -> Result
     let program = tinyfit_deploy::lower(&quant).with_context(|| file.display().to_string())?;
     refuse_if_too_big(&program, board)?;
     let options = codegen::Options {
-        sparse_filters: !dense_filters,
+        compact_filters: !dense_filters,
     };
     let package = codegen::generate_with(&program, &options);
     package
@@ -106,7 +107,7 @@ pub fn run(model: &Path, board: &str, out: &Path, dense_filters: bool) -> Result
         arena_lower_bound: memory.lower_bound,
         elf,
         scratch_bytes: package.scratch_bytes(),
-        sparse_layers: package.sparse_layers.clone(),
+        compact_layers: package.compact_layers.clone(),
         estimate,
         stack_bytes,
         peak_sram_bytes,
@@ -132,11 +133,21 @@ pub fn run(model: &Path, board: &str, out: &Path, dense_filters: bool) -> Result
         thousands(deployment.const_bytes as u64),
         thousands(board.flash_bytes as u64)
     );
-    if !deployment.sparse_layers.is_empty() {
-        let dense: usize = deployment.sparse_layers.iter().map(|l| l.dense_bytes).sum();
+    if !deployment.compact_layers.is_empty() {
+        let dense: usize = deployment
+            .compact_layers
+            .iter()
+            .map(|l| l.dense_bytes)
+            .sum();
+        let formats: Vec<String> = deployment
+            .compact_layers
+            .iter()
+            .map(|l| format!("{} {}", l.node, l.format))
+            .collect();
         println!(
-            "{} layers store their filters sparse (bitmap + non-zero values): {} B instead of {} B",
-            deployment.sparse_layers.len(),
+            "{} layers store their filters compact ({}): {} B instead of {} B",
+            deployment.compact_layers.len(),
+            formats.join(", "),
             thousands((dense - package.filter_bytes_saved()) as u64),
             thousands(dense as u64)
         );
