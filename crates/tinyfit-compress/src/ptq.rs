@@ -7,22 +7,26 @@
 //!    its producer, pooling, flatten and identity outputs and their inputs. Softmax outputs use
 //!    TFLite's fixed 1/256 and −128.
 //! 4. Convolution weights are symmetric int8 per output channel, fully connected weights per
-//!    tensor (`max |w| / 127`); biases are int32 with scale `s_in · s_w`.
+//!    tensor (`max |w| / 127`); biases are int32 with scale `s_in · s_w`. Layers given a
+//!    lower precision ([`WeightBits`]: 4-bit, ternary, binary) take its grid per output
+//!    channel: int8 codes within the grid's range, which the code generator packs.
 
 use std::collections::BTreeMap;
 
 use tinyfit_data::Dataset;
 use tinyfit_graph::quant::{Affine, QuantGraph, QuantTensor};
 use tinyfit_graph::{Graph, GraphError, Op, ValueRef, Weights};
-use tinyfit_train::{GraphModel, batch, cpu};
+use tinyfit_train::{GraphModel, Precision, WeightBits, batch, cpu};
 
-/// How to calibrate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How to calibrate, and each layer's weight precision.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PtqConfig {
     /// Calibration samples, spread evenly over the given data (all when fewer).
     pub calibration_samples: usize,
     /// Samples per forward pass.
     pub batch_size: usize,
+    /// Layers whose weights take a grid other than int8.
+    pub weight_bits: Precision,
 }
 
 impl Default for PtqConfig {
@@ -30,6 +34,7 @@ impl Default for PtqConfig {
         PtqConfig {
             calibration_samples: 1024,
             batch_size: 256,
+            weight_bits: Precision::new(),
         }
     }
 }
@@ -73,9 +78,15 @@ pub fn quantize(
     if calibration.is_empty() {
         return Err(PtqError::Calibration("no samples".into()));
     }
-    let ranges = calibrate(&graph, &weights, calibration, config)?;
+    let ranges = calibrate(&graph, &weights, calibration, &config)?;
     let activations = assign_activations(&graph, &analysis, &ranges)?;
-    let (qweights, biases) = quantize_weights(&graph, &analysis, &weights, &activations)?;
+    let (qweights, biases) = quantize_weights(
+        &graph,
+        &analysis,
+        &weights,
+        &activations,
+        &config.weight_bits,
+    )?;
     Ok(QuantGraph {
         graph,
         activations,
@@ -90,7 +101,7 @@ fn calibrate(
     graph: &Graph,
     weights: &Weights,
     data: &Dataset,
-    config: PtqConfig,
+    config: &PtqConfig,
 ) -> Result<Vec<(f32, f32)>, PtqError> {
     let device = cpu();
     let model = GraphModel::new(graph, weights, &device)?;
@@ -207,12 +218,14 @@ fn assign_activations(
 
 type QuantWeights = (BTreeMap<String, QuantTensor>, BTreeMap<String, Vec<i32>>);
 
-/// Symmetric int8 weights and int32 biases of every convolution and linear layer.
+/// Symmetric weights (int8, or the grid `precision` names) and int32 biases of every
+/// convolution and linear layer.
 fn quantize_weights(
     graph: &Graph,
     analysis: &tinyfit_graph::Analysis,
     weights: &Weights,
     activations: &BTreeMap<String, Affine>,
+    precision: &Precision,
 ) -> Result<QuantWeights, PtqError> {
     let mut qweights = BTreeMap::new();
     let mut biases = BTreeMap::new();
@@ -224,24 +237,22 @@ fn quantize_weights(
         };
         let w = &weights.tensors[&format!("{}.weight", node.name)];
         let per = w.data.len() / channels;
-        let scale_of = |values: &[f32]| {
-            let m = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-            if m > 0.0 { m / 127.0 } else { 1.0 }
-        };
-        let scales: Vec<f32> = if per_channel {
-            w.data.chunks_exact(per).map(scale_of).collect()
+        let bits = precision
+            .get(&node.name)
+            .copied()
+            .unwrap_or(WeightBits::Int8);
+        // Below eight bits every layer is per channel: the grids' scales are per filter.
+        let per_channel = per_channel || bits != WeightBits::Int8;
+        let rows: Vec<(Vec<i8>, f32)> = if per_channel {
+            w.data
+                .chunks_exact(per)
+                .map(|row| bits.quantize_row(row))
+                .collect()
         } else {
-            vec![scale_of(&w.data)]
+            vec![bits.quantize_row(&w.data)]
         };
-        let data = w
-            .data
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| {
-                let s = scales[if per_channel { k / per } else { 0 }];
-                (v / s).round().clamp(-127.0, 127.0) as i8
-            })
-            .collect();
+        let scales: Vec<f32> = rows.iter().map(|r| r.1).collect();
+        let data: Vec<i8> = rows.into_iter().flat_map(|r| r.0).collect();
         let input = match analysis.nodes[i].inputs[0] {
             ValueRef::Input(k) => &graph.inputs[k].name,
             ValueRef::Node(j) => &graph.nodes[j].name,

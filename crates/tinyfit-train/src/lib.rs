@@ -18,6 +18,7 @@ mod metrics;
 mod model;
 mod trainer;
 pub mod value;
+pub mod weight_quant;
 
 pub use checkpoint::{TrainState, exists as has_checkpoint};
 pub use config::{OptimizerConfig, Schedule, TrainConfig};
@@ -31,3 +32,4 @@ pub use trainer::{
     train,
 };
 pub use value::Value;
+pub use weight_quant::{Precision, WeightBits};

@@ -12,6 +12,7 @@ use tinyfit_graph::{Analysis, Conv, Graph, GraphError, Op, Pool, ValueRef, Weigh
 use crate::layers::{self, BatchNorm, ConvWeights, Layer, Linear, Stateless};
 use crate::masks::{DeviceMask, DeviceMasks};
 use crate::value::{Value, each_rank};
+use crate::weight_quant::{Precision, WeightBits};
 
 /// A graph executed with burn: one [`Layer`] per node, run in the graph's order.
 #[derive(Module, Debug)]
@@ -27,6 +28,8 @@ struct Plan {
     graph: Graph,
     analysis: Analysis,
     steps: Vec<Step>,
+    /// Per node, the weight grid the forward pass quantises to (QAT); `None` for float.
+    weight_bits: Vec<Option<WeightBits>>,
 }
 
 /// A node's op with its window geometry resolved against the input shape.
@@ -91,8 +94,53 @@ impl GraphModel {
                 graph: graph.clone(),
                 analysis,
                 steps,
+                weight_bits: vec![None; graph.nodes.len()],
             }),
         })
+    }
+
+    /// This module with fake-quantised weights ([`crate::weight_quant`]): the forward pass,
+    /// and [`GraphModel::weights`], use each named layer's weights on its grid.
+    pub fn with_weight_bits(mut self, precision: &Precision) -> Result<Self, String> {
+        let mut plan = (*self.plan).clone();
+        for (name, &bits) in precision {
+            let i = plan
+                .graph
+                .nodes
+                .iter()
+                .position(|n| &n.name == name)
+                .ok_or_else(|| {
+                    format!("weight precision names '{name}', which is no node of the graph")
+                })?;
+            if !matches!(
+                self.layers[i],
+                Layer::Conv1d(_) | Layer::Conv2d(_) | Layer::Linear(_)
+            ) {
+                return Err(format!(
+                    "weight precision for '{name}', which is not a convolution or linear layer"
+                ));
+            }
+            plan.weight_bits[i] = Some(bits);
+        }
+        self.plan = Arc::new(plan);
+        Ok(self)
+    }
+
+    /// Layer `i`'s weight `[out, ...]` as the forward pass uses it.
+    fn effective<const D: usize>(&self, i: usize, w: Tensor<D>) -> Tensor<D> {
+        match self.plan.weight_bits[i] {
+            Some(bits) => {
+                let dims = w.dims();
+                let rows: Tensor<2> = w.reshape([dims[0] as i32, -1]);
+                bits.fake_quantize(rows).reshape(dims)
+            }
+            None => w,
+        }
+    }
+
+    /// Layer `i`'s linear weight in burn's `[in, out]` as the forward pass uses it.
+    fn effective_linear(&self, i: usize, w: Tensor<2>) -> Tensor<2> {
+        self.effective(i, w.transpose()).transpose()
     }
 
     /// The graph this module executes.
@@ -157,13 +205,13 @@ impl GraphModel {
         match (op, layer, step, x) {
             (_, Layer::Conv1d(w), Step::Conv1d(o), Value::R3(x)) => Value::R3(f::conv1d(
                 x,
-                w.weight.val(),
+                self.effective(i, w.weight.val()),
                 w.bias.as_ref().map(|b| b.val()),
                 o.clone(),
             )),
             (_, Layer::Conv2d(w), Step::Conv2d(o), Value::R4(x)) => Value::R4(f::conv2d(
                 x,
-                w.weight.val(),
+                self.effective(i, w.weight.val()),
                 w.bias.as_ref().map(|b| b.val()),
                 o.clone(),
             )),
@@ -174,7 +222,7 @@ impl GraphModel {
             (_, Layer::BatchNorm(bn), _, x) => each_rank!(x, t => bn.forward(t)),
             (_, Layer::Linear(l), _, Value::R2(x)) => Value::R2(f::linear(
                 x,
-                l.weight.val(),
+                self.effective_linear(i, l.weight.val()),
                 l.bias.as_ref().map(|b| b.val()),
             )),
             (_, Layer::Dropout(d), _, x) => each_rank!(x, t => d.forward(t)),
@@ -256,7 +304,8 @@ impl GraphModel {
         self
     }
 
-    /// Copies every weight and running statistic to the host, in PyTorch layouts.
+    /// Copies every weight and running statistic to the host, in PyTorch layouts; weights
+    /// under fake quantisation as the forward pass uses them (on their grid).
     pub fn weights(&self) -> Weights {
         let mut out = Weights::default();
         let mut put = |node: &str, name: &str, t: tinyfit_graph::Tensor| {
@@ -288,6 +337,19 @@ impl GraphModel {
                     }
                 }
                 Layer::Dropout(_) | Layer::Stateless(_) => {}
+            }
+        }
+        for (node, bits) in self.plan.graph.nodes.iter().zip(&self.plan.weight_bits) {
+            if let (Some(bits), Some(w)) =
+                (bits, out.tensors.get_mut(&format!("{}.weight", node.name)))
+            {
+                let row = w.data.len() / w.shape[0].max(1);
+                for values in w.data.chunks_mut(row.max(1)) {
+                    let (codes, scale) = bits.quantize_row(values);
+                    for (v, c) in values.iter_mut().zip(codes) {
+                        *v = scale * f32::from(c);
+                    }
+                }
             }
         }
         out

@@ -29,6 +29,7 @@ use crate::init;
 use crate::masks::{DeviceMasks, Masking};
 use crate::metrics::{Metrics, MetricsBuilder};
 use crate::model::GraphModel;
+use crate::weight_quant::Precision;
 
 /// One epoch's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,6 +92,8 @@ pub struct TrainOptions<'a> {
     pub distillation: Option<Distillation<'a>>,
     /// Weights held at zero (unstructured pruning), decided each epoch.
     pub masking: Option<&'a dyn Masking>,
+    /// Layers trained on a weight grid below float (quantisation-aware training).
+    pub weight_bits: Option<&'a Precision>,
 }
 
 /// Trains `graph` on `splits.train`, selecting on `splits.val`, with checkpoints in `run_dir`.
@@ -124,6 +127,11 @@ pub fn train(
         None => init::pytorch_default(graph, &analysis, config.seed),
     };
     let mut model = GraphModel::new(graph, &initial, &device)?;
+    if let Some(precision) = options.weight_bits {
+        model = model
+            .with_weight_bits(precision)
+            .map_err(TrainError::Config)?;
+    }
     let mut optim = optimizer(&config.optimizer);
     let best_path = best_weights_path(run_dir);
 

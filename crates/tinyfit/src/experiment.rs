@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tinyfit_data::DataConfig;
-use tinyfit_train::TrainConfig;
+use tinyfit_train::{Precision, TrainConfig};
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +35,15 @@ pub struct Experiment {
     /// Knowledge distillation from a trained run (optional).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distill: Option<DistillSection>,
+    /// Weight precision below int8, per layer (optional): training quantises those weights
+    /// in the forward pass (QAT) and `tinyfit quantize` exports them on the same grids.
+    ///
+    /// ```toml
+    /// [weight_bits]
+    /// conv2 = "int4"      # or "ternary", "binary"; unnamed layers stay int8
+    /// ```
+    #[serde(default, skip_serializing_if = "Precision::is_empty")]
+    pub weight_bits: Precision,
 }
 
 /// The `[distill]` section: a teacher run and Hinton's T and α.

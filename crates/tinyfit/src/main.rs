@@ -73,17 +73,15 @@ enum Command {
     },
     /// Post-training int8 quantisation of a run: writes RUN/model_int8.tflite and
     /// RUN/quantization.json (float vs int8 accuracy on validation and test).
-    Quantize {
-        /// Run folder written by `tinyfit train`.
-        run: PathBuf,
-        /// Training samples used to calibrate activation ranges.
-        #[arg(long, default_value_t = 1024)]
-        calibration: usize,
-    },
+    Quantize(cmd::quantize::QuantizeArgs),
     /// Structured channel pruning of a trained run to a MACs target (coupled channels removed
     /// together), then fine-tuning, into a new run folder with prune.json (parameters, MACs,
     /// accuracy before and after).
     Prune(cmd::prune::PruneArgs),
+    /// Quantisation-aware fine-tuning of a trained run with weights on a 4-bit, ternary or
+    /// binary grid (straight-through estimator), into a new run folder that `quantize`
+    /// exports on the same grids.
+    Qat(cmd::qat::QatArgs),
     /// Per-layer shapes, parameters, MACs and activation bytes of a model.
     Inspect {
         /// Graph file (.json/.toml), run folder, or int8 `.tflite` model.
@@ -181,7 +179,8 @@ fn main() -> ExitCode {
             out,
             dense_filters,
         } => cmd::deploy::run(&model, &board, &out, dense_filters),
-        Command::Quantize { run, calibration } => cmd::quantize::run(&run, calibration),
+        Command::Quantize(args) => cmd::quantize::run(&args),
+        Command::Qat(args) => cmd::qat::run(&args),
         Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {

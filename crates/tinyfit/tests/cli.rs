@@ -577,6 +577,74 @@ fn magnitude_pruning_keeps_its_zeros_and_deploys_sparse() {
     assert!(sparse["estimate"]["latency_ms"].as_f64().is_some());
 }
 
+/// `tinyfit qat --weights binary` fine-tunes on the binary grid and records it; `quantize`
+/// exports the same grid through batch-norm folding (every code ±1), prints the int8 model's
+/// accuracy computed by the runtime, and `deploy` packs those layers in one bit a weight.
+#[test]
+fn binary_qat_runs_end_to_end_packed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (run, qat) = (dir.path().join("har"), dir.path().join("binary"));
+    train(&run, false);
+    fails_with(
+        tinyfit()
+            .arg("qat")
+            .arg(&run)
+            .args(["--weights", "binary", "--int8-layers", "bn1"]),
+        "'bn1', which is no convolution or linear layer",
+    );
+    let out = tinyfit()
+        .arg("qat")
+        .arg(&run)
+        .args([
+            "--weights",
+            "binary",
+            "--int8-layers",
+            "fc",
+            "--epochs",
+            "2",
+        ])
+        .arg("--out")
+        .arg(&qat)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("quantisation-aware training"), "{stdout}");
+    let q = tinyfit().arg("quantize").arg(&qat).output().unwrap();
+    let (stdout, stderr) = text(&q);
+    assert!(q.status.success(), "{stderr}");
+    assert!(stdout.contains("test: float"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(qat.join("quantization.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["weight_bits"]["conv1"], "binary", "{report}");
+    assert!(report["weight_bits"].get("fc").is_none(), "{report}");
+    let int8 = report["test"]["int8_accuracy"].as_f64().unwrap();
+    assert!(int8 > 1.0 / 6.0, "binary model's int8 test accuracy {int8}");
+
+    let package = qat.join("package");
+    let d = tinyfit()
+        .arg("deploy")
+        .arg(&qat)
+        .args(["--board", "nrf52840", "--out"])
+        .arg(&package)
+        .output()
+        .unwrap();
+    assert!(d.status.success(), "{:?}", text(&d));
+    let deployed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(package.join("deploy.json")).unwrap())
+            .unwrap();
+    // The two convolutions packed (the deployed model's node names are its TFLite
+    // operators'); the int8 linear layer dense.
+    let formats: Vec<&str> = deployed["compact_layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["format"].as_str().unwrap())
+        .collect();
+    assert_eq!(formats, ["packed1", "packed1"], "{deployed}");
+}
+
 /// A `[distill]` section trains the student on the teacher's soft targets as well (the run
 /// records it), and a teacher trained on other data is refused with the reason.
 #[test]

@@ -8,5 +8,6 @@ pub mod deploy;
 pub mod eval;
 pub mod inspect;
 pub mod prune;
+pub mod qat;
 pub mod quantize;
 pub mod train;

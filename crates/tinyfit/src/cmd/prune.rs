@@ -12,7 +12,7 @@ use tinyfit_data::Splits;
 use tinyfit_graph::{Graph, Weights};
 use tinyfit_train::{GraphModel, Masking, Metrics, cpu, evaluate};
 
-use super::train::train_run;
+use super::train::{FineTuneArgs, train_run};
 use crate::experiment::Experiment;
 use crate::report;
 use crate::run_dir::{Report, RunDir};
@@ -43,21 +43,9 @@ pub struct PruneArgs {
     /// cubic schedule; 1 prunes at once); the rest fine-tune. Default: half the epochs.
     #[arg(long)]
     pub ramp_epochs: Option<usize>,
-    /// Fine-tuning epochs (default: the run's).
-    #[arg(long)]
-    pub epochs: Option<usize>,
-    /// Fine-tuning learning rate as a fraction of the run's.
-    #[arg(long, default_value_t = 0.1)]
-    pub lr_scale: f64,
-    /// Fine-tuning seed (default: the run's).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Output run folder (default: RUN-pruned beside RUN).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue an interrupted fine-tuning in the output folder.
-    #[arg(long)]
-    pub resume: bool,
+    /// Fine-tuning.
+    #[command(flatten)]
+    pub tune: FineTuneArgs,
 }
 
 /// Channel importance (see [`Criterion`]).
@@ -181,14 +169,8 @@ pub fn run(args: &PruneArgs) -> Result<()> {
         experiment: trained.experiment,
         report,
     };
-    let out = args.out.clone().unwrap_or_else(|| {
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-        dir.with_file_name(format!("{}-pruned", name.unwrap_or_else(|| "run".into())))
-    });
-    if out == dir {
-        bail!("the pruned run needs its own folder; --out names the run itself");
-    }
-    let exp = fine_tuning(&source.experiment, args);
+    let out = args.tune.out_dir(dir, "pruned")?;
+    let exp = args.tune.experiment(&source.experiment);
     let rep = match (args.keep_macs, args.sparsity) {
         (Some(keep_macs), _) => channels(&source, args, keep_macs, &exp, &out)?,
         (None, Some(sparsity)) => weights(&source, args, sparsity, &exp, &out)?,
@@ -203,20 +185,6 @@ pub fn run(args: &PruneArgs) -> Result<()> {
         out.join("prune.json").display()
     );
     Ok(())
-}
-
-/// The run's experiment with the fine-tuning epochs, seed and learning rate `args` ask for.
-fn fine_tuning(exp: &Experiment, args: &PruneArgs) -> Experiment {
-    let mut exp = exp.clone();
-    if let Some(epochs) = args.epochs {
-        exp.train.epochs = epochs;
-    }
-    if let Some(seed) = args.seed {
-        exp.train.seed = seed;
-    }
-    let lr = exp.train.optimizer.lr() * args.lr_scale;
-    exp.train.optimizer = exp.train.optimizer.clone().with_lr(lr);
-    exp
 }
 
 /// Structured pruning to `keep_macs` of the MACs, then fine-tuning.
@@ -255,7 +223,7 @@ fn channels(
         &pruned.graph,
         source,
         out,
-        args.resume,
+        args.tune.resume,
         (&pruned.weights, before),
         None,
     )?;
@@ -314,7 +282,7 @@ fn weights(
         &source.graph,
         source,
         out,
-        args.resume,
+        args.tune.resume,
         (&source.weights, before),
         Some(&schedule),
     )?;

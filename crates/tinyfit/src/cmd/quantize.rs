@@ -1,14 +1,17 @@
 //! `tinyfit quantize RUN`: post-training int8 quantisation of a trained run, exported as
-//! `model_int8.tflite`, with float and int8 figures side by side.
+//! `model_int8.tflite`, with float and int8 figures side by side. Weights below eight bits
+//! (the run's `[weight_bits]`, or `--weights`) are exported as int8 codes on their grid, which
+//! `deploy` packs.
 
-use std::path::Path;
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tinyfit_compress::{PtqConfig, quantize};
 use tinyfit_data::Dataset;
 use tinyfit_graph::write_atomic;
-use tinyfit_train::{GraphModel, cpu, evaluate};
+use tinyfit_graph::{Graph, Op};
+use tinyfit_train::{GraphModel, Precision, WeightBits, cpu, evaluate};
 
 use super::eval::int8_metrics;
 use crate::run_dir::RunDir;
@@ -23,10 +26,82 @@ struct Comparison {
     int8_macro_f1: f64,
 }
 
+/// `tinyfit quantize`'s arguments.
+#[derive(clap::Args)]
+pub struct QuantizeArgs {
+    /// Run folder written by `tinyfit train`.
+    pub run: PathBuf,
+    /// Training samples used to calibrate activation ranges.
+    #[arg(long, default_value_t = 1024)]
+    pub calibration: usize,
+    /// Weight grid of every convolution and linear layer (default: the run's `[weight_bits]`,
+    /// int8 elsewhere).
+    #[arg(long, value_enum)]
+    pub weights: Option<BitsArg>,
+    /// Layers that keep int8 weights under `--weights` (comma-separated node names).
+    #[arg(long, value_delimiter = ',', requires = "weights")]
+    pub int8_layers: Vec<String>,
+}
+
+/// A weight grid (see [`WeightBits`]).
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum BitsArg {
+    /// Eight bits.
+    Int8,
+    /// Four bits, per-channel scale.
+    Int4,
+    /// −α, 0, +α with TWN's threshold 0.7 · mean|w|.
+    Ternary,
+    /// −α, +α with XNOR-Net's α = mean|w|.
+    Binary,
+}
+
+impl From<BitsArg> for WeightBits {
+    fn from(b: BitsArg) -> Self {
+        match b {
+            BitsArg::Int8 => WeightBits::Int8,
+            BitsArg::Int4 => WeightBits::Int4,
+            BitsArg::Ternary => WeightBits::Ternary,
+            BitsArg::Binary => WeightBits::Binary,
+        }
+    }
+}
+
+/// `bits` for every convolution and linear layer of `graph` but `int8_layers`, which must
+/// name such layers.
+pub fn uniform_precision(
+    graph: &Graph,
+    bits: WeightBits,
+    int8_layers: &[String],
+) -> Result<Precision> {
+    let weighted = |op: &Op| matches!(op, Op::Conv1d(_) | Op::Conv2d(_) | Op::Linear(_));
+    for name in int8_layers {
+        if !graph
+            .nodes
+            .iter()
+            .any(|n| &n.name == name && weighted(&n.op))
+        {
+            bail!(
+                "--int8-layers names '{name}', which is no convolution or linear layer of '{}'",
+                graph.name
+            );
+        }
+    }
+    Ok(graph
+        .nodes
+        .iter()
+        .filter(|n| weighted(&n.op) && !int8_layers.contains(&n.name))
+        .map(|n| (n.name.clone(), bits))
+        .collect())
+}
+
 /// What `quantization.json` records.
 #[derive(Debug, Serialize)]
 struct QuantReport {
     calibration_samples: usize,
+    /// Layers with weights below int8, and their grid.
+    #[serde(skip_serializing_if = "Precision::is_empty")]
+    weight_bits: Precision,
     tflite_bytes: usize,
     flash_bytes: usize,
     arena_bytes: usize,
@@ -35,14 +110,24 @@ struct QuantReport {
     test: Comparison,
 }
 
-/// Quantises the run in `dir` (calibrating on its training split) and reports float vs int8.
-pub fn run(dir: &Path, calibration_samples: usize) -> Result<()> {
-    let run = RunDir(dir.to_path_buf());
+/// Quantises the run `args.run` (calibrating on its training split) and reports float vs int8.
+pub fn run(args: &QuantizeArgs) -> Result<()> {
+    let run = RunDir(args.run.clone());
+    let calibration_samples = args.calibration;
     let trained = run.load()?;
     let splits = trained.splits()?;
+    let weight_bits = match args.weights {
+        Some(bits) => uniform_precision(&trained.graph, bits.into(), &args.int8_layers)?,
+        None => trained.experiment.weight_bits.clone(),
+    };
+    let weight_bits: Precision = weight_bits
+        .into_iter()
+        .filter(|&(_, b)| b != WeightBits::Int8)
+        .collect();
 
     let config = PtqConfig {
         calibration_samples,
+        weight_bits: weight_bits.clone(),
         ..PtqConfig::default()
     };
     let quant = quantize(&trained.graph, &trained.weights, &splits.train, config)
@@ -74,6 +159,7 @@ pub fn run(dir: &Path, calibration_samples: usize) -> Result<()> {
     let memory = program.memory();
     let report = QuantReport {
         calibration_samples: splits.train.len().min(calibration_samples),
+        weight_bits,
         tflite_bytes: bytes.len(),
         flash_bytes: program.const_bytes(),
         arena_bytes: memory.arena_bytes,

@@ -59,6 +59,54 @@ pub fn run(
     Ok(())
 }
 
+/// How a command that starts from a trained run (pruning, QAT) fine-tunes it.
+#[derive(clap::Args)]
+pub struct FineTuneArgs {
+    /// Fine-tuning epochs (default: the run's).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Fine-tuning learning rate as a fraction of the run's.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_scale: f64,
+    /// Fine-tuning seed (default: the run's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output run folder (default: RUN-<step> beside RUN).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue an interrupted fine-tuning in the output folder.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl FineTuneArgs {
+    /// The run's experiment with the epochs, seed and learning rate asked for.
+    pub fn experiment(&self, exp: &Experiment) -> Experiment {
+        let mut exp = exp.clone();
+        if let Some(epochs) = self.epochs {
+            exp.train.epochs = epochs;
+        }
+        if let Some(seed) = self.seed {
+            exp.train.seed = seed;
+        }
+        let lr = exp.train.optimizer.lr() * self.lr_scale;
+        exp.train.optimizer = exp.train.optimizer.clone().with_lr(lr);
+        exp
+    }
+
+    /// The output folder: `--out`, or `RUN-<step>` beside the source run `run`.
+    pub fn out_dir(&self, run: &Path, step: &str) -> Result<PathBuf> {
+        let out = self.out.clone().unwrap_or_else(|| {
+            let name = run.file_name().map(|n| n.to_string_lossy().into_owned());
+            run.with_file_name(format!("{}-{step}", name.unwrap_or_else(|| "run".into())))
+        });
+        if out == run {
+            bail!("the {step} run needs its own folder; --out names the source run itself");
+        }
+        Ok(out)
+    }
+}
+
 /// Trains `graph` as `exp` says (from `initial` weights, or PyTorch's initialisation; holding
 /// the weights `masking` drops at zero) into the run folder `out`, writes its files and
 /// report, and prints validation and test figures.
@@ -95,6 +143,17 @@ pub fn train_run(
         run.write_json("normalization.json", &splits.norm)?;
     }
 
+    if !exp.weight_bits.is_empty() {
+        let layers: Vec<String> = exp
+            .weight_bits
+            .iter()
+            .map(|(layer, bits)| format!("{layer} {bits:?}"))
+            .collect();
+        println!(
+            "quantisation-aware training: weights of {} on their grids in the forward pass",
+            layers.join(", ")
+        );
+    }
     let started = Instant::now();
     let mut progress = TrainProgress::new();
     let teacher = match &exp.distill {
@@ -111,6 +170,7 @@ pub fn train_run(
                 config: d.settings(),
             }),
         masking,
+        weight_bits: (!exp.weight_bits.is_empty()).then_some(&exp.weight_bits),
     };
     let outcome = tinyfit_train::train(
         graph,
