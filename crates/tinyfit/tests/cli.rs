@@ -645,6 +645,41 @@ fn binary_qat_runs_end_to_end_packed() {
     assert_eq!(formats, ["packed1", "packed1"], "{deployed}");
 }
 
+/// `tinyfit quantize --flash-budget` picks each layer's weight grid by its validation
+/// sensitivity so that the constants, as the generated C stores them, fit the budget; a
+/// budget below binary weights everywhere is refused with the figure.
+#[test]
+fn mixed_precision_meets_a_flash_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("har");
+    train(&run, false);
+    fails_with(
+        tinyfit()
+            .arg("quantize")
+            .arg(&run)
+            .args(["--flash-budget", "10"]),
+        "out of reach: binary weights everywhere need",
+    );
+    let q = tinyfit()
+        .arg("quantize")
+        .arg(&run)
+        .args(["--flash-budget", "700"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&q);
+    assert!(q.status.success(), "{stderr}");
+    assert!(stdout.contains("by validation sensitivity"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("quantization.json")).unwrap())
+            .unwrap();
+    let flash = report["flash_bytes"].as_u64().unwrap();
+    assert!(flash <= 700, "{report}");
+    assert!(
+        !report["weight_bits"].as_object().unwrap().is_empty(),
+        "{report}"
+    );
+}
+
 /// A `[distill]` section trains the student on the teacher's soft targets as well (the run
 /// records it), and a teacher trained on other data is refused with the reason.
 #[test]

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use super::quantize::{BitsArg, uniform_precision};
+use super::quantize::PrecisionArgs;
 use super::train::{FineTuneArgs, train_run};
 use crate::run_dir::RunDir;
 
@@ -16,13 +16,10 @@ use crate::run_dir::RunDir;
 pub struct QatArgs {
     /// Run folder written by `tinyfit train`.
     pub run: PathBuf,
-    /// Weight grid of every convolution and linear layer.
-    #[arg(long, value_enum)]
-    pub weights: BitsArg,
-    /// Layers that keep int8 weights (comma-separated node names), as binary and ternary
-    /// networks usually keep the first and last.
-    #[arg(long, value_delimiter = ',')]
-    pub int8_layers: Vec<String>,
+    /// Weight grids: `--weights` for all layers (`--int8-layers` excepted, as binary and
+    /// ternary networks usually keep the first and last), or `--flash-budget`.
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
     /// Fine-tuning.
     #[command(flatten)]
     pub tune: FineTuneArgs,
@@ -35,7 +32,10 @@ pub fn run(args: &QatArgs) -> Result<()> {
     let splits = trained.splits()?;
     let out = args.tune.out_dir(dir, "qat")?;
     let mut exp = args.tune.experiment(&trained.experiment);
-    exp.weight_bits = uniform_precision(&trained.graph, args.weights.into(), &args.int8_layers)?;
+    exp.weight_bits = args
+        .precision
+        .resolve(&trained, &splits)?
+        .context("QAT needs weight grids: --weights or --flash-budget")?;
     println!(
         "fine-tuning for up to {} epochs from learning rate {:.2e}",
         exp.train.epochs,

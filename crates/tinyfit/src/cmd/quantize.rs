@@ -7,14 +7,15 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
-use tinyfit_compress::{PtqConfig, quantize};
-use tinyfit_data::Dataset;
+use tinyfit_compress::{PtqConfig, mixed, quantize};
+use tinyfit_data::{Dataset, Splits};
 use tinyfit_graph::write_atomic;
 use tinyfit_graph::{Graph, Op};
 use tinyfit_train::{GraphModel, Precision, WeightBits, cpu, evaluate};
 
 use super::eval::int8_metrics;
-use crate::run_dir::RunDir;
+use crate::report;
+use crate::run_dir::{RunDir, TrainedRun};
 
 /// Float and int8 accuracy of one split.
 #[derive(Debug, Serialize)]
@@ -34,13 +35,61 @@ pub struct QuantizeArgs {
     /// Training samples used to calibrate activation ranges.
     #[arg(long, default_value_t = 1024)]
     pub calibration: usize,
-    /// Weight grid of every convolution and linear layer (default: the run's `[weight_bits]`,
-    /// int8 elsewhere).
+    /// Weight grids (default: the run's `[weight_bits]`, int8 elsewhere).
+    #[command(flatten)]
+    pub precision: PrecisionArgs,
+}
+
+/// How the weight grids are chosen: one for all layers, or a mixed-precision search.
+#[derive(clap::Args)]
+pub struct PrecisionArgs {
+    /// Weight grid of every convolution and linear layer.
     #[arg(long, value_enum)]
     pub weights: Option<BitsArg>,
     /// Layers that keep int8 weights under `--weights` (comma-separated node names).
     #[arg(long, value_delimiter = ',', requires = "weights")]
     pub int8_layers: Vec<String>,
+    /// Mixed precision: each layer's grid chosen by its validation sensitivity so that the
+    /// constants (packed filters, biases, multipliers) take at most this many bytes.
+    #[arg(long, conflicts_with = "weights")]
+    pub flash_budget: Option<usize>,
+}
+
+impl PrecisionArgs {
+    /// The grids asked for, if any; a mixed-precision search prints its choice.
+    pub fn resolve(&self, trained: &TrainedRun, splits: &Splits) -> Result<Option<Precision>> {
+        if let Some(bits) = self.weights {
+            return uniform_precision(&trained.graph, bits.into(), &self.int8_layers).map(Some);
+        }
+        let Some(budget) = self.flash_budget else {
+            return Ok(None);
+        };
+        let mixed = mixed::search(
+            &trained.graph,
+            &trained.weights,
+            &splits.val,
+            budget,
+            trained.experiment.train.eval_batch_size,
+        )?;
+        println!(
+            "mixed precision for {} B of constants ({} B on int8), by validation sensitivity:",
+            report::thousands(mixed.bytes.1 as u64),
+            report::thousands(mixed.bytes.0 as u64)
+        );
+        for (layer, bits) in &mixed.precision {
+            let increases: Vec<String> = mixed
+                .sensitivities
+                .iter()
+                .filter(|s| &s.layer == layer)
+                .map(|s| format!("{:?} {:+.4}", s.bits, s.loss_increase))
+                .collect();
+            println!(
+                "  {layer:<12} {bits:?}   (validation loss vs int8: {})",
+                increases.join(", ")
+            );
+        }
+        Ok(Some(mixed.precision))
+    }
 }
 
 /// A weight grid (see [`WeightBits`]).
@@ -116,8 +165,8 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     let calibration_samples = args.calibration;
     let trained = run.load()?;
     let splits = trained.splits()?;
-    let weight_bits = match args.weights {
-        Some(bits) => uniform_precision(&trained.graph, bits.into(), &args.int8_layers)?,
+    let weight_bits = match args.precision.resolve(&trained, &splits)? {
+        Some(precision) => precision,
         None => trained.experiment.weight_bits.clone(),
     };
     let weight_bits: Precision = weight_bits
@@ -161,7 +210,9 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         calibration_samples: splits.train.len().min(calibration_samples),
         weight_bits,
         tflite_bytes: bytes.len(),
-        flash_bytes: program.const_bytes(),
+        // As the generated C stores them: compact filters where they pay.
+        flash_bytes: program.const_bytes()
+            - tinyfit_deploy::codegen::generate(&program).filter_bytes_saved(),
         arena_bytes: memory.arena_bytes,
         arena_lower_bound: memory.lower_bound,
         validation: compare(&splits.val)?,
@@ -170,7 +221,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     run.write_json("quantization.json", &report)?;
     println!("wrote {} ({} bytes)", out.display(), bytes.len());
     println!(
-        "flash (weights, biases, multipliers) {} B; arena {} B (lower bound {} B)",
+        "constants in flash (weights as the generated C stores them, biases, multipliers) {} B; arena {} B (lower bound {} B)",
         report.flash_bytes, report.arena_bytes, report.arena_lower_bound
     );
     for (name, c) in [("validation", &report.validation), ("test", &report.test)] {
