@@ -65,6 +65,17 @@ pub struct DistillSection {
     /// Weight α of the soft targets (default 0.9).
     #[serde(default = "default_alpha")]
     pub alpha: f64,
+    /// FitNets hints (optional): a first stage in which the student's guided layer learns to
+    /// predict the teacher's hint layer through a 1×1 regressor.
+    ///
+    /// ```toml
+    /// [distill.hints]
+    /// teacher = "relu3"   # the teacher's hint layer
+    /// student = "relu3"   # the student's guided layer
+    /// epochs = 10
+    /// ```
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hints: Option<tinyfit_train::HintConfig>,
 }
 
 fn default_temperature() -> f64 {

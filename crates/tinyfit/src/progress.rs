@@ -1,4 +1,5 @@
-//! Terminal progress for training: a bar per epoch and one line of figures per finished epoch.
+//! Terminal progress for training: a bar per epoch and one line of figures per finished epoch;
+//! one bar over all of a FitNets hint stage.
 
 use indicatif::{ProgressBar, ProgressStyle};
 use tinyfit_train::{EpochRecord, Observer};
@@ -82,6 +83,40 @@ impl Observer for TrainProgress {
         );
         if r.epoch + 1 < self.epochs {
             self.new_bar(r.epoch + 1);
+        }
+    }
+}
+
+/// Draws a FitNets hint stage's progress: one bar over every step of every epoch.
+#[derive(Default)]
+pub struct HintProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for HintProgress {
+    fn start(&mut self, _done: usize, epochs: usize, steps: usize) {
+        let bar = ProgressBar::new((epochs * steps) as u64).with_style(
+            ProgressStyle::with_template(
+                "hints [{bar:30}] {pos}/{len} steps, hint loss {msg} ({elapsed}, eta {eta})",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        self.bar = Some(bar);
+    }
+
+    fn step(&mut self, loss: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{loss:.4}"));
+            bar.inc(1);
+        }
+    }
+}
+
+impl Drop for HintProgress {
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 }

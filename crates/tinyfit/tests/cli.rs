@@ -681,26 +681,39 @@ fn mixed_precision_meets_a_flash_budget() {
 }
 
 /// A `[distill]` section trains the student on the teacher's soft targets as well (the run
-/// records it), and a teacher trained on other data is refused with the reason.
+/// records it), after a FitNets hint stage where `[distill.hints]` asks for one; a teacher
+/// trained on other data is refused with the reason.
 #[test]
 fn distillation_trains_from_a_teacher_run_on_the_same_data() {
     let dir = tempfile::tempdir().unwrap();
     let teacher = dir.path().join("teacher");
     train(&teacher, false);
     let data = fixture("../../../../../shared/data/hapt");
-    let config = |test_users: &str| {
+    let config = |test_users: &str, guided: &str| {
         format!(
             "[data]\nkind = \"hapt\"\npath = {:?}\n{test_users}\n[model]\ngraph = {:?}\n\n\
              [train]\nepochs = 2\nbatch_size = 64\nseed = 3\n\n\
              [train.optimizer]\nkind = \"sgd\"\nlr = 0.05\nmomentum = 0.9\n\n\
-             [distill]\nteacher = {:?}\ntemperature = 3.0\nalpha = 0.5\n",
+             [distill]\nteacher = {:?}\ntemperature = 3.0\nalpha = 0.5\n\n\
+             [distill.hints]\nteacher = \"relu2\"\nstudent = \"{guided}\"\nepochs = 2\n",
             data,
             fixture("tiny_har.json"),
             teacher
         )
     };
+    // relu1 has 62 positions, the teacher's relu2 13: a 1×1 regressor cannot join them.
+    let mismatched = dir.path().join("mismatched.toml");
+    std::fs::write(&mismatched, config("", "relu1")).unwrap();
+    fails_with(
+        tinyfit()
+            .args(["train", "--config"])
+            .arg(&mismatched)
+            .arg("--out")
+            .arg(dir.path().join("mismatched")),
+        "has 13 positions and the guided layer 'relu1' 62",
+    );
     let student = dir.path().join("student.toml");
-    std::fs::write(&student, config("")).unwrap();
+    std::fs::write(&student, config("", "relu2")).unwrap();
     let out = tinyfit()
         .args(["train", "--config"])
         .arg(&student)
@@ -714,9 +727,17 @@ fn distillation_trains_from_a_teacher_run_on_the_same_data() {
     assert!(stdout.contains("T = 3, α = 0.5"), "{stdout}");
     let recorded = std::fs::read_to_string(dir.path().join("student/experiment.json")).unwrap();
     assert!(recorded.contains("\"alpha\": 0.5"), "{recorded}");
+    // FitNets: the student's relu2 learns the teacher's relu2 through the 1×1
+    // regressor before stage two; its hint loss falls.
+    assert!(stdout.contains("hint loss by epoch"), "{stdout}");
+    let losses: Vec<f64> = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("student/hints.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(losses.len() == 2 && losses[1] < losses[0], "{losses:?}");
 
     let other = dir.path().join("other.toml");
-    std::fs::write(&other, config("test_users = [2, 4, 9]")).unwrap();
+    std::fs::write(&other, config("test_users = [2, 4, 9]", "relu2")).unwrap();
     fails_with(
         tinyfit()
             .args(["train", "--config"])

@@ -6,10 +6,12 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use tinyfit_data::Splits;
 use tinyfit_graph::{Graph, Weights};
-use tinyfit_train::{Distillation, GraphModel, Masking, TrainOptions, cpu, evaluate};
+use tinyfit_train::{
+    Distillation, GraphModel, HintConfig, Masking, TrainOptions, cpu, evaluate, train_hints,
+};
 
 use crate::experiment::{DistillSection, Experiment};
-use crate::progress::TrainProgress;
+use crate::progress::{HintProgress, TrainProgress};
 use crate::report;
 use crate::run_dir::{Report, RunDir};
 
@@ -160,8 +162,17 @@ pub fn train_run(
         Some(d) => Some(load_teacher(d, exp)?),
         None => None,
     };
+    let hinted = match (
+        &teacher,
+        exp.distill.as_ref().and_then(|d| d.hints.as_ref()),
+    ) {
+        (Some(teacher), Some(hints)) => Some(hint_stage(
+            exp, graph, &analysis, splits, &run, initial, teacher, hints,
+        )?),
+        _ => None,
+    };
     let options = TrainOptions {
-        initial,
+        initial: hinted.as_ref().or(initial),
         distillation: teacher
             .as_ref()
             .zip(exp.distill.as_ref())
@@ -233,6 +244,51 @@ pub fn train_run(
     Ok(rep)
 }
 
+/// FitNets' first stage, or its weights from an earlier run of it in `run`
+/// (`hints.safetensors`, written atomically when the stage ends, with `hints.json`).
+#[allow(clippy::too_many_arguments)]
+fn hint_stage(
+    exp: &Experiment,
+    graph: &Graph,
+    analysis: &tinyfit_graph::Analysis,
+    splits: &Splits,
+    run: &RunDir,
+    initial: Option<&Weights>,
+    teacher: &GraphModel,
+    hints: &HintConfig,
+) -> Result<Weights> {
+    let saved = run.file("hints.safetensors");
+    if saved.exists() {
+        println!(
+            "FitNets hints: stage one done before, weights from {}",
+            saved.display()
+        );
+        return Ok(Weights::load(&saved)?);
+    }
+    let start = match initial {
+        Some(w) => w.clone(),
+        None => tinyfit_train::init::pytorch_default(graph, analysis, exp.train.seed),
+    };
+    println!(
+        "FitNets hints: {} epochs training the student up to '{}' to predict the teacher's '{}'",
+        hints.epochs, hints.student, hints.teacher
+    );
+    let outcome = train_hints(
+        graph,
+        &start,
+        teacher,
+        hints,
+        &splits.train,
+        &exp.train,
+        &mut HintProgress::default(),
+    )?;
+    let losses: Vec<String> = outcome.losses.iter().map(|l| format!("{l:.4}")).collect();
+    println!("hint loss by epoch: {}", losses.join(", "));
+    run.write_json("hints.json", &outcome.losses)?;
+    outcome.weights.save(&saved)?;
+    Ok(outcome.weights)
+}
+
 /// The teacher run a `[distill]` section names, checked to have been trained on the same data
 /// (so that it reads the student's inputs as its own), as a model on the CPU.
 fn load_teacher(distill: &DistillSection, exp: &Experiment) -> Result<GraphModel> {
@@ -240,7 +296,15 @@ fn load_teacher(distill: &DistillSection, exp: &Experiment) -> Result<GraphModel
     let teacher = run
         .load()
         .with_context(|| format!("loading the teacher run {}", distill.teacher.display()))?;
-    if teacher.experiment.data != exp.data {
+    // The same folder may be spelt differently (relative to another config, or absolute).
+    let canonical = |d: &tinyfit_data::DataConfig| {
+        let mut d = d.clone();
+        if let Ok(path) = std::fs::canonicalize(d.path()) {
+            d.set_path(&path);
+        }
+        d
+    };
+    if canonical(&teacher.experiment.data) != canonical(&exp.data) {
         bail!(
             "the teacher {} was trained on other data (see its experiment.json); distillation needs the student's [data]",
             distill.teacher.display()
