@@ -5,7 +5,8 @@
 //! 3. Activations get an asymmetric int8 scale and zero point covering `[min(0, lo), max(0, hi)]`.
 //!    Values the int8 runtime cannot rescale share their source's quantisation: a fused relu and
 //!    its producer, pooling, flatten and identity outputs and their inputs. Softmax outputs use
-//!    TFLite's fixed 1/256 and −128.
+//!    TFLite's fixed 1/256 and −128. A concatenation of differently quantised values covers
+//!    their union (the lowering rescales each input to it).
 //! 4. Convolution weights are symmetric int8 per output channel, fully connected weights per
 //!    tensor (`max |w| / 127`); biases are int32 with scale `s_in · s_w`. Layers given a
 //!    lower precision ([`WeightBits`]: 4-bit, ternary, binary) take its grid per output
@@ -192,18 +193,19 @@ fn assign_activations(
                 }
             }
             Op::Concat(_) => {
+                // Inputs quantised alike pass through; otherwise the output covers them all
+                // and the lowering rescales each input to it.
+                let inputs = &analysis.nodes[i].inputs;
                 let first = input.expect("inputs");
-                if analysis.nodes[i]
-                    .inputs
-                    .iter()
-                    .any(|&v| affine[slot(v)] != first)
-                {
-                    return Err(PtqError::Node {
-                        node: node.name.clone(),
-                        message: "concatenated values have different ranges; PTQ does not requantise them yet".into(),
+                affine[i + 1] = if inputs.iter().all(|&v| affine[slot(v)] == first) {
+                    first
+                } else {
+                    let (lo, hi) = inputs.iter().fold((0f32, 0f32), |(lo, hi), &v| {
+                        let (l, h) = range[slot(v)];
+                        (lo.min(l), hi.max(h))
                     });
-                }
-                affine[i + 1] = first;
+                    affine_for_range(lo, hi)
+                };
             }
             _ => {}
         }

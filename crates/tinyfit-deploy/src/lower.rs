@@ -203,7 +203,7 @@ impl<'q> Lowering<'q> {
         let node = &q.graph.nodes[i];
         let a = self.analysis.nodes[i].clone();
         let in_names: Vec<&str> = a.inputs.iter().map(|&v| self.value_name(v)).collect();
-        let in_tensors: Vec<u32> = in_names.iter().map(|n| self.tensor_of[*n]).collect();
+        let mut in_tensors: Vec<u32> = in_names.iter().map(|n| self.tensor_of[*n]).collect();
         let out_shape = a.shape.output.clone();
         match &node.op {
             Op::Identity | Op::Dropout(_) => {
@@ -372,9 +372,30 @@ impl<'q> Lowering<'q> {
                         c.axis
                     ));
                 }
-                for &t in &in_tensors {
-                    if !same_quantisation(out_affine, &self.program.tensors[t as usize]) {
-                        return Err("every input must share the output's quantisation".into());
+                // The runtime concatenates bytes: an input quantised otherwise is rescaled to
+                // the output's quantisation first (as TFLite's converter does).
+                for t in &mut in_tensors {
+                    let info = self.program.tensors[*t as usize];
+                    if !same_quantisation(out_affine, &info) {
+                        let shape = self.program.graph_shapes[*t as usize].clone();
+                        let rescaled = self.new_tensor(&shape, out_affine);
+                        let kernel = Kernel::Requantize {
+                            multiplier: QuantizedMultiplier::new(
+                                info.scale as f64 / out_affine.scale as f64,
+                            ),
+                        };
+                        let report = OpReport {
+                            node: format!("{}/requantize", node.name),
+                            kind: kernel_kind(&kernel),
+                            window: None,
+                            activation: Activation::None,
+                            output: runtime_shape(&shape),
+                            macs: 0,
+                            const_bytes: 0,
+                            live_bytes: 0,
+                        };
+                        self.push_operation(kernel, &[*t], rescaled, report);
+                        *t = rescaled;
                     }
                 }
                 Kernel::Concat
@@ -407,17 +428,7 @@ impl<'q> Lowering<'q> {
         if value != node.name {
             self.tensor_of.insert(value, out);
         }
-        let start = self.program.operands.len() as u32;
-        self.program.operands.extend(&in_tensors);
-        self.program.operations.push(Operation {
-            kernel: op,
-            inputs: Span {
-                start,
-                len: in_tensors.len() as u32,
-            },
-            output: out,
-        });
-        self.program.report.push(OpReport {
+        let report = OpReport {
             node: node.name.clone(),
             kind: kernel_kind(&op),
             window: match op {
@@ -432,8 +443,24 @@ impl<'q> Lowering<'q> {
             macs: a.shape.macs,
             const_bytes: const_bytes(&op),
             live_bytes: 0,
-        });
+        };
+        self.push_operation(op, &in_tensors, out, report);
         Ok(())
+    }
+
+    /// Appends an operation reading `inputs` and writing `output`, with its report line.
+    fn push_operation(&mut self, kernel: Kernel, inputs: &[u32], output: u32, report: OpReport) {
+        let start = self.program.operands.len() as u32;
+        self.program.operands.extend(inputs);
+        self.program.operations.push(Operation {
+            kernel,
+            inputs: Span {
+                start,
+                len: inputs.len() as u32,
+            },
+            output,
+        });
+        self.program.report.push(report);
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -124,6 +124,40 @@ fn edge_case_graphs_match_runtime_on_cortex_m4() {
     }
 }
 
+/// A concatenation of values quantised differently: the lowering rescales each input to the
+/// output's quantisation first, and the C does the same integers as the runtime.
+#[test]
+fn concatenation_of_different_quantisations_matches_runtime() {
+    let graph = tinyfit_graph::Graph::from_value(serde_json::json!({
+        "inputs": [{"name": "x", "shape": [4, 40]}],
+        "nodes": [
+            {"name": "a", "op": "conv1d", "out_channels": 6, "kernel": 3, "padding": 1},
+            {"name": "b", "op": "conv1d", "out_channels": 5, "kernel": 5, "padding": 2, "inputs": ["x"]},
+            {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
+            {"name": "c", "op": "conv1d", "out_channels": 7, "kernel": 3},
+            {"name": "flat", "op": "flatten"},
+            {"name": "fc", "op": "linear", "out_features": 5}
+        ]
+    }))
+    .unwrap();
+    let mut rng = Rng(0xc0ca_7e4a_7e00_0001);
+    let program = lower(&quantised_plain(graph, &mut rng, WEIGHT_SCALES)).expect("lowers");
+    let rescales = program
+        .report()
+        .iter()
+        .filter(|r| r.node.starts_with("cat/") && r.kind == "requantize")
+        .count();
+    assert_eq!(
+        rescales, 2,
+        "both inputs differ from the output's quantisation"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    codegen::generate(&program).write(dir.path()).unwrap();
+    let (differ, outputs) = differing_outputs(&program, dir.path(), 61);
+    println!("concatenation: {differ} of {outputs} outputs differ on the emulated Cortex-M4");
+    assert_eq!(differ, 0);
+}
+
 #[test]
 fn kws_c_matches_runtime_on_cortex_m4() {
     check("kws_ref_model.tflite", 11);

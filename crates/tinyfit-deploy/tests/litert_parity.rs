@@ -15,7 +15,7 @@ use tinyfit_deploy::tflite::{ExportOptions, FullyConnectedAs};
 use tinyfit_deploy::{lower, tflite};
 
 mod common;
-use common::seeded_inputs;
+use common::{Rng, WEIGHT_SCALES, quantised_plain, seeded_inputs};
 
 const SAMPLES: usize = 100;
 
@@ -137,4 +137,44 @@ fn vww_mobilenet_matches_litert() {
 #[test]
 fn ad_autoencoder_matches_tflm_rounding() {
     check("ad01_int8.tflite", 4);
+}
+
+/// A concatenation of differently quantised values, exported with the rescaling the lowering
+/// inserts (QUANTIZE operators before CONCATENATION), gives LiteRT's integers.
+#[test]
+fn concatenation_with_rescaled_inputs_matches_litert() {
+    let graph = tinyfit_graph::Graph::from_value(serde_json::json!({
+        "inputs": [{"name": "x", "shape": [4, 40]}],
+        "nodes": [
+            {"name": "a", "op": "conv1d", "out_channels": 6, "kernel": 3, "padding": 1},
+            {"name": "b", "op": "conv1d", "out_channels": 5, "kernel": 5, "padding": 2, "inputs": ["x"]},
+            {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
+            {"name": "c", "op": "conv1d", "out_channels": 7, "kernel": 3},
+            {"name": "flat", "op": "flatten"},
+            {"name": "fc", "op": "linear", "out_features": 5}
+        ]
+    }))
+    .unwrap();
+    let quant = quantised_plain(graph, &mut Rng(0xc0ca_7e4a_7e00_0002), WEIGHT_SCALES);
+    let program = lower(&quant).expect("lowers");
+    let n = program.input(0).expect("one input").shape.len();
+    let xs = seeded_inputs(n * SAMPLES, 71);
+    let mut ours = Vec::new();
+    for x in xs.chunks_exact(n) {
+        ours.extend(program.run(&[x]).expect("runs").remove(0));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exported = dir.path().join("concat.tflite");
+    std::fs::write(
+        &exported,
+        tflite::export_with(&quant, ExportOptions::default()).expect("exports"),
+    )
+    .unwrap();
+    let (lit, _) = litert_reference(&exported, &xs);
+    let off = differing(&ours, &lit);
+    println!(
+        "concatenation: {off} of {} outputs differ from LiteRT",
+        ours.len()
+    );
+    assert_eq!(off, 0);
 }

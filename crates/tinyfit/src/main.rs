@@ -82,6 +82,16 @@ enum Command {
     /// binary grid (straight-through estimator), into a new run folder that `quantize`
     /// exports on the same grids.
     Qat(cmd::qat::QatArgs),
+    /// A compression pipeline (distill, prune, QAT steps) from a trained run: every step
+    /// quantised, deployed on one board and measured, in one table and compress.json.
+    Compress {
+        /// Pipeline file (TOML: source run, board, [[step]]s).
+        #[arg(long)]
+        config: PathBuf,
+        /// Output folder (default: runs/<config file name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Per-layer shapes, parameters, MACs and activation bytes of a model.
     Inspect {
         /// Graph file (.json/.toml), run folder, or int8 `.tflite` model.
@@ -181,6 +191,7 @@ fn main() -> ExitCode {
         } => cmd::deploy::run(&model, &board, &out, dense_filters),
         Command::Quantize(args) => cmd::quantize::run(&args),
         Command::Qat(args) => cmd::qat::run(&args),
+        Command::Compress { config, out } => cmd::compress::run(&config, out),
         Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {

@@ -680,6 +680,76 @@ fn mixed_precision_meets_a_flash_budget() {
     );
 }
 
+/// `tinyfit compress` chains structured pruning, magnitude pruning and 4-bit QAT on a graph
+/// with a residual sum and a concatenation (coupled channels, inputs of different ranges
+/// rescaled before the concatenation): every step keeps its shapes, is quantised, deployed and
+/// measured, and the table in `compress.json` shows each step's effect.
+#[test]
+fn compress_pipeline_measures_every_step_of_a_residual_concat_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("res");
+    let trained = tinyfit()
+        .args(["train", "--config"])
+        .arg(fixture("tiny_res_concat.toml"))
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(trained.status.success(), "{:?}", text(&trained));
+    let pipeline = write(
+        dir.path(),
+        "pipeline.toml",
+        "source = \"res\"\nboard = \"nrf52840\"\n\n\
+         [[step]]\nkind = \"prune\"\nkeep_macs = 0.6\nepochs = 1\n\n\
+         [[step]]\nkind = \"prune\"\nsparsity = 0.6\nepochs = 2\nramp_epochs = 1\n\n\
+         [[step]]\nkind = \"qat\"\nweights = \"int4\"\nint8_layers = [\"conv1\"]\nepochs = 1\n",
+    );
+    let out = dir.path().join("compress");
+    let run_pipeline = || {
+        tinyfit()
+            .args(["compress", "--config"])
+            .arg(&pipeline)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let first = run_pipeline();
+    let (stdout, stderr) = text(&first);
+    assert!(first.status.success(), "{stderr}");
+    assert!(stdout.contains("val int8"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("compress.json")).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    let steps: Vec<&str> = rows.iter().map(|r| r["step"].as_str().unwrap()).collect();
+    assert_eq!(steps, ["baseline", "prune", "prune", "qat"]);
+    for r in rows {
+        assert!(r["latency_ms"].as_f64().unwrap() > 0.0, "{r}");
+        assert!(r["flash_bytes"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["validation_int8"].as_f64().unwrap() > 1.0 / 6.0, "{r}");
+    }
+    let at = |i: usize, key: &str| rows[i][key].as_u64().unwrap();
+    assert!(
+        at(1, "macs") as f64 <= 0.6 * at(0, "macs") as f64,
+        "{report}"
+    );
+    assert!(
+        at(2, "nonzero_params") < at(1, "nonzero_params"),
+        "{report}"
+    );
+    assert_eq!(rows[3]["weight_bits"]["conv2"], "int4", "{report}");
+    assert!(rows[3]["weight_bits"].get("conv1").is_none(), "{report}");
+    // The test split only for the source and the final model.
+    assert!(rows[0]["test"].is_array() && rows[3]["test"].is_array());
+    assert!(rows[1].get("test").is_none() && rows[2].get("test").is_none());
+
+    // Run again: every step is found done, nothing retrains.
+    let again = run_pipeline();
+    let (stdout, stderr) = text(&again);
+    assert!(again.status.success(), "{stderr}");
+    assert_eq!(stdout.matches("already trained").count(), 3, "{stdout}");
+}
+
 /// A `[distill]` section trains the student on the teacher's soft targets as well (the run
 /// records it), after a FitNets hint stage where `[distill.hints]` asks for one; a teacher
 /// trained on other data is refused with the reason.

@@ -31,7 +31,7 @@ impl Rng {
     }
 }
 
-/// Random quantisation of a graph without concatenations: activations share their producer's
+/// Random quantisation of a graph: activations share their producer's
 /// parameters, pooling, padding and flattening keep their input's; weight scales are drawn
 /// per channel from `weight_scales`.
 pub fn quantised_plain(graph: Graph, rng: &mut Rng, weight_scales: (f32, f32)) -> QuantGraph {

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod bench_infer;
 pub mod bench_mcu;
+pub mod compress;
 pub mod data;
 pub mod deploy;
 pub mod eval;
