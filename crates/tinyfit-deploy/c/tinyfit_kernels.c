@@ -5,6 +5,9 @@
 #include "tinyfit_kernels.h"
 
 #include <string.h>
+#if TINYFIT_DSP
+#include <arm_acle.h>
+#endif
 
 /* Wrapping int32 sum. */
 static inline int32_t wrap_add(int32_t a, int32_t b) {
@@ -330,20 +333,96 @@ static int32_t sparse_row_dot(const int8_t *x, const uint32_t *mask, int32_t wor
     return (int32_t)acc;
 }
 
-/* The sum over one packed row of `depth` weights of `bits` bits times `x`. A reference loop:
- * each weight is cut out of its byte and sign-extended (v − 2 · (v & sign bit)), or for one
- * bit mapped to −1 or +1. */
-static int32_t packed_row_dot(const int8_t *x, int32_t depth, const uint8_t *row, int32_t bits) {
-    const int32_t field_mask = (1 << bits) - 1;
-    const int32_t sign = 1 << (bits - 1);
+/* Weight j of a byte of packed `bits`-bit weights (2 or 4), sign-extended by shifting its
+ * field to the top of a word and back (one SBFX). */
+TINYFIT_ALWAYS_INLINE int32_t packed_weight(uint32_t byte, int32_t j, const int32_t bits) {
+    return (int32_t)(byte << (32 - (j + 1) * bits)) >> (32 - bits);
+}
+
+/* The sum over one packed row of `depth` weights of `bits` bits times `x`, a byte of weights
+ * at a time. Always inlined with a constant `bits`, so the byte's weights unroll into
+ * shifts (no per-weight bit arithmetic at run time). */
+TINYFIT_ALWAYS_INLINE int32_t packed_row_dot(const int8_t *x, int32_t depth, const uint8_t *row,
+                                             const int32_t bits) {
+    const int32_t per_byte = 8 / bits;
     uint32_t acc = 0;
-    for (int32_t k = 0; k < depth; k++) {
-        const int32_t bit = k * bits;
-        const int32_t v = (row[bit >> 3] >> (bit & 7)) & field_mask;
-        const int32_t weight = bits == 1 ? 2 * v - 1 : v - ((v & sign) << 1);
-        acc += (uint32_t)(x[k] * weight);
+    int32_t k = 0;
+    for (; k + per_byte <= depth; k += per_byte) {
+        const uint32_t byte = *row++;
+        for (int32_t j = 0; j < per_byte; j++) {
+            acc += (uint32_t)(x[k + j] * packed_weight(byte, j, bits));
+        }
+    }
+    if (k < depth) {
+        const uint32_t byte = *row;
+        for (int32_t j = 0; k + j < depth; j++) {
+            acc += (uint32_t)(x[k + j] * packed_weight(byte, j, bits));
+        }
     }
     return (int32_t)acc;
+}
+
+/* Every row of a packed filter on `x`, instantiated per weight width. */
+#define TINYFIT_PACKED_ROWS(bits)                                                                 \
+    static void packed_rows_##bits(const int8_t *x, int32_t depth, const uint8_t *packed,         \
+                                   const int32_t *folded_bias, const tf_requant *q, int8_t *y,    \
+                                   int32_t rows) {                                                \
+        const int32_t row_bytes = (depth * (bits) + 7) / 8;                                       \
+        for (int32_t r = 0; r < rows; r++) {                                                      \
+            const int32_t acc = packed_row_dot(x, depth, packed + r * row_bytes, (bits));         \
+            y[r] = requant_output(q, acc, folded_bias, r);                                        \
+        }                                                                                         \
+    }
+TINYFIT_PACKED_ROWS(2)
+TINYFIT_PACKED_ROWS(4)
+
+/* Σ (x[k] + 128) over the weights of a binary row whose bit is set (the +1 weights). With
+ * weights w = 2b − 1, Σ x·w = 2 · this − 256 · (set bits) − Σ x; the generator folds the
+ * constant −256 · (set bits) of each row into its bias. On cores with the DSP extension four
+ * values at a time: the inputs offset to unsigned bytes (XOR 0x80), the weights' nibble turned
+ * into a byte mask by a table, and USADA8 summing the masked bytes. */
+static int32_t binary_set_sum(const int8_t *x, int32_t depth, const uint8_t *row) {
+    uint32_t sum = 0;
+    int32_t k = 0;
+#if TINYFIT_DSP
+    static const uint32_t nibble_bytes[16] = {
+        0x00000000u, 0x000000ffu, 0x0000ff00u, 0x0000ffffu, 0x00ff0000u, 0x00ff00ffu,
+        0x00ffff00u, 0x00ffffffu, 0xff000000u, 0xff0000ffu, 0xff00ff00u, 0xff00ffffu,
+        0xffff0000u, 0xffff00ffu, 0xffffff00u, 0xffffffffu};
+    for (; k + 8 <= depth; k += 8) {
+        const uint32_t bits = *row++;
+        uint32_t lo, hi;
+        memcpy(&lo, x + k, 4);
+        memcpy(&hi, x + k + 4, 4);
+        sum = __usada8((lo ^ 0x80808080u) & nibble_bytes[bits & 15u], 0, sum);
+        sum = __usada8((hi ^ 0x80808080u) & nibble_bytes[bits >> 4], 0, sum);
+    }
+#endif
+    for (int32_t j = 0; k < depth; k++, j++) {
+        if (j == 8) {
+            row++;
+            j = 0;
+        }
+        if ((*row >> j) & 1u) {
+            sum += (uint32_t)(x[k] + 128);
+        }
+    }
+    return (int32_t)sum;
+}
+
+/* Every row of a binary filter on `x` (see binary_set_sum for the arithmetic). */
+static void binary_rows(const int8_t *x, int32_t depth, const uint8_t *packed,
+                        const int32_t *folded_bias, const tf_requant *q, int8_t *y,
+                        int32_t rows) {
+    const int32_t row_bytes = (depth + 7) / 8;
+    uint32_t sum_x = 0;
+    for (int32_t k = 0; k < depth; k++) {
+        sum_x += (uint32_t)x[k];
+    }
+    for (int32_t r = 0; r < rows; r++) {
+        const uint32_t set = (uint32_t)binary_set_sum(x, depth, packed + r * row_bytes);
+        y[r] = requant_output(q, (int32_t)(2u * set - sum_x), folded_bias, r);
+    }
 }
 
 /* Every output channel of a compact filter on one input vector `x` of `depth` values. */
@@ -357,13 +436,12 @@ static void compact_rows(const int8_t *x, int32_t depth, const tf_compact_filter
             const int32_t acc = sparse_row_dot(x, f->mask + r * words, words, &values);
             y[r] = requant_output(q, acc, folded_bias, r);
         }
+    } else if (f->bits == 1) {
+        binary_rows(x, depth, (const uint8_t *)f->values, folded_bias, q, y, rows);
+    } else if (f->bits == 2) {
+        packed_rows_2(x, depth, (const uint8_t *)f->values, folded_bias, q, y, rows);
     } else {
-        const int32_t row_bytes = (depth * f->bits + 7) / 8;
-        const uint8_t *packed = (const uint8_t *)f->values;
-        for (int32_t r = 0; r < rows; r++) {
-            const int32_t acc = packed_row_dot(x, depth, packed + r * row_bytes, f->bits);
-            y[r] = requant_output(q, acc, folded_bias, r);
-        }
+        packed_rows_4(x, depth, (const uint8_t *)f->values, folded_bias, q, y, rows);
     }
 }
 
@@ -387,7 +465,6 @@ void tf_fully_connected_compact(const int8_t *input, int32_t in_len,
 }
 
 #if TINYFIT_DSP
-#include <arm_acle.h>
 
 /* Four int8 values as one word (unaligned loads are fine on Armv7-M). */
 static inline int32_t load_word(const void *p) {

@@ -123,7 +123,9 @@ typedef struct {
 } tf_compact_filter;
 
 /* Convolution without groups on a compact filter; any core. `folded_bias` holds
- * bias[c] − z_in · Σ_row w, so that the kernel sums x · w without the input offset. `field`
+ * bias[c] − z_in · Σ_row w, so that the kernel sums x · w without the input offset; for a
+ * binary filter (bits 1) less 256 · (the row's +1 weights) as well, as the kernel sums
+ * x + 128 over them. `field`
  * holds kh · kw · in_c bytes (a receptive field). */
 void tf_conv2d_compact(const int8_t *input, tf_shape in, const tf_compact_filter *f,
                        const int32_t *folded_bias, const tf_window *w, const tf_requant *q,

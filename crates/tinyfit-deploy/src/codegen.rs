@@ -318,7 +318,17 @@ fn emit_compact_layer(
         statics,
         "static const tf_compact_filter {prefix}_filter = {{{bits}, {mask}, {prefix}_values}};\n"
     );
-    let folded = folded_row_bias(dense, channels, bias, input.zero_point);
+    let mut folded = folded_row_bias(dense, channels, bias, input.zero_point);
+    if let CompactFilter::Packed(p) = filter
+        && p.bits == 1
+    {
+        // The binary kernel sums x + 128 over a row's +1 weights (tf_compact_filter).
+        let row = dense.len() / channels.max(1);
+        for (b, weights) in folded.iter_mut().zip(dense.chunks(row.max(1))) {
+            let ones = weights.iter().filter(|&&w| w > 0).count() as i32;
+            *b = b.wrapping_sub(256 * ones);
+        }
+    }
     emit_array(statics, "int32_t", &format!("{prefix}_bias"), folded.iter());
     let per_channel = per_channel_multipliers(program, &constants, channels);
     statics.push_str(&general_requant(
