@@ -1,7 +1,9 @@
 //! Structured pruning: coupled channels go together, the pruned graph is smaller and computes
 //! what the original computes with those channels silenced.
 
-use tinyfit_compress::prune::{self, Criterion, PruneError, Ranking, Unit, apply, channels};
+use tinyfit_compress::prune::{
+    self, Criterion, PruneConfig, PruneError, Ranking, Resource, Unit, apply, channels,
+};
 use tinyfit_graph::{Graph, Weights};
 use tinyfit_train::{GraphModel, Value, cpu, init};
 
@@ -223,13 +225,31 @@ fn shape_bound_operations_pin_their_channels() {
     assert!(units.is_empty(), "{units:?}");
 }
 
+fn config(criterion: Criterion, ranking: Ranking, resource: Resource, keep: f64) -> PruneConfig {
+    PruneConfig {
+        criterion,
+        ranking,
+        resource,
+        keep,
+        min_keep: 0.25,
+    }
+}
+
 #[test]
 fn pruning_meets_a_macs_target_by_either_ranking() {
     let g = residual();
     let w = weights(&g, 5);
+    // Gradients for the Taylor criterion: any tensors shaped like the weights.
+    let gradients = vec![weights(&g, 6), weights(&g, 7)];
     for ranking in [Ranking::Global, Ranking::LayerWise] {
-        for criterion in [Criterion::L1, Criterion::L2, Criterion::BnGamma] {
-            let p = prune::prune(&g, &w, criterion, ranking, 0.5, 0.25).unwrap();
+        for criterion in [
+            Criterion::L1,
+            Criterion::L2,
+            Criterion::BnGamma,
+            Criterion::Taylor,
+        ] {
+            let c = config(criterion, ranking, Resource::Macs, 0.5);
+            let p = prune::prune(&g, &w, &c, &gradients).unwrap();
             assert!(
                 p.macs.1 <= p.macs.0 / 2,
                 "{ranking:?} {criterion:?}: {:?}",
@@ -249,17 +269,68 @@ fn pruning_meets_a_macs_target_by_either_ranking() {
         }
     }
     // A target beyond what the keep fraction allows is refused with the figures.
-    let err = prune::prune(&g, &w, Criterion::L1, Ranking::Global, 0.01, 0.5).unwrap_err();
+    let mut c = config(Criterion::L1, Ranking::Global, Resource::Macs, 0.01);
+    c.min_keep = 0.5;
+    let err = prune::prune(&g, &w, &c, &[]).unwrap_err();
     assert!(matches!(err, PruneError::TargetOutOfReach { .. }), "{err}");
-    assert!(err.to_string().contains("MACs"), "{err}");
+    assert!(err.to_string().contains("Macs"), "{err}");
+    // Taylor without gradients says so.
+    let c = config(Criterion::Taylor, Ranking::Global, Resource::Macs, 0.5);
+    let err = prune::prune(&g, &w, &c, &[]).unwrap_err();
+    assert!(matches!(err, PruneError::NoGradients), "{err}");
+}
+
+#[test]
+fn pruning_meets_parameter_flash_and_sram_targets() {
+    let g = residual();
+    let w = weights(&g, 5);
+    let full = g.analyze().unwrap();
+    for resource in [Resource::Params, Resource::Flash, Resource::Sram] {
+        let c = config(Criterion::L1, Ranking::Global, resource, 0.6);
+        let p = prune::prune(&g, &w, &c, &[]).unwrap();
+        assert_eq!(p.resource.0, resource.measure(&g, &full), "{resource:?}");
+        assert!(
+            p.resource.1 as f64 <= 0.6 * p.resource.0 as f64,
+            "{resource:?}: {:?}",
+            p.resource
+        );
+        let after = p.graph.analyze().unwrap();
+        assert_eq!(p.resource.1, resource.measure(&p.graph, &after));
+    }
 }
 
 #[test]
 fn batch_norm_criterion_needs_batch_norms() {
     let g = concat();
     let w = weights(&g, 1);
-    let err = prune::prune(&g, &w, Criterion::BnGamma, Ranking::Global, 0.5, 0.25).unwrap_err();
+    let c = config(Criterion::BnGamma, Ranking::Global, Resource::Macs, 0.5);
+    let err = prune::prune(&g, &w, &c, &[]).unwrap_err();
     assert!(matches!(err, PruneError::NoBatchNorm), "{err}");
+}
+
+/// A channel whose parameters the loss does not depend on (zero gradient) has Taylor
+/// importance zero and goes first.
+#[test]
+fn taylor_criterion_removes_the_channel_the_loss_ignores() {
+    let g = concat();
+    let w = weights(&g, 2);
+    let mut grad = weights(&g, 3);
+    let t = grad.tensors.get_mut("a.weight").unwrap();
+    let len = t.data.len() / t.shape[0];
+    t.data[2 * len..3 * len].iter_mut().for_each(|v| *v = 0.0);
+    if let Some(b) = grad.tensors.get_mut("a.bias") {
+        b.data[2] = 0.0;
+    }
+    let analysis = g.analyze().unwrap();
+    let units = channels::units(&g, &analysis).units;
+    let scores = prune::importance::scores(&g, &w, &units, Criterion::Taylor, &[grad]).unwrap();
+    let zero: Vec<(usize, usize)> = units
+        .iter()
+        .zip(&scores)
+        .filter(|(_, s)| **s == Some(0.0))
+        .map(|(u, _)| u.rows[0])
+        .collect();
+    assert_eq!(zero, [(node(&g, "a"), 2)]);
 }
 
 #[test]
@@ -276,10 +347,19 @@ fn global_ranking_removes_the_smallest_filters_first() {
     }
     let analysis = g.analyze().unwrap();
     let units = channels::units(&g, &analysis).units;
-    let scores = prune::importance::scores(&g, &w, &units, Criterion::L1).unwrap();
+    let scores = prune::importance::scores(&g, &w, &units, Criterion::L1, &[]).unwrap();
     let target = analysis.macs() - 1;
-    let removed =
-        prune::plan::plan(&g, &w, &units, &scores, Ranking::Global, target, 0.25).unwrap();
+    let removed = prune::plan::plan(
+        &g,
+        &w,
+        &units,
+        &scores,
+        Ranking::Global,
+        Resource::Macs,
+        target,
+        0.25,
+    )
+    .unwrap();
     let rows: Vec<(usize, usize)> = removed.iter().map(|&u| units[u].rows[0]).collect();
     assert_eq!(rows.len(), 1, "one unit meets a target one MAC below");
     assert!(

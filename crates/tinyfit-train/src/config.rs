@@ -25,6 +25,15 @@ pub struct TrainConfig {
     /// Stop when validation accuracy has not improved for this many epochs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub patience: Option<usize>,
+    /// Weight λ of an L1 penalty λ·Σ|γ| on every batch norm's scale (network slimming, Liu et
+    /// al. 2017), which drives unimportant channels' γ towards zero for `prune --criterion
+    /// bn-gamma`; 0 for none (typical: 1e-5 to 1e-4).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bn_gamma_l1: f64,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
 }
 
 fn default_batch() -> usize {
@@ -173,6 +182,12 @@ impl TrainConfig {
         }
         if let Schedule::Step { step_size: 0, .. } = self.schedule {
             return Err("train.schedule.step_size must be at least 1".into());
+        }
+        if !(self.bn_gamma_l1.is_finite() && self.bn_gamma_l1 >= 0.0) {
+            return Err(format!(
+                "train.bn_gamma_l1 must be zero or positive, got {}",
+                self.bn_gamma_l1
+            ));
         }
         Ok(())
     }

@@ -30,8 +30,8 @@ pub use masks::{EpochMasks, KeepMasks, Masking};
 pub use metrics::{Metrics, MetricsBuilder};
 pub use model::GraphModel;
 pub use trainer::{
-    EpochRecord, Observer, TrainOptions, TrainOutcome, best_weights_path, cpu, evaluate, optimizer,
-    train,
+    EpochRecord, Observer, TrainOptions, TrainOutcome, best_weights_path, cpu, evaluate,
+    loss_gradients, optimizer, train,
 };
 pub use value::Value;
 pub use weight_quant::{Precision, WeightBits};

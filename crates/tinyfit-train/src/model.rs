@@ -304,6 +304,62 @@ impl GraphModel {
         self
     }
 
+    /// Σ|γ| over every batch norm's scale (`None` for a graph without batch norms): network
+    /// slimming's sparsity penalty.
+    pub fn bn_gamma_l1(&self) -> Option<Tensor<1>> {
+        self.layers
+            .iter()
+            .filter_map(|layer| match layer {
+                Layer::BatchNorm(bn) => Some(bn.gamma.val().abs().sum()),
+                _ => None,
+            })
+            .reduce(|a, b| a + b)
+    }
+
+    /// The gradients in `grads` of this module's parameters, on the host under the names and
+    /// in the PyTorch layouts of [`GraphModel::weights`] (parameters without a gradient left
+    /// out).
+    pub fn gradients(&self, grads: &burn::optim::GradientsParams) -> Weights {
+        let mut out = Weights::default();
+        let mut put = |node: &str, name: &str, t: Option<tinyfit_graph::Tensor>| {
+            if let Some(t) = t {
+                out.tensors.insert(format!("{node}.{name}"), t);
+            }
+        };
+        fn grad<const D: usize>(
+            grads: &burn::optim::GradientsParams,
+            p: &Param<Tensor<D>>,
+        ) -> Option<tinyfit_graph::Tensor> {
+            grads.get::<D>(p.id).map(|g| layers::to_host(&g))
+        }
+        for (node, layer) in self.plan.graph.nodes.iter().zip(&self.layers) {
+            let n = node.name.as_str();
+            match layer {
+                Layer::Conv1d(c) => {
+                    put(n, "weight", grad(grads, &c.weight));
+                    put(n, "bias", c.bias.as_ref().and_then(|b| grad(grads, b)));
+                }
+                Layer::Conv2d(c) => {
+                    put(n, "weight", grad(grads, &c.weight));
+                    put(n, "bias", c.bias.as_ref().and_then(|b| grad(grads, b)));
+                }
+                Layer::BatchNorm(bn) => {
+                    put(n, "weight", grad(grads, &bn.gamma));
+                    put(n, "bias", grad(grads, &bn.beta));
+                }
+                Layer::Linear(l) => {
+                    let w = grads
+                        .get::<2>(l.weight.id)
+                        .map(|g| layers::to_host(&g.transpose()));
+                    put(n, "weight", w);
+                    put(n, "bias", l.bias.as_ref().and_then(|b| grad(grads, b)));
+                }
+                Layer::Dropout(_) | Layer::Stateless(_) => {}
+            }
+        }
+        out
+    }
+
     /// Copies every weight and running statistic to the host, in PyTorch layouts; weights
     /// under fake quantisation as the forward pass uses them (on their grid).
     pub fn weights(&self) -> Weights {

@@ -220,10 +220,15 @@ pub fn train(
                 .map(|(d, targets)| (d, targets.batch(indices, &device)));
             let logits = model.logits(x);
             let hard = loss_fn.forward(logits.clone(), y);
-            let loss = match soft {
+            let mut loss = match soft {
                 Some((d, teacher)) => d.loss(hard, logits.clone(), teacher),
                 None => hard,
             };
+            if config.bn_gamma_l1 > 0.0
+                && let Some(penalty) = model.bn_gamma_l1()
+            {
+                loss = loss + penalty.mul_scalar(config.bn_gamma_l1);
+            }
             let logits_host = logits.into_data();
             let labels: Vec<u32> = indices.iter().map(|&i| train.y[i]).collect();
             train_metrics.add(logits_host.as_slice::<f32>().expect("f32 logits"), &labels);
@@ -290,6 +295,33 @@ pub fn train(
         best,
         stopped_early,
     })
+}
+
+/// The gradients of the cross-entropy loss on `batches` shuffled batches of `data` (training
+/// mode), each as weights: what first-order importance criteria need.
+pub fn loss_gradients(
+    graph: &Graph,
+    weights: &Weights,
+    data: &Dataset,
+    batches: usize,
+    batch_size: usize,
+    seed: u64,
+) -> Result<Vec<Weights>, TrainError> {
+    let device = cpu().autodiff();
+    device.seed(seed);
+    let model = GraphModel::new(graph, weights, &device)?;
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut StdRng::seed_from_u64(seed));
+    Ok(order
+        .chunks(batch_size.max(1))
+        .take(batches)
+        .map(|indices| {
+            let logits = model.logits(batch::inputs(data, indices, &device));
+            let loss = loss_fn.forward(logits, batch::labels(data, indices, &device));
+            model.gradients(&GradientsParams::from_grads(loss.backward(), &model))
+        })
+        .collect())
 }
 
 /// Accuracy, macro-F1, loss and confusion matrix of `model` on `data` (inference mode).

@@ -15,8 +15,12 @@ pub enum Criterion {
     /// ‖w‖₂ of the unit's weight rows.
     L2,
     /// Σ|γ| of the unit's batch norms (Liu et al., network slimming; train with an L1 penalty
-    /// on γ for it to separate channels).
+    /// on γ, `[train] bn_gamma_l1`, for it to separate channels).
     BnGamma,
+    /// First-order Taylor estimate of the loss change when the unit goes (Molchanov et al.,
+    /// 2019): per training batch (Σ g·w)² over the unit's weight rows, biases and per-channel
+    /// parameters, averaged over the batches.
+    Taylor,
 }
 
 /// The importance of every unit by `criterion`; `None` where the criterion does not apply
@@ -26,7 +30,11 @@ pub fn scores(
     weights: &Weights,
     units: &[Unit],
     criterion: Criterion,
+    gradients: &[Weights],
 ) -> Result<Vec<Option<f64>>, PruneError> {
+    if criterion == Criterion::Taylor && gradients.is_empty() {
+        return Err(PruneError::NoGradients);
+    }
     let tensor = |node: usize, param: &str| {
         let name = format!("{}.{param}", graph.nodes[node].name);
         weights
@@ -56,6 +64,35 @@ pub fn scores(
                 } else {
                     sum
                 }))
+            }
+            Criterion::Taylor => {
+                // Channel `c` of a tensor whose first axis is the channel.
+                let channel = |t: &'_ tinyfit_graph::Tensor, c: usize| {
+                    let len = t.data.len() / t.shape[0].max(1);
+                    c * len..(c + 1) * len
+                };
+                let mut total = 0.0;
+                for g in gradients {
+                    let mut sum = 0.0;
+                    for &(node, c) in unit.rows.iter().chain(&unit.per_channel) {
+                        for param in ["weight", "bias"] {
+                            let name = format!("{}.{param}", graph.nodes[node].name);
+                            let (Some(w), Some(d)) =
+                                (weights.tensors.get(&name), g.tensors.get(&name))
+                            else {
+                                continue;
+                            };
+                            let (ws, ds) = (&w.data[channel(w, c)], &d.data[channel(d, c)]);
+                            sum += ws
+                                .iter()
+                                .zip(ds)
+                                .map(|(w, d)| f64::from(*w) * f64::from(*d))
+                                .sum::<f64>();
+                        }
+                    }
+                    total += sum * sum;
+                }
+                Ok(Some(total / gradients.len() as f64))
             }
             Criterion::BnGamma => {
                 let mut gammas = None;

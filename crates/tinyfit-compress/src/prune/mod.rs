@@ -15,11 +15,12 @@ pub mod importance;
 pub mod magnitude;
 pub mod plan;
 
+use serde::{Deserialize, Serialize};
 use tinyfit_graph::{Graph, GraphError, Weights};
 
 pub use channels::{Unit, Units};
 pub use importance::Criterion;
-pub use plan::Ranking;
+pub use plan::{Ranking, Resource};
 
 /// Why pruning could not proceed.
 #[derive(Debug, thiserror::Error)]
@@ -43,20 +44,40 @@ pub enum PruneError {
     NoBatchNorm,
     /// The target needs more than the prunable channels allow.
     #[error(
-        "cannot reach {target} MACs: removing every prunable channel the keep fraction allows leaves {reachable}"
+        "cannot reach {target} ({resource:?}): removing every prunable channel the keep fraction allows leaves {reachable}"
     )]
     TargetOutOfReach {
-        /// MACs asked for.
+        /// What the target limits.
+        resource: Resource,
+        /// The amount asked for.
         target: u64,
-        /// The fewest MACs pruning can reach.
+        /// The least pruning can reach.
         reachable: u64,
     },
     /// A target outside (0, 1].
-    #[error("the MACs fraction to keep must be in (0, 1], got {0}")]
+    #[error("the fraction to keep must be in (0, 1], got {0}")]
     BadTarget(f64),
+    /// The Taylor criterion without gradients.
+    #[error("the taylor criterion needs gradients of the loss on training batches")]
+    NoGradients,
     /// A sparsity outside [0, 1).
     #[error("the sparsity must be in [0, 1), got {0}")]
     BadSparsity(f64),
+}
+
+/// What to prune for, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PruneConfig {
+    /// Channel importance.
+    pub criterion: Criterion,
+    /// Global or layer-wise ranking.
+    pub ranking: Ranking,
+    /// What the target limits.
+    pub resource: Resource,
+    /// Fraction of `resource` to keep, in (0, 1].
+    pub keep: f64,
+    /// Fraction of every layer's channels that stays (at least one).
+    pub min_keep: f64,
 }
 
 /// What a pruning step did.
@@ -74,29 +95,40 @@ pub struct Pruned {
     pub macs: (u64, u64),
     /// Parameters before and after.
     pub params: (u64, u64),
+    /// The target's resource before and after.
+    pub resource: (u64, u64),
 }
 
-/// Prunes `graph` to at most `keep_macs` (a fraction) of its MACs by `criterion` and `ranking`,
-/// keeping at least `min_keep` of every layer's channels.
+/// Prunes `graph` to at most `config.keep` of its `config.resource`; `gradients` (the
+/// loss's gradients on training batches, as weights) serve the Taylor criterion.
 pub fn prune(
     graph: &Graph,
     weights: &Weights,
-    criterion: Criterion,
-    ranking: Ranking,
-    keep_macs: f64,
-    min_keep: f64,
+    config: &PruneConfig,
+    gradients: &[Weights],
 ) -> Result<Pruned, PruneError> {
-    if !(keep_macs > 0.0 && keep_macs <= 1.0) {
-        return Err(PruneError::BadTarget(keep_macs));
+    if !(config.keep > 0.0 && config.keep <= 1.0) {
+        return Err(PruneError::BadTarget(config.keep));
     }
     let analysis = graph.analyze()?;
     let units = channels::units(graph, &analysis).units;
-    let scores = importance::scores(graph, weights, &units, criterion)?;
-    let target = (analysis.macs() as f64 * keep_macs).floor() as u64;
-    let removed = plan::plan(graph, weights, &units, &scores, ranking, target, min_keep)?;
+    let scores = importance::scores(graph, weights, &units, config.criterion, gradients)?;
+    let before = config.resource.measure(graph, &analysis);
+    let target = (before as f64 * config.keep).floor() as u64;
+    let removed = plan::plan(
+        graph,
+        weights,
+        &units,
+        &scores,
+        config.ranking,
+        config.resource,
+        target,
+        config.min_keep,
+    )?;
     let (pruned, pruned_weights) = apply::remove(graph, &analysis, weights, &units, &removed)?;
     let after = pruned.analyze()?;
     Ok(Pruned {
+        resource: (before, config.resource.measure(&pruned, &after)),
         graph: pruned,
         weights: pruned_weights,
         removed: removed.len(),

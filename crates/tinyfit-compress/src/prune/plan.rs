@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tinyfit_graph::{Graph, Weights};
+use tinyfit_graph::Summary;
+use tinyfit_graph::{Analysis, Graph, Op, Weights};
 
 use super::channels::Unit;
 use super::{PruneError, apply};
@@ -14,24 +15,67 @@ use super::{PruneError, apply};
 pub enum Ranking {
     /// One ranking over the whole graph, each score divided by the mean score of its layer
     /// (the units sharing its first producing layer), so that layers of different scales
-    /// compete fairly; the MACs target decides how many go.
+    /// compete fairly; the target decides how many go.
     Global,
     /// The same fraction of every layer's units, that layer's lowest first (Li et al.); the
-    /// fraction is the smallest that meets the MACs target.
+    /// fraction is the smallest that meets the target.
     LayerWise,
 }
 
-/// The units to remove (indices into `units`) so that the pruned graph needs at most
-/// `target_macs` per sample, keeping at least `min_keep` (a fraction, at least one unit) of
-/// every layer's units and every unit without a score. Fails if even the most that may go is
-/// not enough.
+/// What a pruning target limits, by the cost model of the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resource {
+    /// Multiply-accumulates per sample.
+    Macs,
+    /// Trainable parameters.
+    Params,
+    /// Constant bytes deployed: int8 weights of convolutions and linear layers, and per output
+    /// channel a 4-byte bias and an 8-byte requantisation multiplier (batch norms fold away).
+    Flash,
+    /// Activation bytes (int8) of the largest layer's inputs and output: the least any
+    /// layer-by-layer arena can be, which the planner meets on sequential graphs.
+    Sram,
+}
+
+impl Resource {
+    /// The resource `graph` needs.
+    pub fn measure(self, graph: &Graph, analysis: &Analysis) -> u64 {
+        match self {
+            Resource::Macs => analysis.macs(),
+            Resource::Params => analysis.params(),
+            Resource::Flash => graph
+                .nodes
+                .iter()
+                .zip(&analysis.nodes)
+                .filter_map(|(node, a)| {
+                    let channels = match &node.op {
+                        Op::Conv1d(c) | Op::Conv2d(c) => c.out_channels,
+                        Op::Linear(l) => l.out_features,
+                        _ => return None,
+                    };
+                    let weights = a.shape.tensors.iter().find(|t| t.name == "weight")?;
+                    let count: usize = weights.shape.iter().product();
+                    Some((count + 12 * channels) as u64)
+                })
+                .sum(),
+            Resource::Sram => Summary::new(graph, analysis).peak_layer_bytes,
+        }
+    }
+}
+
+/// The units to remove (indices into `units`) so that the pruned graph needs at most `target`
+/// of `resource`, keeping at least `min_keep` (a fraction, at least one unit) of every layer's
+/// units and every unit without a score. Fails if even the most that may go is not enough.
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     graph: &Graph,
     weights: &Weights,
     units: &[Unit],
     scores: &[Option<f64>],
     ranking: Ranking,
-    target_macs: u64,
+    resource: Resource,
+    target: u64,
     min_keep: f64,
 ) -> Result<Vec<usize>, PruneError> {
     // A layer's scored units: those whose first producing row is in it.
@@ -82,22 +126,23 @@ pub fn plan(
         }
     };
     let analysis = graph.analyze()?;
-    let macs_after = |step: usize| -> Result<u64, PruneError> {
+    let after = |step: usize| -> Result<u64, PruneError> {
         let (g, _) = apply::remove(graph, &analysis, weights, units, &select(step))?;
-        Ok(g.analyze()?.macs())
+        Ok(resource.measure(&g, &g.analyze()?))
     };
-    let reachable = macs_after(steps)?;
-    if reachable > target_macs {
+    let reachable = after(steps)?;
+    if reachable > target {
         return Err(PruneError::TargetOutOfReach {
-            target: target_macs,
+            resource,
+            target,
             reachable,
         });
     }
-    // The first step that meets the target: MACs fall as the steps grow.
+    // The first step that meets the target: every resource falls as the steps grow.
     let (mut lo, mut hi) = (0, steps);
     while lo < hi {
         let mid = (lo + hi) / 2;
-        if macs_after(mid)? <= target_macs {
+        if after(mid)? <= target {
             hi = mid;
         } else {
             lo = mid + 1;

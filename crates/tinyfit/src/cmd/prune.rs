@@ -1,16 +1,17 @@
-//! `tinyfit prune RUN --keep-macs F | --sparsity S`: structured channel pruning to a MACs
-//! target, or unstructured magnitude pruning to a sparsity, of a trained run, with
-//! fine-tuning, into a new run folder that `quantize` and `deploy` take as they take any run.
+//! `tinyfit prune RUN --keep-macs|--keep-params|--keep-flash|--keep-sram F | --sparsity S`:
+//! structured channel pruning to a target of the cost model, or unstructured magnitude pruning
+//! to a sparsity, of a trained run, with fine-tuning, into a new run folder that `quantize`
+//! and `deploy` take as they take any run.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tinyfit_compress::prune::magnitude::{self, GradualMagnitude, Scope};
-use tinyfit_compress::prune::{self, Criterion, Ranking};
+use tinyfit_compress::prune::{self, Criterion, PruneConfig, Ranking, Resource};
 use tinyfit_data::Splits;
 use tinyfit_graph::{Graph, Weights};
-use tinyfit_train::{GraphModel, Masking, Metrics, cpu, evaluate};
+use tinyfit_train::{GraphModel, Masking, Metrics, cpu, evaluate, loss_gradients};
 
 use super::train::{FineTuneArgs, train_run};
 use crate::experiment::Experiment;
@@ -19,13 +20,28 @@ use crate::run_dir::{Report, RunDir};
 
 /// `tinyfit prune`'s arguments.
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("target").required(true).args(["keep_macs", "sparsity"])))]
+#[command(group(
+    clap::ArgGroup::new("target")
+        .required(true)
+        .args(["keep_macs", "keep_params", "keep_flash", "keep_sram", "sparsity"])
+))]
 pub struct PruneArgs {
     /// Run folder written by `tinyfit train`.
     pub run: PathBuf,
     /// Structured: fraction of the run's MACs to keep, in (0, 1].
     #[arg(long)]
     pub keep_macs: Option<f64>,
+    /// Structured: fraction of the run's parameters to keep.
+    #[arg(long)]
+    pub keep_params: Option<f64>,
+    /// Structured: fraction of the run's deployed constants (int8 weights, biases,
+    /// multipliers) to keep.
+    #[arg(long)]
+    pub keep_flash: Option<f64>,
+    /// Structured: fraction of the run's peak activation bytes (the largest layer's inputs and
+    /// output, int8) to keep.
+    #[arg(long)]
+    pub keep_sram: Option<f64>,
     /// Unstructured: fraction of the convolution and linear weights to set to zero, in [0, 1).
     #[arg(long)]
     pub sparsity: Option<f64>,
@@ -57,6 +73,9 @@ pub enum CriterionArg {
     L2,
     /// Σ|γ| of a channel's batch norms (network slimming).
     BnGamma,
+    /// First-order Taylor: (Σ g·w)² over a channel's parameters, averaged over training
+    /// batches.
+    Taylor,
 }
 
 impl From<CriterionArg> for Criterion {
@@ -65,6 +84,7 @@ impl From<CriterionArg> for Criterion {
             CriterionArg::L1 => Criterion::L1,
             CriterionArg::L2 => Criterion::L2,
             CriterionArg::BnGamma => Criterion::BnGamma,
+            CriterionArg::Taylor => Criterion::Taylor,
         }
     }
 }
@@ -110,10 +130,10 @@ struct Stages {
 enum Method {
     /// Whole channels removed.
     Channels {
-        criterion: Criterion,
-        ranking: Ranking,
-        keep_macs: f64,
-        min_keep: f64,
+        #[serde(flatten)]
+        config: PruneConfig,
+        /// The target's resource before and after.
+        resource_before_after: (u64, u64),
         channels_removed: usize,
         channels_prunable: usize,
     },
@@ -171,8 +191,16 @@ pub fn run(args: &PruneArgs) -> Result<()> {
     };
     let out = args.tune.out_dir(dir, "pruned")?;
     let exp = args.tune.experiment(&source.experiment);
-    let rep = match (args.keep_macs, args.sparsity) {
-        (Some(keep_macs), _) => channels(&source, args, keep_macs, &exp, &out)?,
+    let structured = [
+        (args.keep_macs, Resource::Macs),
+        (args.keep_params, Resource::Params),
+        (args.keep_flash, Resource::Flash),
+        (args.keep_sram, Resource::Sram),
+    ]
+    .into_iter()
+    .find_map(|(keep, resource)| Some((keep?, resource)));
+    let rep = match (structured, args.sparsity) {
+        (Some((keep, resource)), _) => channels(&source, args, resource, keep, &exp, &out)?,
         (None, Some(sparsity)) => weights(&source, args, sparsity, &exp, &out)?,
         (None, None) => unreachable!("clap requires one target"),
     };
@@ -187,30 +215,48 @@ pub fn run(args: &PruneArgs) -> Result<()> {
     Ok(())
 }
 
-/// Structured pruning to `keep_macs` of the MACs, then fine-tuning.
+/// Structured pruning to `keep` of `resource`, then fine-tuning.
 fn channels(
     source: &Source,
     args: &PruneArgs,
-    keep_macs: f64,
+    resource: Resource,
+    keep: f64,
     exp: &Experiment,
     out: &Path,
 ) -> Result<PruneReport> {
-    let (criterion, ranking): (Criterion, Ranking) = (args.criterion.into(), args.ranking.into());
-    let pruned = prune::prune(
-        &source.graph,
-        &source.weights,
-        criterion,
-        ranking,
-        keep_macs,
-        args.min_keep,
-    )
-    .context("structured pruning")?;
+    let config = PruneConfig {
+        criterion: args.criterion.into(),
+        ranking: args.ranking.into(),
+        resource,
+        keep,
+        min_keep: args.min_keep,
+    };
+    let gradients = if config.criterion == Criterion::Taylor {
+        const BATCHES: usize = 32;
+        println!("Taylor importance: loss gradients on {BATCHES} training batches");
+        let batch = source.experiment.train.batch_size;
+        loss_gradients(
+            &source.graph,
+            &source.weights,
+            &source.splits.train,
+            BATCHES,
+            batch,
+            source.experiment.train.seed,
+        )?
+    } else {
+        Vec::new()
+    };
+    let pruned = prune::prune(&source.graph, &source.weights, &config, &gradients)
+        .context("structured pruning")?;
     println!(
-        "pruned {} of {} prunable channels ({:?}, {:?} ranking): {} → {} parameters, {} → {} MACs ({:.1} %)",
+        "pruned {} of {} prunable channels ({:?}, {:?} ranking, {:?} {} → {}): {} → {} parameters, {} → {} MACs ({:.1} %)",
         pruned.removed,
         pruned.prunable,
-        criterion,
-        ranking,
+        config.criterion,
+        config.ranking,
+        resource,
+        report::thousands(pruned.resource.0),
+        report::thousands(pruned.resource.1),
         report::thousands(pruned.params.0),
         report::thousands(pruned.params.1),
         report::thousands(pruned.macs.0),
@@ -230,10 +276,8 @@ fn channels(
     Ok(PruneReport {
         source: source.dir.clone(),
         method: Method::Channels {
-            criterion,
-            ranking,
-            keep_macs,
-            min_keep: args.min_keep,
+            config,
+            resource_before_after: pruned.resource,
             channels_removed: pruned.removed,
             channels_prunable: pruned.prunable,
         },
