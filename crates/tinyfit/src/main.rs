@@ -35,9 +35,10 @@ enum Command {
         /// Continue the run in the output folder from its last finished epoch.
         #[arg(long)]
         resume: bool,
-        /// Seed, replacing the config's `train.seed`.
-        #[arg(long)]
-        seed: Option<u64>,
+        /// Seed, replacing the config's `train.seed`; several (comma-separated) train one run
+        /// per seed in OUT/seed-N and print the mean and spread of their accuracy.
+        #[arg(long, value_delimiter = ',')]
+        seed: Vec<u64>,
     },
     /// Reload a trained run and recompute its accuracy on a split.
     Eval {
@@ -172,7 +173,7 @@ fn main() -> ExitCode {
             data,
             resume,
             seed,
-        } => cmd::train::run(&config, out, data, resume, seed),
+        } => cmd::train::run(&config, out, data, resume, &seed),
         Command::Eval {
             run,
             model,

@@ -445,6 +445,43 @@ fn corrupt_tflite_is_named() {
     );
 }
 
+/// `tinyfit train --seed 1,2` trains one run per seed and prints, and records, the mean and
+/// spread of their accuracy.
+#[test]
+fn several_seeds_report_their_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = tinyfit()
+        .args(["train", "--config"])
+        .arg(fixture("tiny_har.toml"))
+        .args(["--seed", "1,2", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("over seeds 1, 2:"), "{stdout}");
+    let spread: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("seeds.json")).unwrap())
+            .unwrap();
+    let test = &spread["test_accuracy"];
+    let each: Vec<f64> = test["per_seed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(each.len(), 2);
+    for (k, seed) in [1, 2].iter().enumerate() {
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("seed-{seed}/report.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(report["test"]["accuracy"].as_f64().unwrap(), each[k]);
+    }
+    let mean = test["mean"].as_f64().unwrap();
+    assert!((mean - (each[0] + each[1]) / 2.0).abs() < 1e-12, "{spread}");
+}
+
 /// `tinyfit prune` writes a smaller, fine-tuned run whose figures it records, and which
 /// `quantize` and `deploy` take like any run: the package needs fewer MACs and less flash.
 #[test]

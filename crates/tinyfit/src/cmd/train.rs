@@ -15,20 +15,21 @@ use crate::progress::{HintProgress, TrainProgress};
 use crate::report;
 use crate::run_dir::{Report, RunDir};
 
-/// Runs the experiment in `config`, writing the run folder `out` (default `runs/<config name>`).
+/// Runs the experiment in `config`, writing the run folder `out` (default `runs/<config name>`);
+/// with several `seeds`, one run per seed in `out/seed-N` and their spread in `out/seeds.json`.
 pub fn run(
     config: &Path,
     out: Option<PathBuf>,
     data: Option<PathBuf>,
     resume: bool,
-    seed: Option<u64>,
+    seeds: &[u64],
 ) -> Result<()> {
     let mut exp = Experiment::load(config)?;
     if let Some(data) = data {
         exp.data.set_path(&data);
     }
-    if let Some(seed) = seed {
-        exp.train.seed = seed;
+    if let [seed] = seeds {
+        exp.train.seed = *seed;
     }
     let out = out.unwrap_or_else(|| {
         let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
@@ -57,8 +58,98 @@ pub fn run(
         report::thousands(analysis.macs())
     );
 
-    train_run(&exp, &graph, &splits, &out, resume, None, None)?;
+    if seeds.len() < 2 {
+        train_run(&exp, &graph, &splits, &out, resume, None, None)?;
+        return Ok(());
+    }
+    let mut runs = Vec::with_capacity(seeds.len());
+    for &seed in seeds {
+        println!("\n== seed {seed} ==");
+        exp.train.seed = seed;
+        let dir = out.join(format!("seed-{seed}"));
+        if dir.join("report.json").exists() {
+            println!("already trained in {}", dir.display());
+            runs.push((seed, RunDir(dir).read_json::<Report>("report.json")?));
+        } else {
+            runs.push((
+                seed,
+                train_run(&exp, &graph, &splits, &dir, resume, None, None)?,
+            ));
+        }
+    }
+    let spread = SeedSpread::new(&runs);
+    RunDir(out.clone()).write_json("seeds.json", &spread)?;
+    spread.print();
     Ok(())
+}
+
+/// Accuracy of one split over several seeds.
+#[derive(Debug, serde::Serialize)]
+struct Spread {
+    per_seed: Vec<f64>,
+    mean: f64,
+    /// Sample standard deviation.
+    sd: f64,
+    min: f64,
+    max: f64,
+}
+
+impl Spread {
+    fn new(values: Vec<f64>) -> Self {
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        Spread {
+            mean,
+            sd: var.sqrt(),
+            min: values.iter().copied().fold(f64::INFINITY, f64::min),
+            max: values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            per_seed: values,
+        }
+    }
+
+    fn line(&self) -> String {
+        let each: Vec<String> = self
+            .per_seed
+            .iter()
+            .map(|v| format!("{:.2}", 100.0 * v))
+            .collect();
+        format!(
+            "mean {:.2} %, sd {:.2}, range {:.2}–{:.2} ({})",
+            100.0 * self.mean,
+            100.0 * self.sd,
+            100.0 * self.min,
+            100.0 * self.max,
+            each.join(" / ")
+        )
+    }
+}
+
+/// What `seeds.json` records: validation and test accuracy of each seed's run.
+#[derive(Debug, serde::Serialize)]
+struct SeedSpread {
+    seeds: Vec<u64>,
+    validation_accuracy: Spread,
+    test_accuracy: Spread,
+}
+
+impl SeedSpread {
+    fn new(runs: &[(u64, Report)]) -> Self {
+        SeedSpread {
+            seeds: runs.iter().map(|r| r.0).collect(),
+            validation_accuracy: Spread::new(
+                runs.iter().map(|r| r.1.validation.accuracy).collect(),
+            ),
+            test_accuracy: Spread::new(runs.iter().map(|r| r.1.test.accuracy).collect()),
+        }
+    }
+
+    fn print(&self) {
+        let seeds: Vec<String> = self.seeds.iter().map(u64::to_string).collect();
+        println!("\nover seeds {}:", seeds.join(", "));
+        println!("  validation accuracy: {}", self.validation_accuracy.line());
+        println!("  test accuracy:       {}", self.test_accuracy.line());
+    }
 }
 
 /// How a command that starts from a trained run (pruning, QAT) fine-tunes it.
