@@ -9,7 +9,7 @@ use tinyfit_deploy::emulator::{self, Core};
 use tinyfit_deploy::{codegen, lower, tflite};
 
 mod common;
-use common::{Rng, WEIGHT_SCALES, edge_case_graphs, quantised_plain, seeded_inputs};
+use common::{Rng, WEIGHT_SCALES, concat_graph, edge_case_graphs, quantised_plain, seeded_inputs};
 
 const SAMPLES: usize = 20;
 
@@ -128,18 +128,7 @@ fn edge_case_graphs_match_runtime_on_cortex_m4() {
 /// output's quantisation first, and the C does the same integers as the runtime.
 #[test]
 fn concatenation_of_different_quantisations_matches_runtime() {
-    let graph = tinyfit_graph::Graph::from_value(serde_json::json!({
-        "inputs": [{"name": "x", "shape": [4, 40]}],
-        "nodes": [
-            {"name": "a", "op": "conv1d", "out_channels": 6, "kernel": 3, "padding": 1},
-            {"name": "b", "op": "conv1d", "out_channels": 5, "kernel": 5, "padding": 2, "inputs": ["x"]},
-            {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
-            {"name": "c", "op": "conv1d", "out_channels": 7, "kernel": 3},
-            {"name": "flat", "op": "flatten"},
-            {"name": "fc", "op": "linear", "out_features": 5}
-        ]
-    }))
-    .unwrap();
+    let graph = concat_graph();
     let mut rng = Rng(0xc0ca_7e4a_7e00_0001);
     let program = lower(&quantised_plain(graph, &mut rng, WEIGHT_SCALES)).expect("lowers");
     let rescales = program

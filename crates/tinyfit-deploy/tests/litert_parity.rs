@@ -15,7 +15,7 @@ use tinyfit_deploy::tflite::{ExportOptions, FullyConnectedAs};
 use tinyfit_deploy::{lower, tflite};
 
 mod common;
-use common::{Rng, WEIGHT_SCALES, quantised_plain, seeded_inputs};
+use common::{Rng, WEIGHT_SCALES, concat_graph, quantised_plain, seeded_inputs};
 
 const SAMPLES: usize = 100;
 
@@ -143,18 +143,7 @@ fn ad_autoencoder_matches_tflm_rounding() {
 /// inserts (QUANTIZE operators before CONCATENATION), gives LiteRT's integers.
 #[test]
 fn concatenation_with_rescaled_inputs_matches_litert() {
-    let graph = tinyfit_graph::Graph::from_value(serde_json::json!({
-        "inputs": [{"name": "x", "shape": [4, 40]}],
-        "nodes": [
-            {"name": "a", "op": "conv1d", "out_channels": 6, "kernel": 3, "padding": 1},
-            {"name": "b", "op": "conv1d", "out_channels": 5, "kernel": 5, "padding": 2, "inputs": ["x"]},
-            {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
-            {"name": "c", "op": "conv1d", "out_channels": 7, "kernel": 3},
-            {"name": "flat", "op": "flatten"},
-            {"name": "fc", "op": "linear", "out_features": 5}
-        ]
-    }))
-    .unwrap();
+    let graph = concat_graph();
     let quant = quantised_plain(graph, &mut Rng(0xc0ca_7e4a_7e00_0002), WEIGHT_SCALES);
     let program = lower(&quant).expect("lowers");
     let n = program.input(0).expect("one input").shape.len();

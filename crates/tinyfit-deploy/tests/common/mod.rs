@@ -147,3 +147,20 @@ pub fn edge_case_graphs() -> Vec<(Graph, usize)> {
         .map(|(json, host)| (Graph::from_value(json).expect("valid graph"), host))
         .collect()
 }
+
+/// Two branches concatenated along channels, then a convolution and a fully connected layer:
+/// under [`quantised_plain`] the branches and the concatenation are quantised differently.
+pub fn concat_graph() -> Graph {
+    Graph::from_value(serde_json::json!({
+        "inputs": [{"name": "x", "shape": [4, 40]}],
+        "nodes": [
+            {"name": "a", "op": "conv1d", "out_channels": 6, "kernel": 3, "padding": 1},
+            {"name": "b", "op": "conv1d", "out_channels": 5, "kernel": 5, "padding": 2, "inputs": ["x"]},
+            {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
+            {"name": "c", "op": "conv1d", "out_channels": 7, "kernel": 3},
+            {"name": "flat", "op": "flatten"},
+            {"name": "fc", "op": "linear", "out_features": 5}
+        ]
+    }))
+    .expect("valid graph")
+}
