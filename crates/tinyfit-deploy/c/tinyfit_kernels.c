@@ -7,6 +7,13 @@
 #include <string.h>
 #if TINYFIT_DSP
 #include <arm_acle.h>
+
+/* Bytes 1 and 3 of x, sign-extended into two halfwords (SXTB16 with ROR #8). */
+static inline int32_t sxtb16_odd(int32_t x) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
 #endif
 
 /* Wrapping int32 sum. */
@@ -333,48 +340,57 @@ static int32_t sparse_row_dot(const int8_t *x, const uint32_t *mask, int32_t wor
     return (int32_t)acc;
 }
 
-/* Weight j of a byte of packed `bits`-bit weights (2 or 4), sign-extended by shifting its
- * field to the top of a word and back (one SBFX). */
-TINYFIT_ALWAYS_INLINE int32_t packed_weight(uint32_t byte, int32_t j, const int32_t bits) {
-    return (int32_t)(byte << (32 - (j + 1) * bits)) >> (32 - bits);
-}
-
-/* The sum over one packed row of `depth` weights of `bits` bits times `x`, a byte of weights
- * at a time. Always inlined with a constant `bits`, so the byte's weights unroll into
- * shifts (no per-weight bit arithmetic at run time). */
-TINYFIT_ALWAYS_INLINE int32_t packed_row_dot(const int8_t *x, int32_t depth, const uint8_t *row,
-                                             const int32_t bits) {
-    const int32_t per_byte = 8 / bits;
-    uint32_t acc = 0;
+/* Packed rows of 2 or 4 bits go in groups of G = 32 / bits weights to a word: byte j holds, in
+ * field m (bits m · bits..), weight 4m + j of the group. Shifting a word left so that field m
+ * tops every byte, and masking the rest, leaves per byte the weights that meet input word m of
+ * the group, times 2^(8 − bits); SXTB16 splits them into the pairs that meet the word's even
+ * and odd values, and SMLAD takes two products at a time. Elsewhere, and for a last partial
+ * group, one weight at a time, sign-extended from its field. */
+TINYFIT_ALWAYS_INLINE int32_t grouped_row_dot(const int8_t *x, int32_t depth,
+                                              const uint8_t *row, const int32_t bits) {
+    const int32_t group = 32 / bits;
     int32_t k = 0;
-    for (; k + per_byte <= depth; k += per_byte) {
-        const uint32_t byte = *row++;
-        for (int32_t j = 0; j < per_byte; j++) {
-            acc += (uint32_t)(x[k + j] * packed_weight(byte, j, bits));
+    uint32_t acc = 0;
+#if TINYFIT_DSP
+    const uint32_t tops = bits == 4 ? 0xf0f0f0f0u : 0xc0c0c0c0u;
+    int32_t scaled = 0;
+    for (; k + group <= depth; k += group, row += 4) {
+        uint32_t w;
+        memcpy(&w, row, 4);
+        for (int32_t m = 0; m < 8 / bits; m++) {
+            uint32_t xm;
+            memcpy(&xm, x + k + 4 * m, 4);
+            const uint32_t f = (w << (8 - bits * (m + 1))) & tops;
+            scaled = __smlad(__sxtb16((int32_t)f), __sxtb16((int32_t)xm), scaled);
+            scaled = __smlad(sxtb16_odd((int32_t)f), sxtb16_odd((int32_t)xm), scaled);
         }
     }
-    if (k < depth) {
-        const uint32_t byte = *row;
-        for (int32_t j = 0; k + j < depth; j++) {
-            acc += (uint32_t)(x[k + j] * packed_weight(byte, j, bits));
+    acc = (uint32_t)(scaled >> (8 - bits));
+#endif
+    for (; k < depth; k++) {
+        const int32_t r = k % group;
+        const uint32_t byte = row[r & 3];
+        acc += (uint32_t)(x[k] * ((int32_t)(byte << (32 - bits * ((r >> 2) + 1))) >> (32 - bits)));
+        if (r == group - 1) {
+            row += 4;
         }
     }
     return (int32_t)acc;
 }
 
-/* Every row of a packed filter on `x`, instantiated per weight width. */
-#define TINYFIT_PACKED_ROWS(bits)                                                                 \
-    static void packed_rows_##bits(const int8_t *x, int32_t depth, const uint8_t *packed,         \
-                                   const int32_t *folded_bias, const tf_requant *q, int8_t *y,    \
-                                   int32_t rows) {                                                \
-        const int32_t row_bytes = (depth * (bits) + 7) / 8;                                       \
+/* Every row of a 2- or 4-bit filter on `x`, instantiated per width. */
+#define TINYFIT_GROUPED_ROWS(bits)                                                                \
+    static void grouped_rows_##bits(const int8_t *x, int32_t depth, const uint8_t *packed,        \
+                                    const int32_t *folded_bias, const tf_requant *q, int8_t *y,   \
+                                    int32_t rows) {                                               \
+        const int32_t row_bytes = 4 * ((depth + 32 / (bits) - 1) / (32 / (bits)));               \
         for (int32_t r = 0; r < rows; r++) {                                                      \
-            const int32_t acc = packed_row_dot(x, depth, packed + r * row_bytes, (bits));         \
+            const int32_t acc = grouped_row_dot(x, depth, packed + r * row_bytes, (bits));        \
             y[r] = requant_output(q, acc, folded_bias, r);                                        \
         }                                                                                         \
     }
-TINYFIT_PACKED_ROWS(2)
-TINYFIT_PACKED_ROWS(4)
+TINYFIT_GROUPED_ROWS(2)
+TINYFIT_GROUPED_ROWS(4)
 
 /* Σ (x[k] + 128) over the weights of a binary row whose bit is set (the +1 weights). With
  * weights w = 2b − 1, Σ x·w = 2 · this − 256 · (set bits) − Σ x; the generator folds the
@@ -439,9 +455,9 @@ static void compact_rows(const int8_t *x, int32_t depth, const tf_compact_filter
     } else if (f->bits == 1) {
         binary_rows(x, depth, (const uint8_t *)f->values, folded_bias, q, y, rows);
     } else if (f->bits == 2) {
-        packed_rows_2(x, depth, (const uint8_t *)f->values, folded_bias, q, y, rows);
+        grouped_rows_2(x, depth, (const uint8_t *)f->values, folded_bias, q, y, rows);
     } else {
-        packed_rows_4(x, depth, (const uint8_t *)f->values, folded_bias, q, y, rows);
+        grouped_rows_4(x, depth, (const uint8_t *)f->values, folded_bias, q, y, rows);
     }
 }
 
@@ -471,13 +487,6 @@ static inline int32_t load_word(const void *p) {
     int32_t v;
     memcpy(&v, p, 4);
     return v;
-}
-
-/* Bytes 1 and 3 of x, sign-extended into two halfwords (SXTB16 with ROR #8). */
-static inline int32_t sxtb16_odd(int32_t x) {
-    int32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
-    return r;
 }
 
 /* `offset` in both halfwords. */

@@ -113,9 +113,10 @@ void tf_fully_connected(const int8_t *input, int32_t in_len, const int8_t *filte
  * - sparse (bits 0): for each row, a bitmap of its weights (bit 31 − k of word j, most
  *   significant first, for weight 32j + k; ceil(row / 32) words a row) saying which are stored
  *   in `mask`, then the stored (non-zero) int8 weights of every row in order in `values`;
- * - packed (bits 1, 2 or 4): every weight in `bits` bits, two's complement (one bit: set for
- *   +1, clear for −1), weight k of a row in bits k · bits.. from the least significant bit of
- *   the row's first byte, each row starting on a byte, in `values`; `mask` NULL. */
+ * - packed (bits 1, 2 or 4), in `values`, each row starting on a byte, `mask` NULL: one bit
+ *   (set for +1, clear for −1) a weight, weight k in bit k % 8 of byte k / 8; or 2 or 4 bits
+ *   (two's complement) in groups of G = 32 / bits weights to a word, weight G·g + 4m + j in
+ *   bits m · bits.. of byte 4g + j (the layout the DSP kernel splits with shifts and SXTB16). */
 typedef struct {
     int32_t bits;
     const uint32_t *mask;

@@ -15,7 +15,10 @@
 
 //!
 //! **Packed**: every weight in 1, 2 or 4 bits (two's complement; one bit stands for −1 or +1),
-//! each row starting on a byte, when every value of the filter fits.
+//! each row starting on a byte, when every value of the filter fits. Rows of 2 and 4 bits go in
+//! groups of G = 32 / bits weights to a word, byte j holding weight 4m + j of the group in its
+//! field m: shifting field m to the top of every byte then yields, byte for byte, the weights
+//! that meet input word m of the group, which the DSP kernel multiplies two at a time.
 
 /// Below this saving of filter bytes the compact kernels' per-weight decoding costs more time
 /// than the flash is worth, and the generator keeps the dense filter and its faster kernels.
@@ -65,8 +68,9 @@ impl CompactFilter {
 pub struct PackedFilter {
     /// 1 (values −1 and +1 only), 2 ([−2, 1]) or 4 ([−8, 7]).
     pub bits: u32,
-    /// Rows of `ceil(row · bits / 8)` bytes; weight k of a row in bits `k · bits ..` counted
-    /// from the least significant bit of the row's first byte.
+    /// The rows, each starting on a byte: for 1 bit, `ceil(row / 8)` bytes, weight k in bit
+    /// `k % 8` of byte `k / 8`; for 2 and 4 bits, `4 · ceil(row / G)` bytes (G = 32 / bits),
+    /// weight `G·g + 4m + j` in bits `m · bits ..` of byte `4g + j`.
     pub data: Vec<u8>,
 }
 
@@ -83,7 +87,12 @@ impl PackedFilter {
             return None;
         };
         let row = filter.len() / rows.max(1);
-        let row_bytes = (row * bits as usize).div_ceil(8);
+        let group = 32 / bits as usize;
+        let row_bytes = if bits == 1 {
+            row.div_ceil(8)
+        } else {
+            4 * row.div_ceil(group)
+        };
         let mut data = vec![0u8; rows * row_bytes];
         for (r, weights) in filter.chunks(row.max(1)).enumerate().take(rows) {
             for (k, &w) in weights.iter().enumerate() {
@@ -92,8 +101,12 @@ impl PackedFilter {
                 } else {
                     (w as u8) & ((1 << bits) - 1)
                 };
-                let bit = k * bits as usize;
-                data[r * row_bytes + bit / 8] |= code << (bit % 8);
+                let (byte, shift) = if bits == 1 {
+                    (k / 8, k % 8)
+                } else {
+                    (k / group * 4 + k % 4, bits as usize * (k % group / 4))
+                };
+                data[r * row_bytes + byte] |= code << shift;
             }
         }
         Some(PackedFilter { bits, data })
@@ -198,12 +211,19 @@ mod tests {
         // Binary: bit set for +1; rows of three start on their own byte.
         let b = packed(&[1, -1, 1, -1, -1, 1], 2);
         assert_eq!((b.bits, b.data.clone()), (1, vec![0b101, 0b100]));
-        // Ternary fits two bits: 1 → 01, 0 → 00, −1 → 11.
-        let t = packed(&[1, 0, -1, 1], 1);
-        assert_eq!((t.bits, t.data.clone()), (2, vec![0b01_11_00_01]));
-        // Four bits, low nibble first: 7 → 0111, −8 → 1000.
-        let f = packed(&[7, -8, -1], 1);
-        assert_eq!((f.bits, f.data.clone()), (4, vec![0x87, 0x0f]));
+        // Ternary fits two bits: 1 → 01, 0 → 00, −1 → 11; sixteen to a word, byte j holding
+        // weights j, j + 4, j + 8, j + 12.
+        let t = packed(&[1, 0, -1, 1, -1], 1);
+        assert_eq!(
+            (t.bits, t.data.clone()),
+            (2, vec![0b11_01, 0b00, 0b11, 0b01])
+        );
+        // Four bits in groups of eight: byte j holds weights j and j + 4; 7 → 0111, −8 → 1000.
+        let f = packed(&[7, -8, -1, 0, 1, 2, 3, 4, 5], 1);
+        assert_eq!(
+            (f.bits, f.data.clone()),
+            (4, vec![0x17, 0x28, 0x3f, 0x40, 0x05, 0, 0, 0])
+        );
         assert!(PackedFilter::encode(&[8, 0], 1).is_none());
         // Dense 4-bit weights pack to half; a mostly-zero filter prefers the bitmap.
         let four: Vec<i8> = (0..64).map(|k| (k % 15) as i8 - 7).collect();
