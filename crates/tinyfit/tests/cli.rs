@@ -785,6 +785,21 @@ fn compress_pipeline_measures_every_step_of_a_residual_concat_graph() {
     let (stdout, stderr) = text(&again);
     assert!(again.status.success(), "{stderr}");
     assert_eq!(stdout.matches("already trained").count(), 3, "{stdout}");
+    // An edited step is not mistaken for the one that ran.
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(
+        &pipeline,
+        text.replace("keep_macs = 0.6", "keep_macs = 0.7"),
+    )
+    .unwrap();
+    fails_with(
+        tinyfit()
+            .args(["compress", "--config"])
+            .arg(&pipeline)
+            .arg("--out")
+            .arg(&out),
+        "was made by another step",
+    );
 }
 
 /// A `[distill]` section trains the student on the teacher's soft targets as well (the run

@@ -137,6 +137,7 @@ pub fn run(config: &Path, out: Option<PathBuf>) -> Result<()> {
         let previous = dirs.last().expect("the baseline").1.clone();
         let dir = out.join(format!("{}-{kind}", i + 1));
         println!("\n== step {}: {kind} from {} ==", i + 1, previous.display());
+        check_step_unchanged(&dir, table, &previous)?;
         if !dir.join("report.json").exists() {
             run_step(&kind, table, base, &previous, &dir).with_context(|| {
                 format!("pipeline {}, step {} ({kind})", config.display(), i + 1)
@@ -161,6 +162,27 @@ pub fn run(config: &Path, out: Option<PathBuf>) -> Result<()> {
     print_table(&report);
     println!("wrote {}", out.join("compress.json").display());
     Ok(())
+}
+
+/// Refuses to reuse a step folder made by another step or from another source (a pipeline edited
+/// since it ran); records the step in a new folder.
+fn check_step_unchanged(dir: &Path, table: &toml::Table, previous: &Path) -> Result<()> {
+    let recorded = RunDir(dir.to_path_buf());
+    let step = serde_json::json!({ "step": table, "from": previous });
+    let file = recorded.file("step.json");
+    if file.exists() {
+        let before: serde_json::Value = read_json(&file)?;
+        if before != step {
+            bail!(
+                "{} was made by another step ({}); remove it, or give the pipeline another --out",
+                dir.display(),
+                file.display()
+            );
+        }
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    recorded.write_json("step.json", &step)
 }
 
 /// Copies the files of a finished run that later steps read.
