@@ -3,6 +3,10 @@
 //! A tiny selector routes each input to one of m weak classifiers that read the selector's
 //! feature maps as well (feature aggregation); the classifiers are made diverse by pre-training
 //! each on one k-means cluster of a strong model's features ([`split`]) and by adversarial
-//! alternating training.
+//! alternating training. [`selection`] holds the selector's training targets and the
+//! method's metrics (routed and union accuracy, the histogram of right classifiers), [`cka`]
+//! the similarity of models' features.
 
+pub mod cka;
+pub mod selection;
 pub mod split;
