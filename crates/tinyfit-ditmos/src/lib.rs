@@ -8,5 +8,7 @@
 //! the similarity of models' features.
 
 pub mod cka;
+pub mod model;
 pub mod selection;
 pub mod split;
+pub mod train;

@@ -1,0 +1,324 @@
+//! DiTMoS's training phases (`ditmos.md` §4), as the released code runs them:
+//!
+//! - [`pretrain_classifier`]: classifier i on the training samples of cluster i, plain
+//!   cross-entropy, fed the features of the selector as it stands, in training mode without
+//!   gradient (its batch-norm statistics move, as in the reference);
+//! - [`train_selector`]: the selector on every training sample against the routing targets of
+//!   [`crate::selection`], the classifiers in inference mode reading the selector's
+//!   training-mode features;
+//! - [`train_classifiers`]: the adversarial classifier step, each classifier on four masked
+//!   cross-entropy terms (union, negative overlap, single, selection) with the selector fixed.
+//!
+//! Every phase re-creates its optimiser each epoch (Nesterov SGD, momentum 0.9, weight decay
+//! 1e-4, as the reference, whose momentum therefore restarts every epoch) and halves its
+//! learning rate on a fixed period.
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use tinyfit_data::Dataset;
+use tinyfit_train::{OptimizerConfig, Value, batch, optimizer};
+
+use crate::model::Ditmos;
+use crate::selection::{self, SelectionMetrics};
+
+/// A phase's length and learning rate: `lr · 0.5^(t / halve_every)` at its epoch t.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Phase {
+    /// Epochs.
+    pub epochs: usize,
+    /// Learning rate of the first epoch.
+    pub lr: f64,
+    /// Epochs between halvings.
+    pub halve_every: usize,
+}
+
+impl Phase {
+    /// The learning rate of epoch `t` (counted from the phase's start, or across phases).
+    pub fn lr_at(&self, t: usize) -> f64 {
+        self.lr * 0.5f64.powi((t / self.halve_every.max(1)) as i32)
+    }
+}
+
+/// What the selector is trained against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectorTarget {
+    /// The released code: cross-entropy on one label per sample
+    /// ([`selection::single_labels`]).
+    SingleLabel,
+    /// The paper: binary cross-entropy on every classifier's correctness.
+    MultiLabel,
+}
+
+/// Weights of the adversarial classifier loss (the released code's `[0.1, 0.03, 0.1, 1]`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossWeights {
+    /// Samples no classifier gets right: every classifier learns them.
+    pub union: f64,
+    /// Samples this and another classifier get right: pushed away (negative cross-entropy).
+    pub overlap: f64,
+    /// Samples only this classifier gets right: reinforced.
+    pub single: f64,
+    /// Samples the selector routes to this classifier.
+    pub select: f64,
+}
+
+impl Default for LossWeights {
+    fn default() -> Self {
+        LossWeights {
+            union: 0.1,
+            overlap: 0.03,
+            single: 0.1,
+            select: 1.0,
+        }
+    }
+}
+
+/// The reference's optimiser, fresh.
+fn sgd(lr: f64) -> burn::optim::ModuleOptimizer {
+    optimizer(&OptimizerConfig::Sgd {
+        lr,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+    })
+}
+
+/// `indices` shuffled by `(seed, epoch)`.
+fn shuffled(indices: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order = indices.to_vec();
+    order.shuffle(&mut StdRng::seed_from_u64(
+        seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64),
+    ));
+    order
+}
+
+/// Per-sample cross-entropy `[N]` of logits `[N, C]` against labels `[N]`.
+fn per_sample_ce(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let n = labels.dims()[0];
+    log_softmax(logits, 1)
+        .gather(1, labels.reshape([n, 1]))
+        .reshape([n])
+        .neg()
+}
+
+/// `Σ mask·values / max(1, Σ mask)` with a host mask.
+fn masked_mean(values: Tensor<1>, mask: &[bool]) -> Tensor<1> {
+    let count = mask.iter().filter(|&&b| b).count().max(1) as f32;
+    let device = values.device();
+    let m: Vec<f32> = mask.iter().map(|&b| f32::from(u8::from(b))).collect();
+    let m = Tensor::<1>::from_data(TensorData::new(m, [mask.len()]), &device);
+    (values * m).sum().div_scalar(count)
+}
+
+/// A value as a constant on `device`.
+fn constant(v: &Value, device: &Device) -> Value {
+    let data = v.to_vec();
+    let dims = v.dims();
+    let flat = Tensor::<2>::from_data(
+        TensorData::new(data, [dims[0], dims[1..].iter().product()]),
+        device,
+    );
+    Value::R2(flat).reshape(&dims[1..])
+}
+
+/// Row-major host logits.
+fn host(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().expect("f32 logits")
+}
+
+/// Trains classifier `i` on the training samples `members` of `data` for `phase`.
+pub fn pretrain_classifier(
+    mut model: Ditmos,
+    i: usize,
+    data: &Dataset,
+    members: &[usize],
+    phase: &Phase,
+    batch_size: usize,
+    seed: u64,
+) -> Ditmos {
+    let device = model.selector.devices()[0].clone();
+    for epoch in 0..phase.epochs {
+        let mut optim = sgd(phase.lr_at(epoch));
+        for indices in shuffled(members, seed ^ i as u64, epoch).chunks(batch_size) {
+            let x = batch::inputs(data, indices, &device);
+            // The selector as it stands, in training mode, without gradient.
+            let features: Vec<Value> = model
+                .select(x.clone())
+                .features
+                .iter()
+                .map(|f| constant(f, &device))
+                .collect();
+            let logits = model.classify(i, x, &features);
+            let loss = per_sample_ce(logits, batch::labels(data, indices, &device)).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(phase.lr_at(epoch), model, grads);
+        }
+    }
+    model
+}
+
+/// Trains the selector on all of `data` for `phase`, starting the learning-rate schedule at
+/// epoch `offset`.
+pub fn train_selector(
+    mut model: Ditmos,
+    data: &Dataset,
+    phase: &Phase,
+    offset: usize,
+    target: SelectorTarget,
+    batch_size: usize,
+    seed: u64,
+) -> Ditmos {
+    let device = model.selector.devices()[0].clone();
+    let plain = tinyfit_train::cpu();
+    let all: Vec<usize> = (0..data.len()).collect();
+    for epoch in 0..phase.epochs {
+        let lr = phase.lr_at(offset + epoch);
+        let mut optim = sgd(lr);
+        for indices in shuffled(&all, seed, offset + epoch).chunks(batch_size) {
+            let selection = model.select(batch::inputs(data, indices, &device));
+            // The classifiers in inference mode on the selector's training-mode features.
+            let frozen = model.valid();
+            let features: Vec<Value> = selection
+                .features
+                .iter()
+                .map(|f| constant(f, &plain))
+                .collect();
+            let x = batch::inputs(data, indices, &plain);
+            let logits: Vec<Vec<f32>> = (0..frozen.m())
+                .map(|i| host(frozen.classify(i, x.clone(), &features)))
+                .collect();
+            let labels: Vec<u32> = indices.iter().map(|&k| data.y[k]).collect();
+            let loss = match target {
+                SelectorTarget::SingleLabel => {
+                    let y: Vec<i64> = selection::single_labels(&logits, &labels)
+                        .into_iter()
+                        .map(|l| l as i64)
+                        .collect();
+                    let y =
+                        Tensor::<1, Int>::from_data(TensorData::new(y, [indices.len()]), &device);
+                    per_sample_ce(selection.logits, y).mean()
+                }
+                SelectorTarget::MultiLabel => {
+                    let t = selection::multi_label_targets(&logits, &labels);
+                    let t = Tensor::<2>::from_data(
+                        TensorData::new(t, [indices.len(), frozen.m()]),
+                        &device,
+                    );
+                    // Binary cross-entropy with logits: max(z, 0) − z·t + log(1 + e^−|z|).
+                    let z = selection.logits;
+                    (z.clone().clamp_min(0.0) - z.clone() * t
+                        + z.abs().neg().exp().add_scalar(1.0).log())
+                    .mean()
+                }
+            };
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+        }
+    }
+    model
+}
+
+/// The adversarial classifier step on all of `data` for `phase` (schedule from epoch
+/// `offset`), with the selector fixed in inference mode.
+pub fn train_classifiers(
+    mut model: Ditmos,
+    data: &Dataset,
+    phase: &Phase,
+    offset: usize,
+    weights: &LossWeights,
+    batch_size: usize,
+    seed: u64,
+) -> Ditmos {
+    let device = model.selector.devices()[0].clone();
+    let plain = tinyfit_train::cpu();
+    let all: Vec<usize> = (0..data.len()).collect();
+    for epoch in 0..phase.epochs {
+        let lr = phase.lr_at(offset + epoch);
+        let mut optim = sgd(lr);
+        for indices in shuffled(&all, seed ^ 0x00c1_a551, offset + epoch).chunks(batch_size) {
+            let labels: Vec<u32> = indices.iter().map(|&k| data.y[k]).collect();
+            let y = batch::labels(data, indices, &device);
+            let frozen = model.valid();
+            let selection = frozen.select(batch::inputs(data, indices, &plain));
+            let routes: Vec<usize> = host(
+                selection
+                    .logits
+                    .argmax(1)
+                    .float()
+                    .reshape([indices.len(), 1]),
+            )
+            .into_iter()
+            .map(|r| r as usize)
+            .collect();
+            let features: Vec<Value> = selection
+                .features
+                .iter()
+                .map(|f| constant(f, &device))
+                .collect();
+            let x = batch::inputs(data, indices, &device);
+            // Which classifiers are right: a forward in training mode, without gradient.
+            let template: Vec<Vec<f32>> = (0..model.m())
+                .map(|i| host(model.classify(i, x.clone(), &features).detach()))
+                .collect();
+            let correct = selection::correctness(&template, &labels);
+            let right: Vec<usize> = (0..labels.len())
+                .map(|n| correct.iter().filter(|c| c[n]).count())
+                .collect();
+            let mut loss: Option<Tensor<1>> = None;
+            for (i, c) in correct.iter().enumerate() {
+                let ce = per_sample_ce(model.classify(i, x.clone(), &features), y.clone());
+                let select_ce = per_sample_ce(model.classify(i, x.clone(), &features), y.clone());
+                let mask =
+                    |f: &dyn Fn(usize) -> bool| -> Vec<bool> { (0..labels.len()).map(f).collect() };
+                let term = masked_mean(ce.clone(), &mask(&|n| right[n] == 0))
+                    .mul_scalar(weights.union)
+                    - masked_mean(ce.clone(), &mask(&|n| right[n] > 1 && c[n]))
+                        .mul_scalar(weights.overlap)
+                    + masked_mean(ce, &mask(&|n| right[n] == 1 && c[n])).mul_scalar(weights.single)
+                    + masked_mean(select_ce, &mask(&|n| routes[n] == i)).mul_scalar(weights.select);
+                loss = Some(match loss {
+                    Some(l) => l + term,
+                    None => term,
+                });
+            }
+            let Some(loss) = loss else { return model };
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+        }
+    }
+    model
+}
+
+/// The system's figures on `data`, in inference mode (`model` on the plain device).
+pub fn evaluate(model: &Ditmos, data: &Dataset, batch_size: usize) -> SelectionMetrics {
+    let plain = tinyfit_train::cpu();
+    let mut logits: Vec<Vec<f32>> = vec![Vec::new(); model.m()];
+    let mut routes = Vec::with_capacity(data.len());
+    let all: Vec<usize> = (0..data.len()).collect();
+    for indices in all.chunks(batch_size.max(1)) {
+        let x = batch::inputs(data, indices, &plain);
+        let selection = model.select(x.clone());
+        routes.extend(
+            host(
+                selection
+                    .logits
+                    .argmax(1)
+                    .float()
+                    .reshape([indices.len(), 1]),
+            )
+            .into_iter()
+            .map(|r| r as usize),
+        );
+        for (i, l) in logits.iter_mut().enumerate() {
+            l.extend(host(model.classify(i, x.clone(), &selection.features)));
+        }
+    }
+    SelectionMetrics::new(&logits, &routes, &data.y)
+}
