@@ -7,7 +7,9 @@
 //! method's metrics (routed and union accuracy, the histogram of right classifiers), [`cka`]
 //! the similarity of models' features.
 
+pub mod checkpoint;
 pub mod cka;
+pub mod config;
 pub mod model;
 pub mod selection;
 pub mod split;

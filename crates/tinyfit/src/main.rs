@@ -83,6 +83,19 @@ enum Command {
     /// binary grid (straight-through estimator), into a new run folder that `quantize`
     /// exports on the same grids.
     Qat(cmd::qat::QatArgs),
+    /// DiTMoS from a trained strong model: k-means data splitting, classifier and selector
+    /// pre-training, adversarial rounds; checkpoint chosen on validation; ditmos.json.
+    Ditmos {
+        /// Config with a [ditmos] section.
+        #[arg(long)]
+        config: PathBuf,
+        /// Output folder (default: runs/<config file name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Continue the run in the output folder from its last checkpoint.
+        #[arg(long)]
+        resume: bool,
+    },
     /// A compression pipeline (distill, prune, QAT steps) from a trained run: every step
     /// quantised, deployed on one board and measured, in one table and compress.json.
     Compress {
@@ -193,6 +206,11 @@ fn main() -> ExitCode {
         Command::Quantize(args) => cmd::quantize::run(&args),
         Command::Qat(args) => cmd::qat::run(&args),
         Command::Compress { config, out } => cmd::compress::run(&config, out),
+        Command::Ditmos {
+            config,
+            out,
+            resume,
+        } => cmd::ditmos::run(&config, out, resume),
         Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {

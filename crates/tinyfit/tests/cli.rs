@@ -802,6 +802,95 @@ fn compress_pipeline_measures_every_step_of_a_residual_concat_graph() {
     );
 }
 
+/// `tinyfit ditmos` runs every phase from a trained strong model, resumes after a kill from
+/// its last checkpoint, refuses to overwrite a run without `--resume`, and records routed and
+/// union accuracy on validation and test.
+#[test]
+fn ditmos_runs_resumes_after_a_kill_and_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let strong = dir.path().join("strong");
+    train(&strong, false);
+    let graphs = repo().join("examples/graphs");
+    let config = write(
+        dir.path(),
+        "ditmos.toml",
+        &format!(
+            "[ditmos]\nstrong = {:?}\nfeature_layer = \"relu2\"\nselector = {:?}\n\
+             classifier = {:?}\nclassifiers = 3\nbatch_size = 64\nrestarts = 2\n\n\
+             [ditmos.pretrain]\nepochs = 2\nlr = 0.01\nhalve_every = 6\n\n\
+             [ditmos.selector_pretrain]\nepochs = 1\nlr = 0.01\nhalve_every = 8\n\n\
+             [ditmos.adversarial]\nrounds = 2\nepochs = 1\nlr = 0.001\nhalve_every = 30\n",
+            strong,
+            graphs.join("hapt_ditmos_selector.json"),
+            graphs.join("hapt_ditmos_classifier.json"),
+        ),
+    );
+    let out = dir.path().join("ditmos");
+    let mut child = tinyfit()
+        .args(["ditmos", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while !out.join("progress.json").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !out.join("ditmos.json").exists(),
+        "the run finished before the kill"
+    );
+    fails_with(
+        tinyfit()
+            .args(["ditmos", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out),
+        "already holds a DiTMoS run; pass --resume",
+    );
+    let resumed = tinyfit()
+        .args(["ditmos", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .arg("--resume")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stdout.contains("resuming after"), "{stdout}");
+    assert!(stdout.contains("union"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("ditmos.json")).unwrap()).unwrap();
+    let history = report["progress"]["history"].as_array().unwrap();
+    assert_eq!(
+        history.len(),
+        4,
+        "two rounds of one selector and one classifier epoch"
+    );
+    for split in ["validation", "test"] {
+        let (routed, union) = (
+            report[split]["accuracy"].as_f64().unwrap(),
+            report[split]["union_accuracy"].as_f64().unwrap(),
+        );
+        assert!(union >= routed && routed > 1.0 / 6.0, "{split}: {report}");
+    }
+    assert_eq!(report["cluster_sizes"].as_array().unwrap().len(), 3);
+}
+
 /// A `[distill]` section trains the student on the teacher's soft targets as well (the run
 /// records it), after a FitNets hint stage where `[distill.hints]` asks for one; a teacher
 /// trained on other data is refused with the reason.

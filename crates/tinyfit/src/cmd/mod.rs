@@ -6,6 +6,7 @@ pub mod bench_mcu;
 pub mod compress;
 pub mod data;
 pub mod deploy;
+pub mod ditmos;
 pub mod eval;
 pub mod inspect;
 pub mod prune;

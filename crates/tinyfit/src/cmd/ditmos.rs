@@ -1,0 +1,462 @@
+//! `tinyfit ditmos --config FILE`: DiTMoS from a trained strong model — data splitting,
+//! classifier pre-training, selector pre-training, adversarial rounds — with a checkpoint after
+//! every classifier, phase and round (`--resume` continues from it), the checkpoint chosen on
+//! validation (or, labelled, on test as the released code does), and the figures in
+//! `ditmos.json`.
+//!
+//! ```toml
+//! [ditmos]
+//! strong = "../../runs/train"            # relative to this file
+//! feature_layer = "relu4"
+//! selector = "../graphs/hapt_selector.json"
+//! classifier = "../graphs/hapt_classifier.json"
+//! classifiers = 4
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::module::Module;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use tinyfit_data::Splits;
+use tinyfit_ditmos::checkpoint;
+use tinyfit_ditmos::config::{DitmosConfig, Selection};
+use tinyfit_ditmos::model::Ditmos;
+use tinyfit_ditmos::selection::SelectionMetrics;
+use tinyfit_ditmos::split::{DataSplit, SplitConfig, cluster, features};
+use tinyfit_ditmos::train::{
+    Phase, evaluate, pretrain_classifier, train_classifiers, train_selector,
+};
+use tinyfit_graph::Graph;
+use tinyfit_train::{GraphModel, cpu};
+
+use crate::report;
+use crate::run_dir::{Report, RunDir};
+
+/// The pipeline file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DitmosFile {
+    ditmos: DitmosConfig,
+}
+
+/// How far a run has got; saved with each checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct Progress {
+    /// Classifiers pre-trained on their clusters.
+    pretrained: usize,
+    /// Whether the selector pre-training is done.
+    selector_pretrained: bool,
+    /// Adversarial rounds done.
+    rounds: usize,
+    /// Routed accuracy of the saved best checkpoint on the selection split.
+    best: Option<f64>,
+    /// Where the best was found (`round r, selector|classifier epoch t`).
+    best_at: Option<String>,
+    /// Validation figures after every adversarial epoch.
+    history: Vec<EpochLog>,
+    /// Wall time so far, by phase, in seconds.
+    seconds: PhaseSeconds,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+struct PhaseSeconds {
+    split: f64,
+    pretrain: f64,
+    selector_pretrain: f64,
+    adversarial: f64,
+}
+
+/// One adversarial epoch's figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EpochLog {
+    round: usize,
+    side: String,
+    epoch: usize,
+    lr: f64,
+    validation: SelectionMetrics,
+}
+
+/// What `ditmos.json` records.
+#[derive(Serialize)]
+struct DitmosReport<'a> {
+    config: &'a DitmosConfig,
+    selection: Selection,
+    cluster_sizes: &'a [usize],
+    /// Parameters of the selector and of all classifiers; MACs of one inference (selector and
+    /// the routed classifier).
+    params: u64,
+    macs_per_inference: u64,
+    strong_test_accuracy: f64,
+    validation: SelectionMetrics,
+    test: SelectionMetrics,
+    progress: &'a Progress,
+}
+
+/// Runs (or with `resume` continues) the DiTMoS run of `config` into `out`.
+pub fn run(config: &Path, out: Option<PathBuf>, resume: bool) -> Result<()> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let mut file: DitmosFile =
+        toml::from_str(&text).map_err(|e| anyhow!("config {}: {e}", config.display()))?;
+    let base = config.parent().unwrap_or(Path::new("."));
+    let c = &mut file.ditmos;
+    for p in [&mut c.strong, &mut c.selector, &mut c.classifier] {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    c.validate()
+        .map_err(|e| anyhow!("config {}: {e}", config.display()))?;
+    let cfg = file.ditmos;
+    let out = out.unwrap_or_else(|| {
+        let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
+        PathBuf::from("runs").join(stem.unwrap_or_else(|| "ditmos".into()))
+    });
+    let run = RunDir(out.clone());
+    let mut progress = start_or_resume(&run, &cfg, resume)?;
+
+    let strong = RunDir(cfg.strong.clone());
+    let trained = strong
+        .load()
+        .with_context(|| format!("loading the strong model {}", cfg.strong.display()))?;
+    let strong_report: Report = strong.read_json("report.json")?;
+    let splits = trained.splits()?;
+    let m = cfg.classifiers;
+    let selector = routing_to(Graph::load(&cfg.selector)?, m)?;
+    let classifier = Graph::load(&cfg.classifier)?;
+
+    // 1. Diverse data splitting.
+    let split: DataSplit = if run.file("split.json").exists() {
+        run.read_json("split.json")?
+    } else {
+        let t0 = Instant::now();
+        println!(
+            "splitting {} training windows into {m} clusters of the strong model's '{}' features",
+            splits.train.len(),
+            cfg.feature_layer
+        );
+        let device = cpu();
+        let strong_model = GraphModel::new(&trained.graph, &trained.weights, &device)?;
+        let f_train = features(&strong_model, &cfg.feature_layer, &splits.train, 256)?;
+        let f_val = features(&strong_model, &cfg.feature_layer, &splits.val, 256)?;
+        let split = cluster(
+            &f_train,
+            &f_val,
+            &SplitConfig {
+                clusters: m,
+                feature_layer: cfg.feature_layer.clone(),
+                restarts: cfg.restarts,
+                seed: cfg.seed,
+            },
+        )?;
+        run.write_json("split.json", &split)?;
+        progress.seconds.split = t0.elapsed().as_secs_f64();
+        split
+    };
+    println!("cluster sizes: {:?}", split.sizes);
+
+    let device = cpu().autodiff();
+    let latest = run.file("checkpoint");
+    let mut model = if checkpoint::exists(&latest) {
+        let w = checkpoint::load(&latest, m)?;
+        let cs: Vec<Option<&tinyfit_graph::Weights>> = w.classifiers.iter().map(Some).collect();
+        Ditmos::new(
+            &selector,
+            &classifier,
+            m,
+            (Some(&w.selector), &cs),
+            cfg.seed,
+            &device,
+        )?
+    } else {
+        Ditmos::new(&selector, &classifier, m, (None, &[]), cfg.seed, &device)?
+    };
+    let total = m * cfg.pretrain.epochs
+        + cfg.selector_pretrain.epochs
+        + 2 * cfg.adversarial.rounds * cfg.adversarial.epochs;
+    let done = progress.pretrained * cfg.pretrain.epochs
+        + usize::from(progress.selector_pretrained) * cfg.selector_pretrain.epochs
+        + 2 * progress.rounds * cfg.adversarial.epochs;
+    let bar = ProgressBar::new(total as u64).with_style(
+        ProgressStyle::with_template(
+            "{msg:<28} [{bar:30}] {pos}/{len} epochs ({elapsed}, eta {eta})",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_position(done as u64);
+    if done > 0 {
+        bar.suspend(|| {
+            println!(
+                "resuming after {done} of {total} epochs (from {})",
+                latest.display()
+            )
+        });
+    }
+
+    // 2. Classifier pre-training on the clusters.
+    while progress.pretrained < m {
+        let i = progress.pretrained;
+        bar.set_message(format!("pre-training classifier {}", i + 1));
+        let t0 = Instant::now();
+        let members = split.members(i);
+        let one = Phase {
+            epochs: 1,
+            ..cfg.pretrain
+        };
+        for epoch in 0..cfg.pretrain.epochs {
+            let phase = Phase {
+                lr: cfg.pretrain.lr_at(epoch),
+                ..one
+            };
+            model = pretrain_classifier(
+                model,
+                i,
+                &splits.train,
+                &members,
+                &phase,
+                cfg.batch_size,
+                cfg.seed.wrapping_add(epoch as u64),
+            );
+            bar.inc(1);
+        }
+        progress.seconds.pretrain += t0.elapsed().as_secs_f64();
+        progress.pretrained += 1;
+        save_checkpoint(&run, &model, &progress)?;
+    }
+
+    // 3. Selector pre-training.
+    if !progress.selector_pretrained {
+        bar.set_message("pre-training the selector");
+        let t0 = Instant::now();
+        for epoch in 0..cfg.selector_pretrain.epochs {
+            let one = Phase {
+                epochs: 1,
+                ..cfg.selector_pretrain
+            };
+            model = train_selector(
+                model,
+                &splits.train,
+                &one,
+                epoch,
+                cfg.selector_target,
+                cfg.batch_size,
+                cfg.seed,
+            );
+            bar.inc(1);
+        }
+        progress.seconds.selector_pretrain = t0.elapsed().as_secs_f64();
+        progress.selector_pretrained = true;
+        save_checkpoint(&run, &model, &progress)?;
+    }
+
+    // 4. Adversarial rounds, the checkpoint chosen after every epoch.
+    let adv = cfg.adversarial;
+    let chooser = match cfg.selection {
+        Selection::Validation => &splits.val,
+        Selection::TestCompatibility => &splits.test,
+    };
+    while progress.rounds < adv.rounds {
+        let r = progress.rounds;
+        let t0 = Instant::now();
+        for side in ["selector", "classifiers"] {
+            bar.set_message(format!("round {}/{}: {side}", r + 1, adv.rounds));
+            for t in 0..adv.epochs {
+                let offset = adv.epochs * r + t;
+                let one = Phase {
+                    epochs: 1,
+                    lr: adv.lr,
+                    halve_every: adv.halve_every,
+                };
+                model = if side == "selector" {
+                    train_selector(
+                        model,
+                        &splits.train,
+                        &one,
+                        offset,
+                        cfg.selector_target,
+                        cfg.batch_size,
+                        cfg.seed,
+                    )
+                } else {
+                    train_classifiers(
+                        model,
+                        &splits.train,
+                        &one,
+                        offset,
+                        &cfg.loss,
+                        cfg.batch_size,
+                        cfg.seed,
+                    )
+                };
+                let frozen = model.valid();
+                let validation = evaluate(&frozen, &splits.val, 256);
+                let score = match cfg.selection {
+                    Selection::Validation => validation.accuracy,
+                    Selection::TestCompatibility => evaluate(&frozen, chooser, 256).accuracy,
+                };
+                if progress.best.is_none_or(|b| score >= b) {
+                    checkpoint::save(&model, &run.file("best"))
+                        .with_context(|| format!("saving {}", run.file("best").display()))?;
+                    progress.best = Some(score);
+                    progress.best_at = Some(format!("round {}, {side} epoch {}", r + 1, t + 1));
+                }
+                progress.history.push(EpochLog {
+                    round: r,
+                    side: side.to_string(),
+                    epoch: t,
+                    lr: one.lr_at(offset),
+                    validation,
+                });
+                bar.inc(1);
+            }
+        }
+        progress.seconds.adversarial += t0.elapsed().as_secs_f64();
+        progress.rounds += 1;
+        let last = progress.history.last().map(|h| h.validation.clone());
+        if let Some(v) = last {
+            bar.suspend(|| {
+                println!(
+                    "round {:>3}: validation routed {:.2} %, union {:.2} %, routing {:.2} %",
+                    r + 1,
+                    100.0 * v.accuracy,
+                    100.0 * v.union_accuracy,
+                    100.0 * v.routing_accuracy
+                )
+            });
+        }
+        save_checkpoint(&run, &model, &progress)?;
+    }
+    bar.finish_and_clear();
+
+    // 5. The chosen checkpoint, tested once.
+    let best_dir = if checkpoint::exists(&run.file("best")) {
+        run.file("best")
+    } else {
+        latest.clone()
+    };
+    let w = checkpoint::load(&best_dir, m)?;
+    let cs: Vec<Option<&tinyfit_graph::Weights>> = w.classifiers.iter().map(Some).collect();
+    let plain = cpu();
+    let best = Ditmos::new(
+        &selector,
+        &classifier,
+        m,
+        (Some(&w.selector), &cs),
+        cfg.seed,
+        &plain,
+    )?;
+    let validation = evaluate(&best, &splits.val, 256);
+    let test = evaluate(&best, &splits.test, 256);
+    let (s, c) = (selector.analyze()?, classifier.analyze()?);
+    let rep = DitmosReport {
+        config: &cfg,
+        selection: cfg.selection,
+        cluster_sizes: &split.sizes,
+        params: s.params() + m as u64 * c.params(),
+        macs_per_inference: s.macs() + c.macs(),
+        strong_test_accuracy: strong_report.test.accuracy,
+        validation,
+        test,
+        progress: &progress,
+    };
+    run.write_json("ditmos.json", &rep)?;
+    print_summary(&rep, &splits);
+    Ok(())
+}
+
+/// The selector with its routing layer (its first output, a linear layer) sized to `m`.
+fn routing_to(mut selector: Graph, m: usize) -> Result<Graph> {
+    let first = selector
+        .outputs
+        .first()
+        .cloned()
+        .or_else(|| selector.nodes.last().map(|n| n.name.clone()))
+        .unwrap_or_default();
+    let node = selector
+        .nodes
+        .iter_mut()
+        .find(|n| n.name == first)
+        .ok_or_else(|| anyhow!("the selector '{}' has no output node", selector.name))?;
+    match &mut node.op {
+        tinyfit_graph::Op::Linear(l) => l.out_features = m,
+        other => bail!(
+            "the selector's first output '{first}' must be a linear layer (the routing logits), not {}",
+            other.kind()
+        ),
+    }
+    selector.analyze()?;
+    Ok(selector)
+}
+
+/// Reads the saved progress of a run in `run` (with `resume`) or starts one, refusing to mix
+/// configs or to overwrite a run without `resume`.
+fn start_or_resume(run: &RunDir, cfg: &DitmosConfig, resume: bool) -> Result<Progress> {
+    let state = run.file("progress.json");
+    if state.exists() {
+        if !resume {
+            bail!(
+                "{} already holds a DiTMoS run; pass --resume to continue it, or choose another --out",
+                run.0.display()
+            );
+        }
+        let saved: DitmosConfig = run.read_json("config.json")?;
+        if saved != *cfg {
+            bail!(
+                "{} was started with another [ditmos] config (see its config.json); resume with the same config",
+                run.0.display()
+            );
+        }
+        return run.read_json("progress.json");
+    }
+    std::fs::create_dir_all(&run.0)
+        .with_context(|| format!("cannot create {}", run.0.display()))?;
+    run.write_json("config.json", cfg)?;
+    Ok(Progress::default())
+}
+
+/// Saves the weights, then the progress that refers to them.
+fn save_checkpoint(run: &RunDir, model: &Ditmos, progress: &Progress) -> Result<()> {
+    checkpoint::save(model, &run.file("checkpoint"))
+        .with_context(|| format!("saving {}", run.file("checkpoint").display()))?;
+    run.write_json("progress.json", progress)
+}
+
+fn print_summary(rep: &DitmosReport, splits: &Splits) {
+    let pct = |v: f64| format!("{:.2} %", 100.0 * v);
+    println!(
+        "DiTMoS, m = {}: {} parameters in all, {} MACs per inference (selector + one classifier)",
+        rep.config.classifiers,
+        report::thousands(rep.params),
+        report::thousands(rep.macs_per_inference)
+    );
+    if rep.selection == Selection::TestCompatibility {
+        println!(
+            "CHECKPOINT CHOSEN ON THE TEST SPLIT (the released code's protocol): the test figure is optimistic"
+        );
+    }
+    for (name, m, n) in [
+        ("validation", &rep.validation, splits.val.len()),
+        ("test", &rep.test, splits.test.len()),
+    ] {
+        println!(
+            "{name} ({n} windows): routed {}, union {}, routing {}; right classifiers per window {:?}; each classifier {:?}",
+            pct(m.accuracy),
+            pct(m.union_accuracy),
+            pct(m.routing_accuracy),
+            m.correct_histogram,
+            m.classifier_accuracy
+                .iter()
+                .map(|a| format!("{:.1}", 100.0 * a))
+                .collect::<Vec<_>>()
+        );
+    }
+    println!(
+        "strong model test accuracy {}; best checkpoint at {}",
+        pct(rep.strong_test_accuracy),
+        rep.progress.best_at.as_deref().unwrap_or("the end")
+    );
+}
