@@ -133,9 +133,34 @@ fn host(t: Tensor<2>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().expect("f32 logits")
 }
 
+/// The epochs of `phase` (schedule from epoch `offset`) over the samples `members` of `data`
+/// shuffled by `seed`: a fresh optimiser each epoch, one step a batch on the loss `loss` gives
+/// for the model and the batch's sample indices.
+#[allow(clippy::too_many_arguments)]
+fn epochs(
+    mut model: Ditmos,
+    members: &[usize],
+    phase: &Phase,
+    offset: usize,
+    batch_size: usize,
+    seed: u64,
+    mut loss: impl FnMut(&Ditmos, &[usize]) -> Tensor<1>,
+) -> Ditmos {
+    for epoch in offset..offset + phase.epochs {
+        let lr = phase.lr_at(epoch);
+        let mut optim = sgd(lr);
+        for indices in shuffled(members, seed, epoch).chunks(batch_size.max(1)) {
+            let loss = loss(&model, indices);
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(lr, model, grads);
+        }
+    }
+    model
+}
+
 /// Trains classifier `i` on the training samples `members` of `data` for `phase`.
 pub fn pretrain_classifier(
-    mut model: Ditmos,
+    model: Ditmos,
     i: usize,
     data: &Dataset,
     members: &[usize],
@@ -144,9 +169,14 @@ pub fn pretrain_classifier(
     seed: u64,
 ) -> Ditmos {
     let device = model.selector.devices()[0].clone();
-    for epoch in 0..phase.epochs {
-        let mut optim = sgd(phase.lr_at(epoch));
-        for indices in shuffled(members, seed ^ i as u64, epoch).chunks(batch_size) {
+    epochs(
+        model,
+        members,
+        phase,
+        0,
+        batch_size,
+        seed ^ i as u64,
+        |model, indices| {
             let x = batch::inputs(data, indices, &device);
             // The selector as it stands, in training mode, without gradient.
             let features: Vec<Value> = model
@@ -156,18 +186,15 @@ pub fn pretrain_classifier(
                 .map(|f| constant(f, &device))
                 .collect();
             let logits = model.classify(i, x, &features);
-            let loss = per_sample_ce(logits, batch::labels(data, indices, &device)).mean();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(phase.lr_at(epoch), model, grads);
-        }
-    }
-    model
+            per_sample_ce(logits, batch::labels(data, indices, &device)).mean()
+        },
+    )
 }
 
 /// Trains the selector on all of `data` for `phase`, starting the learning-rate schedule at
 /// epoch `offset`.
 pub fn train_selector(
-    mut model: Ditmos,
+    model: Ditmos,
     data: &Dataset,
     phase: &Phase,
     offset: usize,
@@ -178,10 +205,14 @@ pub fn train_selector(
     let device = model.selector.devices()[0].clone();
     let plain = tinyfit_train::cpu();
     let all: Vec<usize> = (0..data.len()).collect();
-    for epoch in 0..phase.epochs {
-        let lr = phase.lr_at(offset + epoch);
-        let mut optim = sgd(lr);
-        for indices in shuffled(&all, seed, offset + epoch).chunks(batch_size) {
+    epochs(
+        model,
+        &all,
+        phase,
+        offset,
+        batch_size,
+        seed,
+        |model, indices| {
             let selection = model.select(batch::inputs(data, indices, &device));
             // The classifiers in inference mode on the selector's training-mode features.
             let frozen = model.valid();
@@ -195,7 +226,7 @@ pub fn train_selector(
                 .map(|i| host(frozen.classify(i, x.clone(), &features)))
                 .collect();
             let labels: Vec<u32> = indices.iter().map(|&k| data.y[k]).collect();
-            let loss = match target {
+            match target {
                 SelectorTarget::SingleLabel => {
                     let y: Vec<i64> = selection::single_labels(&logits, &labels)
                         .into_iter()
@@ -217,18 +248,15 @@ pub fn train_selector(
                         + z.abs().neg().exp().add_scalar(1.0).log())
                     .mean()
                 }
-            };
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-        }
-    }
-    model
+            }
+        },
+    )
 }
 
 /// The adversarial classifier step on all of `data` for `phase` (schedule from epoch
 /// `offset`), with the selector fixed in inference mode.
 pub fn train_classifiers(
-    mut model: Ditmos,
+    model: Ditmos,
     data: &Dataset,
     phase: &Phase,
     offset: usize,
@@ -239,24 +267,19 @@ pub fn train_classifiers(
     let device = model.selector.devices()[0].clone();
     let plain = tinyfit_train::cpu();
     let all: Vec<usize> = (0..data.len()).collect();
-    for epoch in 0..phase.epochs {
-        let lr = phase.lr_at(offset + epoch);
-        let mut optim = sgd(lr);
-        for indices in shuffled(&all, seed ^ 0x00c1_a551, offset + epoch).chunks(batch_size) {
+    epochs(
+        model,
+        &all,
+        phase,
+        offset,
+        batch_size,
+        seed ^ 0x00c1_a551,
+        |model, indices| {
             let labels: Vec<u32> = indices.iter().map(|&k| data.y[k]).collect();
+            let n = labels.len();
             let y = batch::labels(data, indices, &device);
-            let frozen = model.valid();
-            let selection = frozen.select(batch::inputs(data, indices, &plain));
-            let routes: Vec<usize> = host(
-                selection
-                    .logits
-                    .argmax(1)
-                    .float()
-                    .reshape([indices.len(), 1]),
-            )
-            .into_iter()
-            .map(|r| r as usize)
-            .collect();
+            let selection = model.valid().select(batch::inputs(data, indices, &plain));
+            let routes = routes(selection.logits);
             let features: Vec<Value> = selection
                 .features
                 .iter()
@@ -268,57 +291,53 @@ pub fn train_classifiers(
                 .map(|i| host(model.classify(i, x.clone(), &features).detach()))
                 .collect();
             let correct = selection::correctness(&template, &labels);
-            let right: Vec<usize> = (0..labels.len())
-                .map(|n| correct.iter().filter(|c| c[n]).count())
+            let right: Vec<usize> = (0..n)
+                .map(|s| correct.iter().filter(|c| c[s]).count())
                 .collect();
-            let mut loss: Option<Tensor<1>> = None;
-            for (i, c) in correct.iter().enumerate() {
-                let ce = per_sample_ce(model.classify(i, x.clone(), &features), y.clone());
-                let select_ce = per_sample_ce(model.classify(i, x.clone(), &features), y.clone());
-                let mask =
-                    |f: &dyn Fn(usize) -> bool| -> Vec<bool> { (0..labels.len()).map(f).collect() };
-                let term = masked_mean(ce.clone(), &mask(&|n| right[n] == 0))
-                    .mul_scalar(weights.union)
-                    - masked_mean(ce.clone(), &mask(&|n| right[n] > 1 && c[n]))
-                        .mul_scalar(weights.overlap)
-                    + masked_mean(ce, &mask(&|n| right[n] == 1 && c[n])).mul_scalar(weights.single)
-                    + masked_mean(select_ce, &mask(&|n| routes[n] == i)).mul_scalar(weights.select);
-                loss = Some(match loss {
-                    Some(l) => l + term,
-                    None => term,
-                });
-            }
-            let Some(loss) = loss else { return model };
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(lr, model, grads);
-        }
-    }
-    model
+            let mask = |f: &dyn Fn(usize) -> bool| -> Vec<bool> { (0..n).map(f).collect() };
+            correct
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let ce = per_sample_ce(model.classify(i, x.clone(), &features), y.clone());
+                    let select_ce =
+                        per_sample_ce(model.classify(i, x.clone(), &features), y.clone());
+                    masked_mean(ce.clone(), &mask(&|s| right[s] == 0)).mul_scalar(weights.union)
+                        - masked_mean(ce.clone(), &mask(&|s| right[s] > 1 && c[s]))
+                            .mul_scalar(weights.overlap)
+                        + masked_mean(ce, &mask(&|s| right[s] == 1 && c[s]))
+                            .mul_scalar(weights.single)
+                        + masked_mean(select_ce, &mask(&|s| routes[s] == i))
+                            .mul_scalar(weights.select)
+                })
+                .reduce(|a, b| a + b)
+                .expect("at least one classifier")
+        },
+    )
+}
+
+/// The arg-max of each row of routing logits.
+fn routes(logits: Tensor<2>) -> Vec<usize> {
+    let n = logits.dims()[0];
+    host(logits.argmax(1).float().reshape([n, 1]))
+        .into_iter()
+        .map(|r| r as usize)
+        .collect()
 }
 
 /// The system's figures on `data`, in inference mode (`model` on the plain device).
 pub fn evaluate(model: &Ditmos, data: &Dataset, batch_size: usize) -> SelectionMetrics {
     let plain = tinyfit_train::cpu();
     let mut logits: Vec<Vec<f32>> = vec![Vec::new(); model.m()];
-    let mut routes = Vec::with_capacity(data.len());
+    let mut routes_all = Vec::with_capacity(data.len());
     let all: Vec<usize> = (0..data.len()).collect();
     for indices in all.chunks(batch_size.max(1)) {
         let x = batch::inputs(data, indices, &plain);
         let selection = model.select(x.clone());
-        routes.extend(
-            host(
-                selection
-                    .logits
-                    .argmax(1)
-                    .float()
-                    .reshape([indices.len(), 1]),
-            )
-            .into_iter()
-            .map(|r| r as usize),
-        );
+        routes_all.extend(routes(selection.logits));
         for (i, l) in logits.iter_mut().enumerate() {
             l.extend(host(model.classify(i, x.clone(), &selection.features)));
         }
     }
-    SelectionMetrics::new(&logits, &routes, &data.y)
+    SelectionMetrics::new(&logits, &routes_all, &data.y)
 }

@@ -173,6 +173,24 @@ fn malformed_hapt_line_is_named() {
     );
 }
 
+/// Kills `child` as soon as `marker` (its first checkpoint) exists.
+fn kill_when_exists(mut child: std::process::Child, marker: &Path) {
+    let started = Instant::now();
+    while !marker.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no checkpoint appeared"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 fn train(out: &Path, resume: bool) -> Output {
     let mut cmd = tinyfit();
     cmd.args(["train", "--config"])
@@ -210,7 +228,7 @@ fn seeded_runs_are_identical_and_resume_after_kill() {
     let weights = |run: &Path| std::fs::read(run.join("model.safetensors")).unwrap();
     assert_eq!(weights(&a), weights(&b), "same seed, different weights");
 
-    let mut child = tinyfit()
+    let child = tinyfit()
         .args(["train", "--config"])
         .arg(fixture("tiny_har.toml"))
         .arg("--out")
@@ -219,21 +237,7 @@ fn seeded_runs_are_identical_and_resume_after_kill() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let first = killed.join("checkpoints/epoch-0001");
-    let started = Instant::now();
-    while !first.exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint appeared"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when_exists(child, &killed.join("checkpoints/epoch-0001"));
     assert!(
         !killed.join("model.safetensors").exists(),
         "the run finished before the kill"
@@ -826,7 +830,7 @@ fn ditmos_runs_resumes_after_a_kill_and_reports() {
         ),
     );
     let out = dir.path().join("ditmos");
-    let mut child = tinyfit()
+    let child = tinyfit()
         .args(["ditmos", "--config"])
         .arg(&config)
         .arg("--out")
@@ -835,20 +839,7 @@ fn ditmos_runs_resumes_after_a_kill_and_reports() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while !out.join("progress.json").exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint appeared"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before it could be killed"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when_exists(child, &out.join("progress.json"));
     assert!(
         !out.join("ditmos.json").exists(),
         "the run finished before the kill"
