@@ -58,11 +58,13 @@ impl Package {
 
     /// Filter bytes the compact formats save over dense storage.
     pub fn filter_bytes_saved(&self) -> usize {
-        self.compact_layers
-            .iter()
-            .map(|l| l.dense_bytes - l.stored_bytes)
-            .sum()
+        bytes_saved(&self.compact_layers)
     }
+}
+
+/// Filter bytes `layers` save over dense storage.
+pub fn bytes_saved(layers: &[CompactLayer]) -> usize {
+    layers.iter().map(|l| l.dense_bytes - l.stored_bytes).sum()
 }
 
 /// Choices the generator leaves to the caller.
@@ -117,11 +119,7 @@ pub fn generate(program: &Program) -> Package {
 
 /// Generates the C package of `program`.
 pub fn generate_with(program: &Program, options: &Options) -> Package {
-    let compact: Vec<Option<CompactFilter>> = program
-        .operations
-        .iter()
-        .map(|op| compact_filter(program, op, options))
-        .collect();
+    let compact = compact_filters(program, options);
     let field_bytes = compact_field_bytes(program, &compact);
     let scratch_bytes = dsp_scratch_bytes(program, &compact);
     let mut model_c = String::new();
@@ -205,26 +203,47 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
             ("model.c", c),
             ("main.c", MAIN_C.to_string()),
         ],
-        compact_layers: program
-            .report
-            .iter()
-            .zip(&program.operations)
-            .zip(&compact)
-            .filter_map(|((r, op), c)| {
-                let filter = weighted_filter(program, op)?;
-                Some(CompactLayer {
-                    node: r.node.clone(),
-                    format: c.as_ref()?.format(),
-                    dense_bytes: filter.len(),
-                    stored_bytes: c.as_ref()?.bytes(),
-                    density: filter.iter().filter(|&&w| w != 0).count() as f64
-                        / filter.len().max(1) as f64,
-                })
-            })
-            .collect(),
+        compact_layers: compact_layers(program, &compact),
         field_bytes,
         dsp_scratch_bytes: scratch_bytes,
     }
+}
+
+/// The layers of `program` that `options` store compact, as [`generate_with`] would, without
+/// generating the package (for reports that need the stored sizes only).
+pub fn compact_layers_of(program: &Program, options: &Options) -> Vec<CompactLayer> {
+    compact_layers(program, &compact_filters(program, options))
+}
+
+/// Each operation's compact filter, where it has one.
+fn compact_filters(program: &Program, options: &Options) -> Vec<Option<CompactFilter>> {
+    program
+        .operations
+        .iter()
+        .map(|op| compact_filter(program, op, options))
+        .collect()
+}
+
+/// The report lines of the layers given a compact filter.
+fn compact_layers(program: &Program, compact: &[Option<CompactFilter>]) -> Vec<CompactLayer> {
+    program
+        .report
+        .iter()
+        .zip(&program.operations)
+        .zip(compact)
+        .filter_map(|((r, op), c)| {
+            let filter = weighted_filter(program, op)?;
+            let c = c.as_ref()?;
+            Some(CompactLayer {
+                node: r.node.clone(),
+                format: c.format(),
+                dense_bytes: filter.len(),
+                stored_bytes: c.bytes(),
+                density: filter.iter().filter(|&&w| w != 0).count() as f64
+                    / filter.len().max(1) as f64,
+            })
+        })
+        .collect()
 }
 
 /// The filter of a convolution without groups or of a fully connected layer: the layers with a

@@ -158,13 +158,16 @@ fn epochs(
     model
 }
 
-/// Trains classifier `i` on the training samples `members` of `data` for `phase`.
+/// Trains classifier `i` on the training samples `members` of `data` for `phase`, starting
+/// the learning-rate schedule at epoch `offset`.
+#[allow(clippy::too_many_arguments)]
 pub fn pretrain_classifier(
     model: Ditmos,
     i: usize,
     data: &Dataset,
     members: &[usize],
     phase: &Phase,
+    offset: usize,
     batch_size: usize,
     seed: u64,
 ) -> Ditmos {
@@ -173,7 +176,7 @@ pub fn pretrain_classifier(
         model,
         members,
         phase,
-        0,
+        offset,
         batch_size,
         seed ^ i as u64,
         |model, indices| {

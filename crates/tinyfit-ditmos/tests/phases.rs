@@ -110,7 +110,7 @@ fn phases_train_a_selector_and_diverse_classifiers_on_hapt() {
         halve_every: 6,
     };
     for i in 0..m {
-        model = pretrain_classifier(model, i, &train, &split.members(i), &pretrain, 32, 0);
+        model = pretrain_classifier(model, i, &train, &split.members(i), &pretrain, 0, 32, 0);
     }
     let before = evaluate(&model.valid(), &val, 256);
     let phase = Phase {

@@ -208,18 +208,15 @@ pub fn run(config: &Path, out: Option<PathBuf>, resume: bool) -> Result<()> {
             ..cfg.pretrain
         };
         for epoch in 0..cfg.pretrain.epochs {
-            let phase = Phase {
-                lr: cfg.pretrain.lr_at(epoch),
-                ..one
-            };
             model = pretrain_classifier(
                 model,
                 i,
                 &splits.train,
                 &members,
-                &phase,
+                &one,
+                epoch,
                 cfg.batch_size,
-                cfg.seed.wrapping_add(epoch as u64),
+                cfg.seed,
             );
             bar.inc(1);
         }

@@ -14,6 +14,8 @@ use tinyfit_graph::{Graph, Op};
 use tinyfit_train::{GraphModel, Precision, WeightBits, cpu, evaluate};
 
 use super::eval::int8_metrics;
+use tinyfit_deploy::codegen;
+
 use crate::report;
 use crate::run_dir::{RunDir, TrainedRun};
 
@@ -212,7 +214,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         tflite_bytes: bytes.len(),
         // As the generated C stores them: compact filters where they pay.
         flash_bytes: program.const_bytes()
-            - tinyfit_deploy::codegen::generate(&program).filter_bytes_saved(),
+            - codegen::bytes_saved(&codegen::compact_layers_of(&program, &Default::default())),
         arena_bytes: memory.arena_bytes,
         arena_lower_bound: memory.lower_bound,
         validation: compare(&splits.val)?,
