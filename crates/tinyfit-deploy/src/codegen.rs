@@ -8,6 +8,7 @@
 //! example that streams samples through the model from `inputs.bin` to `outputs.bin`
 //! (semihosting on an emulator, or any hosted build).
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -123,19 +124,30 @@ pub fn generate_with(program: &Program, options: &Options) -> Package {
     let field_bytes = compact_field_bytes(program, &compact);
     let scratch_bytes = dsp_scratch_bytes(program, &compact);
     let mut model_c = String::new();
-    let mut body = String::new();
+    // Operations computing the same thing on alike tensors (a sliced program's
+    // recomputations) share one set of constants.
+    let mut emitted: HashMap<String, String> = HashMap::new();
+    let mut calls = Vec::with_capacity(program.operations.len());
     for (i, op) in program.operations.iter().enumerate() {
         let report = &program.report[i];
-        let prefix = format!("op{i}_{}", c_identifier(&report.node));
+        let key = constants_key(program, op);
+        let mut discarded = String::new();
+        let (prefix, statics) = match emitted.get(&key) {
+            Some(prefix) => (prefix.clone(), &mut discarded),
+            None => {
+                let own = format!("op{i}_{}", c_identifier(&report.node));
+                emitted.insert(key, own.clone());
+                (own, &mut model_c)
+            }
+        };
         let operands = op.inputs.of(&program.operands).unwrap_or(&[]);
         let tensor = |j: usize| &program.tensors[operands[j] as usize];
         let out = &program.tensors[op.output as usize];
-        let _ = writeln!(
-            body,
-            "    /* {i}: {} ({}, {}x{}x{}, {} MACs) */",
+        let mut call = format!(
+            "    /* {i}: {} ({}, {}x{}x{}, {} MACs) */\n    TINYFIT_MARK();\n",
             report.node, report.kind, out.shape.h, out.shape.w, out.shape.c, report.macs
         );
-        let call = match &compact[i] {
+        call.push_str(&match &compact[i] {
             Some(filter) => emit_compact_layer(
                 program,
                 &op.kernel,
@@ -143,7 +155,7 @@ pub fn generate_with(program: &Program, options: &Options) -> Package {
                 &prefix,
                 tensor(0),
                 out,
-                &mut model_c,
+                statics,
             ),
             None => emit_operation(
                 program,
@@ -152,13 +164,12 @@ pub fn generate_with(program: &Program, options: &Options) -> Package {
                 tensor,
                 operands.len(),
                 out,
-                &mut model_c,
+                statics,
             ),
-        };
-        body.push_str("    TINYFIT_MARK();\n");
-        body.push_str(&call);
+        });
+        calls.push(call);
     }
-    body.push_str("    TINYFIT_MARK();\n");
+    let body = invoke_body(program, &calls);
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -207,6 +218,55 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
         field_bytes,
         dsp_scratch_bytes: scratch_bytes,
     }
+}
+
+/// `tinyfit_invoke`'s statements: every call in order, or for a routed program the common
+/// calls, the route (the first of the largest scores) and a switch over the branches.
+fn invoke_body(program: &Program, calls: &[String]) -> String {
+    let Some(routing) = program.routing() else {
+        return calls.concat() + "    TINYFIT_MARK();\n";
+    };
+    let scores = &program.tensors[program.outputs[0] as usize];
+    let mut body = calls[..routing.common].concat();
+    let _ = writeln!(
+        body,
+        "    route = 0;
+    for (int32_t k = 1; k < {m}; k++) {{
+        if (arena[{at} + k] > arena[{at} + route]) {{
+            route = k;
+        }}
+    }}
+    switch (route) {{",
+        m = routing.branches(),
+        at = scores.offset
+    );
+    for (k, range) in routing.branches.iter().enumerate() {
+        let _ = writeln!(body, "    case {k}:");
+        for line in calls[range.clone()].concat().lines() {
+            let _ = writeln!(body, "    {line}");
+        }
+        body.push_str("        break;\n");
+    }
+    body.push_str("    default:\n        break;\n    }\n    TINYFIT_MARK();\n");
+    body
+}
+
+/// What an operation's constants depend on: its kernel (constants by their spans) and the
+/// shapes and quantisation of its tensors. Operations with equal keys emit equal constants.
+fn constants_key(program: &Program, op: &Operation) -> String {
+    let mut key = format!("{:?}", op.kernel);
+    let operands = op.inputs.of(&program.operands).unwrap_or(&[]);
+    for &t in operands.iter().chain([&op.output]) {
+        let t = &program.tensors[t as usize];
+        let _ = write!(
+            key,
+            "|{:?} {:#x} {}",
+            t.shape,
+            t.scale.to_bits(),
+            t.zero_point
+        );
+    }
+    key
 }
 
 /// The layers of `program` that `options` store compact, as [`generate_with`] would, without
@@ -817,8 +877,16 @@ fn io_tables(program: &Program) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let outputs = interface_outputs(program);
     let mut s = String::new();
-    for (kind, ids) in [("input", &program.inputs), ("output", &program.outputs)] {
+    if program.routing().is_some() {
+        let _ = writeln!(
+            s,
+            "/* The branch the last inference ran. */\nstatic int32_t route;\nstatic const int32_t branch_offsets[] = {{{}}};",
+            list(&program.outputs[1..], &|t| t.offset)
+        );
+    }
+    for (kind, ids) in [("input", &program.inputs), ("output", &outputs)] {
         let _ = writeln!(
             s,
             "static const int32_t {kind}_offsets[] = {{{}}};",
@@ -837,6 +905,11 @@ int8_t *tinyfit_input(int32_t i) {
 }
 
 const int8_t *tinyfit_output(int32_t i) {
+#ifdef TINYFIT_BRANCHES
+    if (i == 1) {
+        return arena + branch_offsets[route];
+    }
+#endif
     return i >= 0 && i < TINYFIT_OUTPUTS ? arena + output_offsets[i] : NULL;
 }
 
@@ -849,7 +922,20 @@ int32_t tinyfit_output_bytes(int32_t i) {
 }
 ",
     );
+    if program.routing().is_some() {
+        s.push_str("\nint32_t tinyfit_route(void) {\n    return route;\n}\n");
+    }
     s
+}
+
+/// The outputs the package exposes: the program's, or for a routed program the routing
+/// scores and the chosen branch's output (which `tinyfit_output(1)` finds through `route`;
+/// branch 0 stands for its size).
+fn interface_outputs(program: &Program) -> Vec<u32> {
+    match program.routing() {
+        None => program.outputs.clone(),
+        Some(_) => program.outputs[..2].to_vec(),
+    }
 }
 
 fn model_h(program: &Program, scratch_bytes: usize) -> String {
@@ -874,8 +960,24 @@ fn model_h(program: &Program, scratch_bytes: usize) -> String {
         "/* Scratch of the DSP kernels (Cortex-M4/M7), in SRAM beside the arena. */\n#define TINYFIT_SCRATCH_BYTES {scratch_bytes}"
     );
     let _ = writeln!(h, "#define TINYFIT_INPUTS {}", program.inputs.len());
-    let _ = writeln!(h, "#define TINYFIT_OUTPUTS {}\n", program.outputs.len());
-    for (kind, ids) in [("INPUT", &program.inputs), ("OUTPUT", &program.outputs)] {
+    let outputs = interface_outputs(program);
+    let _ = writeln!(h, "#define TINYFIT_OUTPUTS {}\n", outputs.len());
+    let routed = program.routing().is_some();
+    let (scores, branches) = if routed {
+        let _ = writeln!(
+            h,
+            "/* Routed: output 0 holds the routing scores, the first of the largest picks the\n * branch that runs; output 1 is that branch's output, quantised as TINYFIT_BRANCHk_*. */\n#define TINYFIT_BRANCHES {}\n",
+            program.outputs.len() - 1
+        );
+        program.outputs.split_at(1)
+    } else {
+        (&program.outputs[..], &[][..])
+    };
+    for (kind, ids) in [
+        ("INPUT", &program.inputs[..]),
+        ("OUTPUT", scores),
+        ("BRANCH", branches),
+    ] {
         for (i, &t) in ids.iter().enumerate() {
             let t = &program.tensors[t as usize];
             let _ = writeln!(
@@ -896,10 +998,14 @@ int32_t tinyfit_input_bytes(int32_t i);
 int32_t tinyfit_output_bytes(int32_t i);
 /* Runs the model on the inputs in the arena. */
 void tinyfit_invoke(void);
-
-#endif
 ",
     );
+    if routed {
+        h.push_str(
+            "/* The branch the last tinyfit_invoke() ran. */\nint32_t tinyfit_route(void);\n",
+        );
+    }
+    h.push_str("\n#endif\n");
     h
 }
 

@@ -9,9 +9,12 @@ pub mod emulator;
 mod host;
 mod layout;
 pub mod lower;
+mod plan;
 pub mod program;
+pub mod routing;
 pub mod tflite;
 
 pub use host::host_kernels;
 pub use lower::{LowerError, lower};
 pub use program::{MemoryPlan, OpReport, Program, RunError, to_channels_last};
+pub use routing::{Routing, RoutingError};

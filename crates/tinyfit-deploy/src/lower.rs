@@ -12,7 +12,6 @@ use tinyfit_graph::shape::resolve_padding;
 use tinyfit_graph::{Conv, Op, Pool, ValueRef};
 use tinyfit_micro::fixed_point::QuantizedMultiplier;
 use tinyfit_micro::kernels::{AddParams, Clamp, Shape, SoftmaxParams, Window};
-use tinyfit_micro::planner::{self, Buffer};
 use tinyfit_micro::{Constants, Kernel, Operation, Span, TensorInfo};
 
 use crate::host::Engine;
@@ -104,8 +103,6 @@ struct Lowering<'q> {
     fused: Vec<bool>,
     /// Channels-first shape a flattened value came from, when flattening reordered it.
     flattened_from: HashMap<String, Vec<usize>>,
-    /// Outputs that may share an input's bytes (reshapes, in-place sums): (input, output).
-    aliases: Vec<(u32, u32)>,
 }
 
 impl<'q> Lowering<'q> {
@@ -131,6 +128,8 @@ impl<'q> Lowering<'q> {
             },
             report: Vec::new(),
             graph_shapes: Vec::new(),
+            aliases: Vec::new(),
+            routing: None,
             host: Engine::default(),
         };
         Ok(Lowering {
@@ -141,7 +140,6 @@ impl<'q> Lowering<'q> {
             fused_activation,
             fused,
             flattened_from: HashMap::new(),
-            aliases: Vec::new(),
         })
     }
 
@@ -192,7 +190,7 @@ impl<'q> Lowering<'q> {
             let t = self.tensor_of[name];
             self.program.outputs.push(t);
         }
-        self.plan();
+        crate::plan::plan(&mut self.program);
         self.program.host = Engine::new(&self.program.model());
         Ok(self.program)
     }
@@ -207,6 +205,11 @@ impl<'q> Lowering<'q> {
         let out_shape = a.shape.output.clone();
         match &node.op {
             Op::Identity | Op::Dropout(_) => {
+                // A flattened map stays flattened: the linear layer after it reorders its
+                // columns from the channels-first order either way.
+                if let Some(src) = self.flattened_from.get(in_names[0]).cloned() {
+                    self.flattened_from.insert(node.name.clone(), src);
+                }
                 // Same quantisation: the same bytes. Another: a requantisation.
                 let x = self.program.tensors[in_tensors[0] as usize];
                 let same = self
@@ -416,11 +419,11 @@ impl<'q> Lowering<'q> {
         };
         let out = self.new_tensor(&out_shape, out_affine);
         match op {
-            Kernel::Reshape => self.aliases.push((x, out)),
+            Kernel::Reshape => self.program.aliases.push((x, out)),
             // A sum may overwrite an input that dies with it (the first that can).
             Kernel::Add(_) if in_tensors[0] != in_tensors[1] => {
-                self.aliases.push((in_tensors[0], out));
-                self.aliases.push((in_tensors[1], out));
+                self.program.aliases.push((in_tensors[0], out));
+                self.program.aliases.push((in_tensors[1], out));
             }
             _ => {}
         }
@@ -653,75 +656,6 @@ impl<'q> Lowering<'q> {
             clamp,
         })
     }
-
-    /// Lifetimes → buffers (aliased reshapes share one) → offsets.
-    fn plan(&mut self) {
-        let p = &mut self.program;
-        let n_ops = p.operations.len();
-        let mut first = vec![usize::MAX; p.tensors.len()];
-        let mut last = vec![0usize; p.tensors.len()];
-        for &t in &p.inputs {
-            first[t as usize] = 0;
-        }
-        for (k, op) in p.operations.iter().enumerate() {
-            first[op.output as usize] = first[op.output as usize].min(k);
-            last[op.output as usize] = last[op.output as usize].max(k);
-            for &t in op.inputs.of(&p.operands).unwrap_or(&[]) {
-                last[t as usize] = last[t as usize].max(k);
-            }
-        }
-        for &t in &p.outputs {
-            last[t as usize] = n_ops;
-        }
-        // A reshape or sum whose input dies there reuses its input's bytes.
-        let mut owner: Vec<usize> = (0..p.tensors.len()).collect();
-        for &(from, to) in &self.aliases {
-            let (from, to) = (from as usize, to as usize);
-            let step = first[to];
-            let is_io = p.inputs.contains(&(from as u32)) || p.outputs.contains(&(from as u32));
-            // Its only output tensor, and the input's bytes are free after this step.
-            let shared =
-                (0..owner.len()).any(|t| t != from && owner[t] == owner[from] && last[t] > step);
-            if owner[to] == to && last[from] == step && !is_io && !shared {
-                owner[to] = owner[from];
-            }
-        }
-        let mut buffers: Vec<Buffer> = Vec::new();
-        let mut buffer_of = vec![usize::MAX; p.tensors.len()];
-        for t in 0..p.tensors.len() {
-            if first[t] == usize::MAX {
-                first[t] = 0; // an unused input still needs its bytes
-            }
-            let o = owner[t];
-            if o != t {
-                let b = buffer_of[o];
-                buffers[b].last = buffers[b].last.max(last[t]);
-                buffer_of[t] = b;
-            } else {
-                buffers.push(Buffer {
-                    size: p.tensors[t].shape.len(),
-                    first: first[t],
-                    last: last[t].max(first[t]),
-                });
-                buffer_of[t] = buffers.len() - 1;
-            }
-        }
-        let (arena, offsets) = best_plan(&buffers);
-        for (t, info) in p.tensors.iter_mut().enumerate() {
-            info.offset = offsets[buffer_of[t]];
-        }
-        for (k, r) in p.report.iter_mut().enumerate() {
-            r.live_bytes = buffers
-                .iter()
-                .filter(|b| b.first <= k && k <= b.last)
-                .map(|b| b.size)
-                .sum();
-        }
-        p.memory = MemoryPlan {
-            arena_bytes: arena,
-            lower_bound: planner::lower_bound(&buffers),
-        };
-    }
 }
 
 /// TFLite's `PreprocessSoftmaxScaling` (β = 1, 5 integer bits for the scaled differences) and
@@ -740,39 +674,6 @@ fn softmax_params(input_scale: f32) -> SoftmaxParams {
         input_left_shift: m.shift,
         diff_min: -(max_input_rescaled.floor() as i32),
     }
-}
-
-/// Sort key of a placement order: smaller keys are placed first.
-type PlacementKey = fn(&Buffer) -> (usize, usize);
-
-/// Greedy placement in a few orders (largest, longest-lived, largest size × lifetime, earliest);
-/// the smallest arena wins. Greedy by size alone leaves gaps on networks such as MobileNet whose
-/// early activations are large and short-lived.
-fn best_plan(buffers: &[Buffer]) -> (usize, Vec<usize>) {
-    let n = buffers.len();
-    let keys: [PlacementKey; 4] = [
-        |b| (usize::MAX - b.size, b.first),
-        |b| (usize::MAX - lifetime(b), usize::MAX - b.size),
-        |b| (usize::MAX - b.size * lifetime(b), b.first),
-        |b| (b.first, usize::MAX - b.size),
-    ];
-    let mut best: Option<(usize, Vec<usize>)> = None;
-    for key in keys {
-        let mut order: Vec<usize> = (0..n).collect();
-        order.sort_by_key(|&i| (key(&buffers[i]), i));
-        let mut offsets = vec![0usize; n];
-        let arena = planner::plan_in_order(buffers, ARENA_ALIGNMENT, &mut offsets, &order)
-            .expect("lifetimes are ordered and the order is a permutation");
-        if best.as_ref().is_none_or(|(a, _)| arena < *a) {
-            best = Some((arena, offsets));
-        }
-    }
-    best.unwrap_or((0, Vec::new()))
-}
-
-/// Steps a buffer stays alive.
-fn lifetime(b: &Buffer) -> usize {
-    b.last - b.first + 1
 }
 
 /// The runtime window of a pooling layer, and whether it pads the input on any side.

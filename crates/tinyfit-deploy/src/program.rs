@@ -5,6 +5,7 @@ use std::time::Instant;
 use tinyfit_micro::fixed_point::QuantizedMultiplier;
 
 use crate::host::Engine;
+use crate::routing::{Routing, route_of};
 use tinyfit_micro::{Model, Operation, TensorInfo};
 
 /// Arena figures of a memory plan.
@@ -85,6 +86,10 @@ pub struct Program {
     pub(crate) report: Vec<OpReport>,
     /// Channels-first graph shape of each tensor (its rank decides the TFLite shape).
     pub(crate) graph_shapes: Vec<Vec<usize>>,
+    /// Outputs that may share an input's bytes (reshapes, in-place sums): (input, output).
+    pub(crate) aliases: Vec<(u32, u32)>,
+    /// The branches of a routed program ([`crate::routing`]); `None` runs every operation.
+    pub(crate) routing: Option<Routing>,
     /// Host kernels (packed weights) for running the program here.
     pub(crate) host: Engine,
 }
@@ -146,7 +151,8 @@ impl Program {
         self.tensors.get(*self.outputs.get(i)? as usize)
     }
 
-    /// Runs the program on channels-last int8 inputs in a scratch arena; returns the outputs.
+    /// Runs the program on channels-last int8 inputs in a scratch arena; returns the outputs
+    /// (of a routed program: the routing scores and the chosen branch's output).
     pub fn run(&self, inputs: &[&[i8]]) -> Result<Vec<Vec<i8>>, RunError> {
         let mut arena = vec![0i8; self.memory.arena_bytes];
         self.run_in(&mut arena, inputs)
@@ -157,10 +163,37 @@ impl Program {
         let model = self.model();
         let checked = model.check().map_err(RunError::Runtime)?;
         self.load_inputs(arena, inputs)?;
-        self.host
-            .invoke(&checked, arena)
-            .map_err(RunError::Runtime)?;
-        self.read_outputs(arena)
+        let Some(routing) = &self.routing else {
+            self.host
+                .invoke(&checked, arena)
+                .map_err(RunError::Runtime)?;
+            return self.read_outputs(arena, &self.outputs);
+        };
+        for i in 0..routing.common {
+            self.host
+                .step(&checked, i, arena)
+                .map_err(RunError::Runtime)?;
+        }
+        let scores = self.tensors[self.outputs[0] as usize].range();
+        let route = route_of(&arena[scores]);
+        for i in routing.branches[route].clone() {
+            self.host
+                .step(&checked, i, arena)
+                .map_err(RunError::Runtime)?;
+        }
+        self.read_outputs(arena, &[self.outputs[0], self.outputs[1 + route]])
+    }
+
+    /// The class scores among `outputs` as [`Program::run`] returns them, with their
+    /// quantisation: output 0, or for a routed program the chosen branch's output.
+    pub fn scores<'o>(&self, outputs: &'o [Vec<i8>]) -> Option<(&TensorInfo, &'o [i8])> {
+        match &self.routing {
+            None => Some((self.output(0)?, outputs.first()?)),
+            Some(_) => {
+                let route = route_of(outputs.first()?);
+                Some((self.output(1 + route)?, outputs.get(1)?))
+            }
+        }
     }
 
     /// Times each operation: the median over `runs` runs of the whole program (after one
@@ -220,11 +253,12 @@ impl Program {
         Ok(())
     }
 
-    fn read_outputs(&self, arena: &[i8]) -> Result<Vec<Vec<i8>>, RunError> {
-        let model = self.model();
-        (0..self.outputs.len())
-            .map(|i| {
-                tinyfit_micro::output(&model, arena, i)
+    fn read_outputs(&self, arena: &[i8], tensors: &[u32]) -> Result<Vec<Vec<i8>>, RunError> {
+        tensors
+            .iter()
+            .map(|&t| {
+                arena
+                    .get(self.tensors[t as usize].range())
                     .map(<[i8]>::to_vec)
                     .ok_or(RunError::Runtime(tinyfit_micro::Error::BadIo))
             })

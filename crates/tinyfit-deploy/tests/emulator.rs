@@ -9,7 +9,10 @@ use tinyfit_deploy::emulator::{self, Core};
 use tinyfit_deploy::{codegen, lower, tflite};
 
 mod common;
-use common::{Rng, WEIGHT_SCALES, concat_graph, edge_case_graphs, quantised_plain, seeded_inputs};
+use common::{
+    Rng, WEIGHT_SCALES, concat_graph, edge_case_graphs, quantised_plain, routed_graph,
+    seeded_inputs,
+};
 
 const SAMPLES: usize = 20;
 
@@ -22,11 +25,11 @@ fn samples(n: usize, seed: u64) -> Vec<i8> {
     seeded_inputs(n * SAMPLES, seed)
 }
 
-/// The runtime's output bytes for each input of `n` values.
+/// The runtime's output bytes (every output, in order) for each input of `n` values.
 fn expected(program: &tinyfit_deploy::Program, inputs: &[i8], n: usize) -> Vec<u8> {
     inputs
         .chunks_exact(n)
-        .flat_map(|x| program.run(&[x]).unwrap().remove(0))
+        .flat_map(|x| program.run(&[x]).unwrap().concat())
         .map(|v| v as u8)
         .collect()
 }
@@ -145,6 +148,38 @@ fn concatenation_of_different_quantisations_matches_runtime() {
     let (differ, outputs) = differing_outputs(&program, dir.path(), 61);
     println!("concatenation: {differ} of {outputs} outputs differ on the emulated Cortex-M4");
     assert_eq!(differ, 0);
+}
+
+/// A selector with two classifiers (DiTMoS's shape), routed and sliced: each package runs
+/// only the routed branch and writes the runtime's bytes on inputs that take both branches;
+/// the sliced package's recomputed layers share their constants.
+#[test]
+fn routed_and_sliced_packages_match_runtime() {
+    let mut rng = Rng(0x0d17_305e_1ec7_0001);
+    let quant = quantised_plain(routed_graph(), &mut rng, WEIGHT_SCALES);
+    let routed = lower(&quant).unwrap().routed().unwrap();
+    let sliced = routed.sliced().unwrap();
+    let n = routed.input(0).unwrap().shape.len();
+    let mut routes = [0; 2];
+    for x in samples(n, 8).chunks(n) {
+        routes[tinyfit_deploy::routing::route_of(&routed.run(&[x]).unwrap()[0])] += 1;
+    }
+    assert!(
+        routes.iter().all(|&r| r > 0),
+        "both branches taken: {routes:?}"
+    );
+    let mut constant_arrays = Vec::new();
+    for (name, program) in [("routed", &routed), ("sliced", &sliced)] {
+        let dir = tempfile::tempdir().unwrap();
+        let package = codegen::generate(program);
+        package.write(dir.path()).unwrap();
+        let (differ, outputs) = differing_outputs(program, dir.path(), 8);
+        println!("{name}: {differ} of {outputs} output bytes differ on the emulated Cortex-M4");
+        assert_eq!(differ, 0);
+        let model_c = std::fs::read_to_string(dir.path().join("model.c")).unwrap();
+        constant_arrays.push(model_c.matches("static const").count());
+    }
+    assert_eq!(constant_arrays[0], constant_arrays[1]);
 }
 
 #[test]

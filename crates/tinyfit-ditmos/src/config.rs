@@ -18,6 +18,16 @@ pub enum Selection {
     TestCompatibility,
 }
 
+/// How the training samples are split among the classifiers for pre-training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Splitting {
+    /// k-means on the strong model's features (the method).
+    KMeans,
+    /// Equal random parts (the ablation without diverse splitting).
+    Random,
+}
+
 /// The `[ditmos]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +48,9 @@ pub struct DitmosConfig {
     /// Samples per step (the reference: 8).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// How the training samples are split for pre-training.
+    #[serde(default = "default_splitting")]
+    pub splitting: Splitting,
     /// k-means restarts (the reference: 50).
     #[serde(default = "default_restarts")]
     pub restarts: usize,
@@ -78,6 +91,9 @@ pub struct Adversarial {
 
 fn default_batch() -> usize {
     8
+}
+fn default_splitting() -> Splitting {
+    Splitting::KMeans
 }
 fn default_restarts() -> usize {
     50

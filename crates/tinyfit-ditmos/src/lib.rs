@@ -10,6 +10,7 @@
 pub mod checkpoint;
 pub mod cka;
 pub mod config;
+pub mod merge;
 pub mod model;
 pub mod selection;
 pub mod split;

@@ -94,7 +94,11 @@ impl Ditmos {
 }
 
 /// The selector's first output must be m logits and the rest the classifier's inputs after x.
-fn check_interface(selector: &Graph, classifier: &Graph, m: usize) -> Result<(), ModelError> {
+pub(crate) fn check_interface(
+    selector: &Graph,
+    classifier: &Graph,
+    m: usize,
+) -> Result<(), ModelError> {
     let fail = |why: String| Err(ModelError::Interface(why));
     let (s, c) = (selector.analyze()?, classifier.analyze()?);
     let s_out: Vec<&[usize]> = s

@@ -64,8 +64,8 @@ pub struct DataSplit {
     pub held_out: Vec<usize>,
     /// Training samples per cluster.
     pub sizes: Vec<usize>,
-    /// Sum of squared distances of the training features to their centroids.
-    pub inertia: f64,
+    /// Sum of squared distances of the training features to their centroids (k-means only).
+    pub inertia: Option<f64>,
 }
 
 impl DataSplit {
@@ -143,7 +143,43 @@ pub fn cluster(
         },
         train: train_clusters,
         sizes,
-        inertia: model.inertia(),
+        inertia: Some(model.inertia()),
+    })
+}
+
+/// Equal random parts of `n` training samples (sizes differ by at most one), and random parts
+/// for `held_out` samples: the ablation without diverse splitting.
+pub fn random(
+    n: usize,
+    held_out: usize,
+    clusters: usize,
+    seed: u64,
+) -> Result<DataSplit, SplitError> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    if clusters == 0 || n < clusters {
+        return Err(SplitError::TooFewSamples {
+            samples: n,
+            clusters,
+        });
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut parts = |count: usize| -> Vec<usize> {
+        let mut p: Vec<usize> = (0..count).map(|i| i % clusters).collect();
+        p.shuffle(&mut rng);
+        p
+    };
+    let train = parts(n);
+    let held_out = parts(held_out);
+    let mut sizes = vec![0; clusters];
+    for &c in &train {
+        sizes[c] += 1;
+    }
+    Ok(DataSplit {
+        train,
+        held_out,
+        sizes,
+        inertia: None,
     })
 }
 
@@ -200,5 +236,15 @@ mod tests {
             cluster(&x, &x, &too_many),
             Err(SplitError::TooFewSamples { .. })
         ));
+    }
+
+    #[test]
+    fn random_parts_are_equal_and_seeded() {
+        let split = random(10, 4, 3, 1).unwrap();
+        assert_eq!(split.sizes, vec![4, 3, 3]);
+        assert_eq!(split.held_out.len(), 4);
+        assert_eq!(random(10, 4, 3, 1).unwrap().train, split.train);
+        assert_ne!(random(10, 4, 3, 2).unwrap().train, split.train);
+        assert!(random(2, 0, 3, 1).is_err());
     }
 }

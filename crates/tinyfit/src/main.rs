@@ -57,21 +57,7 @@ enum Command {
     },
     /// Generate a C99 package of an int8 model for a board: model.h/model.c, the kernels, an
     /// example main and deploy.json (flash, SRAM and MACs against the board's limits).
-    Deploy {
-        /// An int8 `.tflite` model, or a run folder quantised by `tinyfit quantize`.
-        model: PathBuf,
-        /// Board: f767zi, l4r5zi, nrf52840 or rp2040.
-        #[arg(long)]
-        board: String,
-        /// Folder for the package.
-        #[arg(long)]
-        out: PathBuf,
-        /// Keep every filter dense int8 (by default, a filter is stored sparse, as bitmap and
-        /// non-zero values, or packed in 4, 2 or 1 bits when its values fit, where that saves
-        /// a quarter of its bytes).
-        #[arg(long)]
-        dense_filters: bool,
-    },
+    Deploy(cmd::deploy::DeployArgs),
     /// Post-training int8 quantisation of a run: writes RUN/model_int8.tflite and
     /// RUN/quantization.json (float vs int8 accuracy on validation and test).
     Quantize(cmd::quantize::QuantizeArgs),
@@ -85,17 +71,7 @@ enum Command {
     Qat(cmd::qat::QatArgs),
     /// DiTMoS from a trained strong model: k-means data splitting, classifier and selector
     /// pre-training, adversarial rounds; checkpoint chosen on validation; ditmos.json.
-    Ditmos {
-        /// Config with a [ditmos] section.
-        #[arg(long)]
-        config: PathBuf,
-        /// Output folder (default: runs/<config file name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Continue the run in the output folder from its last checkpoint.
-        #[arg(long)]
-        resume: bool,
-    },
+    Ditmos(cmd::ditmos::DitmosArgs),
     /// A compression pipeline (distill, prune, QAT steps) from a trained run: every step
     /// quantised, deployed on one board and measured, in one table and compress.json.
     Compress {
@@ -197,20 +173,11 @@ fn main() -> ExitCode {
             (Some(run), _, _) => cmd::eval::run(&run, split),
             _ => unreachable!("clap requires a run folder or --model with --data"),
         },
-        Command::Deploy {
-            model,
-            board,
-            out,
-            dense_filters,
-        } => cmd::deploy::run(&model, &board, &out, dense_filters),
+        Command::Deploy(args) => cmd::deploy::run(&args),
         Command::Quantize(args) => cmd::quantize::run(&args),
         Command::Qat(args) => cmd::qat::run(&args),
         Command::Compress { config, out } => cmd::compress::run(&config, out),
-        Command::Ditmos {
-            config,
-            out,
-            resume,
-        } => cmd::ditmos::run(&config, out, resume),
+        Command::Ditmos(args) => cmd::ditmos::run(&args),
         Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {

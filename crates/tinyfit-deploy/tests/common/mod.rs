@@ -164,3 +164,34 @@ pub fn concat_graph() -> Graph {
     }))
     .expect("valid graph")
 }
+
+/// A selector and two classifiers in one graph, as DiTMoS deploys them: the selector's pooled
+/// feature map `f1` feeds its routing head and both classifiers (concatenated with their own
+/// first block). Outputs: the two routing scores, then each classifier's three logits.
+pub fn routed_graph() -> Graph {
+    let mut nodes = vec![
+        serde_json::json!({"name": "s1", "op": "conv1d", "out_channels": 6, "kernel": 3, "padding": 1}),
+        serde_json::json!({"name": "s1_relu", "op": "relu"}),
+        serde_json::json!({"name": "f1", "op": "max_pool1d", "kernel": 2}),
+        serde_json::json!({"name": "s2", "op": "conv1d", "out_channels": 4, "kernel": 3}),
+        serde_json::json!({"name": "s_flat", "op": "flatten"}),
+        serde_json::json!({"name": "route", "op": "linear", "out_features": 2}),
+    ];
+    for k in 0..2 {
+        let n = |s: &str| format!("c{k}_{s}");
+        nodes.extend([
+            serde_json::json!({"name": n("a"), "op": "conv1d", "out_channels": 16, "kernel": 3, "padding": 1, "inputs": ["x"]}),
+            serde_json::json!({"name": n("pool"), "op": "max_pool1d", "kernel": 2}),
+            serde_json::json!({"name": n("cat"), "op": "concat", "inputs": [n("pool"), "f1"]}),
+            serde_json::json!({"name": n("b"), "op": "conv1d", "out_channels": 5, "kernel": 3}),
+            serde_json::json!({"name": n("flat"), "op": "flatten"}),
+            serde_json::json!({"name": n("fc"), "op": "linear", "out_features": 3}),
+        ]);
+    }
+    Graph::from_value(serde_json::json!({
+        "inputs": [{"name": "x", "shape": [4, 32]}],
+        "nodes": nodes,
+        "outputs": ["route", "c0_fc", "c1_fc"]
+    }))
+    .expect("valid graph")
+}

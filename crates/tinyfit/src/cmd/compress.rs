@@ -288,7 +288,15 @@ fn measure(step: &str, dir: &Path, board: &str, with_test: bool) -> Result<Row> 
                 flash_budget: None,
             },
         })?;
-        deploy::run(dir, board, &package, false)?;
+        deploy::run(&deploy::DeployArgs {
+            model: dir.to_path_buf(),
+            board: board.to_string(),
+            out: package.clone(),
+            dense_filters: false,
+            routed: false,
+            slicing: false,
+            verify: false,
+        })?;
     }
     let run = RunDir(dir.to_path_buf());
     let report: Report = run.read_json("report.json")?;

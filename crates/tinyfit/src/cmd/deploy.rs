@@ -7,10 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tinyfit_deploy::boards::{self, Board};
-use tinyfit_deploy::emulator::{self, ElfSizes};
+use tinyfit_deploy::emulator::{self, Core, ElfSizes};
 use tinyfit_deploy::{Program, codegen, cost};
 
 use crate::report::thousands;
+use crate::run_dir::RunDir;
 
 /// What `deploy.json` records.
 #[derive(Serialize)]
@@ -18,7 +19,13 @@ struct Deployment<'a> {
     model: PathBuf,
     board: &'a Board,
     operations: usize,
+    /// Multiply-accumulates of one inference (of a routed model: the common part and the
+    /// costliest branch).
     macs: u64,
+    /// How a routed model's operations split.
+    routing: Option<RoutingFigures>,
+    /// The test split run through the package on the emulated core.
+    verification: Option<Verification>,
     /// Bytes of weights (sparse filters as stored), biases and requantisation constants.
     const_bytes: usize,
     /// Planned arena and the least any plan could need.
@@ -40,9 +47,41 @@ struct Deployment<'a> {
     peak_sram_bytes: Option<usize>,
 }
 
-/// Generates the package of `model` (a `.tflite` file or a run folder with
-/// `model_int8.tflite`) for `board` into `out`.
-pub fn run(model: &Path, board: &str, out: &Path, dense_filters: bool) -> Result<()> {
+/// `tinyfit deploy`'s arguments.
+#[derive(clap::Args)]
+pub struct DeployArgs {
+    /// An int8 `.tflite` model, or a run folder with `model_int8.tflite` (written by `tinyfit
+    /// quantize`, or by `tinyfit ditmos`: such a folder deploys routed).
+    pub model: PathBuf,
+    /// Board: f767zi, l4r5zi, nrf52840 or rp2040.
+    #[arg(long)]
+    pub board: String,
+    /// Folder for the package.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Keep every filter dense int8 (by default, a filter is stored sparse, as bitmap and
+    /// non-zero values, or packed in 4, 2 or 1 bits when its values fit, where that saves
+    /// a quarter of its bytes).
+    #[arg(long)]
+    pub dense_filters: bool,
+    /// Route: output 0's scores pick one of the other outputs, and only the operations that
+    /// output needs run (the default for a DiTMoS run folder).
+    #[arg(long)]
+    pub routed: bool,
+    /// Routed models: each branch recomputes the shared feature maps it reads instead of
+    /// keeping them alive, which lowers peak SRAM at the cost of the recomputation.
+    #[arg(long)]
+    pub slicing: bool,
+    /// Run the run folder's test split through the package on the emulated core and compare
+    /// every output byte with tinyfit's int8 runtime.
+    #[arg(long)]
+    pub verify: bool,
+}
+
+/// Generates the package of `args.model` (a `.tflite` file or a run folder with
+/// `model_int8.tflite`) for `args.board` into `args.out`.
+pub fn run(args: &DeployArgs) -> Result<()> {
+    let (model, board, out) = (&args.model, args.board.as_str(), &args.out);
     let board = boards::board(board).map_err(anyhow::Error::msg)?;
     let file = if model.is_dir() {
         model.join("model_int8.tflite")
@@ -58,33 +97,48 @@ pub fn run(model: &Path, board: &str, out: &Path, dense_filters: bool) -> Result
     })?;
     let quant =
         tinyfit_deploy::tflite::import(&bytes).with_context(|| file.display().to_string())?;
-    let program = tinyfit_deploy::lower(&quant).with_context(|| file.display().to_string())?;
+    let mut program = tinyfit_deploy::lower(&quant).with_context(|| file.display().to_string())?;
+    let routed = args.routed || args.slicing || model.join("ditmos.json").exists();
+    if routed {
+        program = program
+            .routed()
+            .with_context(|| file.display().to_string())?;
+        if args.slicing {
+            program = program.sliced()?;
+        }
+    }
     refuse_if_too_big(&program, board)?;
     let options = codegen::Options {
-        compact_filters: !dense_filters,
+        compact_filters: !args.dense_filters,
     };
     let package = codegen::generate_with(&program, &options);
     package
         .write(out)
         .with_context(|| format!("cannot write the package to {}", out.display()))?;
-    let elf = board
+    let built = board
         .core
         .emulated()
-        .map(|core| emulator::build(out, core).and_then(|elf| emulator::elf_sizes(&elf)))
+        .map(|core| {
+            let elf = emulator::build(out, core)?;
+            emulator::elf_sizes(&elf).map(|sizes| (core, elf, sizes))
+        })
         .transpose()
         .unwrap_or_else(|e| {
             eprintln!("note: the package was not built for {}: {e}", board.title);
             None
         });
+    let elf = built.as_ref().map(|b| b.2);
     // One inference on an all-zero input: the instruction count does not depend on values.
     let profile = board
         .core
         .emulated()
         .filter(|_| elf.is_some())
         .map(|core| {
-            let input = vec![0u8; program.input(0).map_or(0, |t| t.shape.len())];
-            let ops = program.report().len();
-            emulator::profile(out, core, &input, ops, std::time::Duration::from_secs(600))
+            let input = vec![0i8; program.input(0).map_or(0, |t| t.shape.len())];
+            let ops = operations_run(&program, &input)?;
+            let raw: Vec<u8> = input.iter().map(|&v| v as u8).collect();
+            emulator::profile(out, core, &raw, ops, std::time::Duration::from_secs(600))
+                .map_err(anyhow::Error::from)
         })
         .transpose()
         .unwrap_or_else(|e| {
@@ -101,7 +155,20 @@ pub fn run(model: &Path, board: &str, out: &Path, dense_filters: bool) -> Result
         model: file.clone(),
         board,
         operations: program.report().len(),
-        macs: program.report().iter().map(|r| r.macs).sum(),
+        macs: macs_per_inference(&program),
+        routing: program.routing().map(|r| RoutingFigures {
+            branches: r.branches(),
+            common_operations: r.common,
+            sliced: args.slicing,
+        }),
+        verification: match (&built, args.verify) {
+            (Some((core, elf, _)), true) => Some(verify(model, &program, elf, *core)?),
+            (None, true) => bail!(
+                "--verify needs the package built for an emulated core; {} has none here",
+                board.title
+            ),
+            _ => None,
+        },
         const_bytes: program.const_bytes() - package.filter_bytes_saved(),
         arena_bytes: memory.arena_bytes,
         arena_lower_bound: memory.lower_bound,
@@ -180,6 +247,141 @@ pub fn run(model: &Path, board: &str, out: &Path, dense_filters: bool) -> Result
     }
     println!("wrote {} and deploy.json", out.display());
     Ok(())
+}
+
+/// A routed model's structure.
+#[derive(Serialize)]
+struct RoutingFigures {
+    branches: usize,
+    /// Operations every inference runs before the route is known.
+    common_operations: usize,
+    /// Whether the branches recompute the shared feature maps (`--slicing`).
+    sliced: bool,
+}
+
+/// The package's outputs on a split, in the emulator, against tinyfit's int8 runtime.
+#[derive(Serialize)]
+struct Verification {
+    split: &'static str,
+    samples: usize,
+    output_bytes: usize,
+    /// Output bytes that differ from the runtime's (0: bit-exact).
+    differing_bytes: usize,
+    /// Samples whose class (of a routed model: whose route or class) differs.
+    differing_predictions: usize,
+    /// Accuracy of the package's predictions on the split.
+    accuracy: f64,
+}
+
+/// MACs of one inference: every operation, or for a routed program the common ones and the
+/// costliest branch.
+fn macs_per_inference(program: &Program) -> u64 {
+    let macs =
+        |ops: std::ops::Range<usize>| -> u64 { program.report()[ops].iter().map(|r| r.macs).sum() };
+    match program.routing() {
+        None => macs(0..program.report().len()),
+        Some(r) => {
+            macs(0..r.common)
+                + r.branches
+                    .iter()
+                    .map(|b| macs(b.clone()))
+                    .max()
+                    .unwrap_or(0)
+        }
+    }
+}
+
+/// How many operations one inference on `input` runs (the profiler expects one phase each).
+fn operations_run(program: &Program, input: &[i8]) -> Result<usize> {
+    let Some(routing) = program.routing() else {
+        return Ok(program.report().len());
+    };
+    let outputs = program.run(&[input])?;
+    let route = tinyfit_deploy::routing::route_of(&outputs[0]);
+    Ok(routing.common + routing.branches[route].len())
+}
+
+/// Runs the test split of the run folder `model` (a training run, or a DiTMoS run through its
+/// strong model's) through `elf` on `core` and compares every output byte with `program`'s.
+fn verify(model: &Path, program: &Program, elf: &Path, core: Core) -> Result<Verification> {
+    let splits = run_splits(model)?;
+    let data = &splits.test;
+    let mut inputs = Vec::new();
+    let mut expected = Vec::new();
+    let mut labels = Vec::new();
+    let mut arena = vec![0i8; program.memory().arena_bytes];
+    for i in 0..data.len() {
+        let x = program.quantize_input(0, data.sample(i), &data.sample_shape)?;
+        let outputs = program.run_in(&mut arena, &[&x])?;
+        inputs.extend(x.iter().map(|&v| v as u8));
+        expected.push(outputs);
+        labels.push(data.y[i]);
+    }
+    let timeout = std::time::Duration::from_secs(60 + data.len() as u64 / 10);
+    let got = emulator::run(elf, core, &inputs, timeout)?;
+    let per_sample: usize = expected.first().map_or(0, |o| o.iter().map(Vec::len).sum());
+    if got.len() != per_sample * data.len() {
+        bail!(
+            "the package wrote {} output bytes for {} samples of {per_sample} bytes",
+            got.len(),
+            data.len()
+        );
+    }
+    let mut differing_bytes = 0;
+    let mut differing_predictions = 0;
+    let mut correct = 0;
+    for ((want, got), &label) in expected.iter().zip(got.chunks(per_sample)).zip(&labels) {
+        let flat: Vec<i8> = want.concat();
+        differing_bytes += flat
+            .iter()
+            .zip(got)
+            .filter(|(a, b)| **a as u8 != **b)
+            .count();
+        // The package's outputs, split as the runtime's.
+        let mut at = 0;
+        let theirs: Vec<Vec<i8>> = want
+            .iter()
+            .map(|o| {
+                let part = got[at..at + o.len()].iter().map(|&b| b as i8).collect();
+                at += o.len();
+                part
+            })
+            .collect();
+        let predicted = |outputs: &[Vec<i8>]| {
+            let route = program
+                .routing()
+                .map(|_| tinyfit_deploy::routing::route_of(&outputs[0]));
+            let (_, scores) = program.scores(outputs).expect("outputs as the program's");
+            (route, tinyfit_deploy::routing::route_of(scores))
+        };
+        let (mine, package) = (predicted(want), predicted(&theirs));
+        differing_predictions += usize::from(mine != package);
+        correct += usize::from(package.1 == label as usize);
+    }
+    Ok(Verification {
+        split: "test",
+        samples: data.len(),
+        output_bytes: got.len(),
+        differing_bytes,
+        differing_predictions,
+        accuracy: correct as f64 / data.len().max(1) as f64,
+    })
+}
+
+/// The splits of a run folder: a training run's own, or a DiTMoS run's strong model's.
+fn run_splits(model: &Path) -> Result<tinyfit_data::Splits> {
+    if !model.is_dir() {
+        bail!(
+            "--verify needs a run folder (its test split is the data), not {}",
+            model.display()
+        );
+    }
+    let run = RunDir(model.to_path_buf());
+    if model.join("ditmos.json").exists() {
+        let config: tinyfit_ditmos::config::DitmosConfig = run.read_json("config.json")?;
+        return RunDir(config.strong).load()?.splits();
+    }
+    run.load()?.splits()
 }
 
 /// Fails, with the figures, when the arena or the constants exceed the board's memories.

@@ -20,20 +20,22 @@ use anyhow::{Context, Result, anyhow, bail};
 use burn::module::Module;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
+use tinyfit_compress::{PtqConfig, quantize};
 use tinyfit_data::Splits;
-use tinyfit_ditmos::checkpoint;
-use tinyfit_ditmos::config::{DitmosConfig, Selection};
+use tinyfit_ditmos::config::{DitmosConfig, Selection, Splitting};
 use tinyfit_ditmos::model::Ditmos;
 use tinyfit_ditmos::selection::SelectionMetrics;
-use tinyfit_ditmos::split::{DataSplit, SplitConfig, cluster, features};
+use tinyfit_ditmos::split::{DataSplit, SplitConfig, cluster, features, random};
 use tinyfit_ditmos::train::{
     Phase, evaluate, pretrain_classifier, train_classifiers, train_selector,
 };
+use tinyfit_ditmos::{checkpoint, merge};
 use tinyfit_graph::Graph;
 use tinyfit_train::{GraphModel, cpu};
 
+use super::eval::int8_metrics;
 use crate::report;
-use crate::run_dir::{Report, RunDir};
+use crate::run_dir::{Report, RunDir, TrainedRun};
 
 /// The pipeline file.
 #[derive(Deserialize)]
@@ -92,11 +94,63 @@ struct DitmosReport<'a> {
     strong_test_accuracy: f64,
     validation: SelectionMetrics,
     test: SelectionMetrics,
+    int8: Int8Figures,
     progress: &'a Progress,
 }
 
-/// Runs (or with `resume` continues) the DiTMoS run of `config` into `out`.
-pub fn run(config: &Path, out: Option<PathBuf>, resume: bool) -> Result<()> {
+/// The int8 system (`model_int8.tflite`), routed, on the host runtime.
+#[derive(Serialize)]
+struct Int8Figures {
+    validation_accuracy: f64,
+    test_accuracy: f64,
+    /// Constants of the selector and every classifier.
+    const_bytes: usize,
+    arena_bytes: usize,
+}
+
+/// `tinyfit ditmos`'s arguments.
+#[derive(clap::Args)]
+pub struct DitmosArgs {
+    /// Config with a [ditmos] section.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Output folder (default: runs/<config file name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in the output folder from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Number of classifiers m, instead of the config's (for sweeps).
+    #[arg(long)]
+    pub classifiers: Option<usize>,
+    /// Seed, instead of the config's (for sweeps).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Training-data splitting, instead of the config's (`random`: the ablation without
+    /// k-means).
+    #[arg(long, value_enum)]
+    pub splitting: Option<SplittingArg>,
+    /// Adversarial rounds, instead of the config's (0: the ablation without them).
+    #[arg(long)]
+    pub rounds: Option<usize>,
+    /// Selector and classifier graphs, instead of the config's (e.g. a pair without feature
+    /// aggregation, for the ablation).
+    #[arg(long, num_args = 2, value_names = ["SELECTOR", "CLASSIFIER"])]
+    pub graphs: Option<Vec<PathBuf>>,
+}
+
+/// [`Splitting`] on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum SplittingArg {
+    /// k-means on the strong model's features.
+    Kmeans,
+    /// Equal random parts.
+    Random,
+}
+
+/// Runs (or with `--resume` continues) the DiTMoS run of `args.config`.
+pub fn run(args: &DitmosArgs) -> Result<()> {
+    let (config, resume) = (args.config.as_path(), args.resume);
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read {}", config.display()))?;
     let mut file: DitmosFile =
@@ -108,10 +162,23 @@ pub fn run(config: &Path, out: Option<PathBuf>, resume: bool) -> Result<()> {
             *p = base.join(&*p);
         }
     }
+    c.classifiers = args.classifiers.unwrap_or(c.classifiers);
+    c.seed = args.seed.unwrap_or(c.seed);
+    c.adversarial.rounds = args.rounds.unwrap_or(c.adversarial.rounds);
+    if let Some(splitting) = args.splitting {
+        c.splitting = match splitting {
+            SplittingArg::Kmeans => Splitting::KMeans,
+            SplittingArg::Random => Splitting::Random,
+        };
+    }
+    if let Some([selector, classifier]) = args.graphs.as_deref() {
+        c.selector = selector.clone();
+        c.classifier = classifier.clone();
+    }
     c.validate()
         .map_err(|e| anyhow!("config {}: {e}", config.display()))?;
     let cfg = file.ditmos;
-    let out = out.unwrap_or_else(|| {
+    let out = args.out.clone().unwrap_or_else(|| {
         let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
         PathBuf::from("runs").join(stem.unwrap_or_else(|| "ditmos".into()))
     });
@@ -133,25 +200,16 @@ pub fn run(config: &Path, out: Option<PathBuf>, resume: bool) -> Result<()> {
         run.read_json("split.json")?
     } else {
         let t0 = Instant::now();
-        println!(
-            "splitting {} training windows into {m} clusters of the strong model's '{}' features",
-            splits.train.len(),
-            cfg.feature_layer
-        );
-        let device = cpu();
-        let strong_model = GraphModel::new(&trained.graph, &trained.weights, &device)?;
-        let f_train = features(&strong_model, &cfg.feature_layer, &splits.train, 256)?;
-        let f_val = features(&strong_model, &cfg.feature_layer, &splits.val, 256)?;
-        let split = cluster(
-            &f_train,
-            &f_val,
-            &SplitConfig {
-                clusters: m,
-                feature_layer: cfg.feature_layer.clone(),
-                restarts: cfg.restarts,
-                seed: cfg.seed,
-            },
-        )?;
+        let split = match cfg.splitting {
+            Splitting::KMeans => kmeans_split(&cfg, &trained, &splits)?,
+            Splitting::Random => {
+                println!(
+                    "splitting {} training windows into {m} random parts (no k-means)",
+                    splits.train.len()
+                );
+                random(splits.train.len(), splits.val.len(), m, cfg.seed)?
+            }
+        };
         run.write_json("split.json", &split)?;
         progress.seconds.split = t0.elapsed().as_secs_f64();
         split
@@ -348,6 +406,7 @@ pub fn run(config: &Path, out: Option<PathBuf>, resume: bool) -> Result<()> {
     )?;
     let validation = evaluate(&best, &splits.val, 256);
     let test = evaluate(&best, &splits.test, 256);
+    let int8 = quantize_system(&run, &selector, &classifier, &w, &splits)?;
     let (s, c) = (selector.analyze()?, classifier.analyze()?);
     let rep = DitmosReport {
         config: &cfg,
@@ -358,11 +417,65 @@ pub fn run(config: &Path, out: Option<PathBuf>, resume: bool) -> Result<()> {
         strong_test_accuracy: strong_report.test.accuracy,
         validation,
         test,
+        int8,
         progress: &progress,
     };
     run.write_json("ditmos.json", &rep)?;
     print_summary(&rep, &splits);
     Ok(())
+}
+
+/// k-means on the strong model's features of the training windows; validation windows go to
+/// their nearest centroid.
+fn kmeans_split(cfg: &DitmosConfig, trained: &TrainedRun, splits: &Splits) -> Result<DataSplit> {
+    println!(
+        "splitting {} training windows into {} clusters of the strong model's '{}' features",
+        splits.train.len(),
+        cfg.classifiers,
+        cfg.feature_layer
+    );
+    let device = cpu();
+    let strong_model = GraphModel::new(&trained.graph, &trained.weights, &device)?;
+    let f_train = features(&strong_model, &cfg.feature_layer, &splits.train, 256)?;
+    let f_val = features(&strong_model, &cfg.feature_layer, &splits.val, 256)?;
+    Ok(cluster(
+        &f_train,
+        &f_val,
+        &SplitConfig {
+            clusters: cfg.classifiers,
+            feature_layer: cfg.feature_layer.clone(),
+            restarts: cfg.restarts,
+            seed: cfg.seed,
+        },
+    )?)
+}
+
+/// Quantises the selector and classifiers as one graph ([`merge::merged`]), calibrated on
+/// training windows, writes `model_int8.tflite` and measures the routed int8 system.
+fn quantize_system(
+    run: &RunDir,
+    selector: &Graph,
+    classifier: &Graph,
+    weights: &checkpoint::SavedWeights,
+    splits: &Splits,
+) -> Result<Int8Figures> {
+    let (graph, merged_weights) = merge::merged(selector, classifier, weights)?;
+    let quant = quantize(&graph, &merged_weights, &splits.train, PtqConfig::default())
+        .context("post-training quantisation of the DiTMoS system")?;
+    let program = tinyfit_deploy::lower(&quant)?;
+    let bytes = tinyfit_deploy::tflite::export_lowered(&quant, &program, Default::default())
+        .context("TFLite export")?;
+    let out = run.file("model_int8.tflite");
+    tinyfit_graph::write_atomic(&out, &bytes)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    let program = program.routed()?;
+    let hidden = ProgressBar::hidden();
+    Ok(Int8Figures {
+        validation_accuracy: int8_metrics(&program, &splits.val, &hidden)?.accuracy,
+        test_accuracy: int8_metrics(&program, &splits.test, &hidden)?.accuracy,
+        const_bytes: program.const_bytes(),
+        arena_bytes: program.memory().arena_bytes,
+    })
 }
 
 /// The selector with its routing layer (its first output, a linear layer) sized to `m`.
@@ -451,6 +564,13 @@ fn print_summary(rep: &DitmosReport, splits: &Splits) {
                 .collect::<Vec<_>>()
         );
     }
+    println!(
+        "int8 (model_int8.tflite, routed on tinyfit's runtime): validation {}, test {}; constants {} B, arena {} B",
+        pct(rep.int8.validation_accuracy),
+        pct(rep.int8.test_accuracy),
+        report::thousands(rep.int8.const_bytes as u64),
+        report::thousands(rep.int8.arena_bytes as u64)
+    );
     println!(
         "strong model test accuracy {}; best checkpoint at {}",
         pct(rep.strong_test_accuracy),

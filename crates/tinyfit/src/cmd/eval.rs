@@ -136,22 +136,23 @@ pub fn tflite(model: &Path, data: &Path, split: Split) -> Result<()> {
 /// parameters, the class is the arg-max of the int8 output. Ticks `progress` once per sample.
 pub fn int8_metrics(program: &Program, data: &Dataset, progress: &ProgressBar) -> Result<Metrics> {
     let classes = data.class_names.len();
-    let out = program.output(0).context("the model has no output")?;
-    if out.shape.len() != classes {
-        bail!(
-            "the model has {} outputs, the dataset {classes} classes",
-            out.shape.len()
-        );
-    }
-    let (scale, zero_point) = (out.scale, out.zero_point);
     let mut metrics = MetricsBuilder::new(classes);
     let mut arena = vec![0i8; program.memory().arena_bytes];
     for i in 0..data.len() {
         let x = program.quantize_input(0, data.sample(i), &data.sample_shape)?;
-        let y = program.run_in(&mut arena, &[&x])?.remove(0);
+        let outputs = program.run_in(&mut arena, &[&x])?;
+        let (out, y) = program
+            .scores(&outputs)
+            .context("the model has no output")?;
+        if y.len() != classes {
+            bail!(
+                "the model has {} outputs, the dataset {classes} classes",
+                y.len()
+            );
+        }
         let real: Vec<f32> = y
             .iter()
-            .map(|&q| scale * (q as i32 - zero_point) as f32)
+            .map(|&q| out.scale * (q as i32 - out.zero_point) as f32)
             .collect();
         metrics.add(&real, &[data.y[i]]);
         progress.inc(1);
