@@ -22,11 +22,11 @@ from pathlib import Path
 TINYFIT = Path(__file__).resolve().parent.parent / "target" / "release" / "tinyfit"
 
 
-def run(config, out, m, seed, extra):
+def run(tinyfit, config, out, m, seed, extra):
     """One DiTMoS run into `out`, unless it already finished."""
     if (out / "ditmos.json").exists():
         return
-    cmd = [str(TINYFIT), "ditmos", "--config", config, "--out", str(out),
+    cmd = [str(tinyfit), "ditmos", "--config", config, "--out", str(out),
            "--classifiers", str(m), "--seed", str(seed), "--resume", *extra]
     print("$", " ".join(cmd), flush=True)
     subprocess.run(cmd, check=True)
@@ -64,6 +64,8 @@ def main():
     p.add_argument("--ablate-graphs", nargs=2, metavar=("SELECTOR", "CLASSIFIER"),
                    help="graphs without feature aggregation (else that ablation is skipped)")
     p.add_argument("--no-ablations", action="store_true")
+    p.add_argument("--tinyfit", type=Path, default=TINYFIT,
+                   help="the tinyfit binary (a copy keeps a long sweep on one build)")
     args = p.parse_args()
     ms = [int(m) for m in args.ms.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -87,7 +89,7 @@ def main():
         reports = []
         for seed in seeds:
             out = args.out / f"{folder}-s{seed}"
-            run(args.config, out, m, seed, extra)
+            run(args.tinyfit, args.config, out, m, seed, extra)
             reports.append(json.loads((out / "ditmos.json").read_text()))
         strong = reports[0]["strong_test_accuracy"]
         lines.append(row(name, reports))

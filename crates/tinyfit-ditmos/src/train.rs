@@ -181,8 +181,14 @@ pub fn pretrain_classifier(
         seed ^ i as u64,
         |model, indices| {
             let x = batch::inputs(data, indices, &device);
-            // The selector as it stands, in training mode, without gradient.
-            let features: Vec<Value> = model
+            // The selector as it stands, in training mode, without gradient: its parameters
+            // untracked, so the forward leaves no autodiff graph behind (burn's graph cleaner
+            // scans every orphaned graph at each backward: they made training quadratic).
+            let frozen = Ditmos {
+                selector: model.selector.clone().no_grad(),
+                classifiers: Vec::new(),
+            };
+            let features: Vec<Value> = frozen
                 .select(x.clone())
                 .features
                 .iter()
@@ -288,11 +294,18 @@ pub fn train_classifiers(
                 .iter()
                 .map(|f| constant(f, &device))
                 .collect();
-            let x = batch::inputs(data, indices, &device);
-            // Which classifiers are right: a forward in training mode, without gradient.
-            let template: Vec<Vec<f32>> = (0..model.m())
-                .map(|i| host(model.classify(i, x.clone(), &features).detach()))
+            // The reference's three training-mode forwards of each classifier (the template
+            // that decides correctness, the loss terms', the selection term's), each with its
+            // own dropout mask, as one forward of the batch stacked three times. Batch-norm
+            // statistics over the copies equal the batch's; running statistics move once.
+            let x3 = stacked(batch::inputs(data, indices, &device), 3);
+            let features3: Vec<Value> = features.into_iter().map(|f| stacked(f, 3)).collect();
+            let logits: Vec<Tensor<2>> = (0..model.m())
+                .map(|i| model.classify(i, x3.clone(), &features3))
                 .collect();
+            let part = |l: &Tensor<2>, k: usize| l.clone().slice([k * n..(k + 1) * n]);
+            let template: Vec<Vec<f32>> =
+                logits.iter().map(|l| host(part(l, 0).detach())).collect();
             let correct = selection::correctness(&template, &labels);
             let right: Vec<usize> = (0..n)
                 .map(|s| correct.iter().filter(|c| c[s]).count())
@@ -300,11 +313,11 @@ pub fn train_classifiers(
             let mask = |f: &dyn Fn(usize) -> bool| -> Vec<bool> { (0..n).map(f).collect() };
             correct
                 .iter()
+                .zip(&logits)
                 .enumerate()
-                .map(|(i, c)| {
-                    let ce = per_sample_ce(model.classify(i, x.clone(), &features), y.clone());
-                    let select_ce =
-                        per_sample_ce(model.classify(i, x.clone(), &features), y.clone());
+                .map(|(i, (c, l))| {
+                    let ce = per_sample_ce(part(l, 1), y.clone());
+                    let select_ce = per_sample_ce(part(l, 2), y.clone());
                     masked_mean(ce.clone(), &mask(&|s| right[s] == 0)).mul_scalar(weights.union)
                         - masked_mean(ce.clone(), &mask(&|s| right[s] > 1 && c[s]))
                             .mul_scalar(weights.overlap)
@@ -317,6 +330,13 @@ pub fn train_classifiers(
                 .expect("at least one classifier")
         },
     )
+}
+
+/// `v`'s batch repeated `times` times along the batch axis.
+fn stacked(v: Value, times: usize) -> Value {
+    let dims = v.dims();
+    let flat = v.into_flat();
+    Value::R2(Tensor::cat(vec![flat; times], 0)).reshape(&dims[1..])
 }
 
 /// The arg-max of each row of routing logits.
