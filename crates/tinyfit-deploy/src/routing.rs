@@ -189,8 +189,8 @@ impl Program {
             },
             copies: HashMap::new(),
         };
-        for i in 0..routing.common {
-            if reach[i][0] {
+        for (i, reached) in reach.iter().enumerate().take(routing.common) {
+            if reached[0] {
                 sliced.push(i, None);
             }
         }

@@ -35,7 +35,13 @@ pub fn merged(
     let mut merged_weights = Weights::default();
 
     // The selector: its input is the merged graph's.
-    let selector_names = rename(selector, &s, "selector", &[input.name.clone()], &mut graph);
+    let selector_names = rename(
+        selector,
+        &s,
+        "selector",
+        std::slice::from_ref(&input.name),
+        &mut graph,
+    );
     copy_weights(&weights.selector, "selector", &mut merged_weights);
     let shared: Vec<String> = s
         .outputs

@@ -303,7 +303,7 @@ pub fn train_classifiers(
             let logits: Vec<Tensor<2>> = (0..model.m())
                 .map(|i| model.classify(i, x3.clone(), &features3))
                 .collect();
-            let part = |l: &Tensor<2>, k: usize| l.clone().slice([k * n..(k + 1) * n]);
+            let part = |l: &Tensor<2>, k: usize| l.clone().narrow(0, k * n, n);
             let template: Vec<Vec<f32>> =
                 logits.iter().map(|l| host(part(l, 0).detach())).collect();
             let correct = selection::correctness(&template, &labels);

@@ -880,6 +880,42 @@ fn ditmos_runs_resumes_after_a_kill_and_reports() {
         assert!(union >= routed && routed > 1.0 / 6.0, "{split}: {report}");
     }
     assert_eq!(report["cluster_sizes"].as_array().unwrap().len(), 3);
+
+    // The int8 system, routed: close to the float one, and the C package gives the runtime's
+    // bytes on the whole test split in QEMU, with and without slicing; slicing lowers the
+    // arena and the measured peak SRAM.
+    let (float, int8) = (
+        report["test"]["accuracy"].as_f64().unwrap(),
+        report["int8"]["test_accuracy"].as_f64().unwrap(),
+    );
+    assert!((float - int8).abs() < 0.05, "float {float}, int8 {int8}");
+    let deployed = |slicing: bool| -> serde_json::Value {
+        let package = dir.path().join(if slicing { "sliced" } else { "routed" });
+        let mut cmd = tinyfit();
+        cmd.arg("deploy")
+            .arg(&out)
+            .args(["--board", "f767zi", "--verify", "--out"])
+            .arg(&package);
+        if slicing {
+            cmd.arg("--slicing");
+        }
+        let output = cmd.output().unwrap();
+        assert!(output.status.success(), "{:?}", text(&output));
+        serde_json::from_str(&std::fs::read_to_string(package.join("deploy.json")).unwrap())
+            .unwrap()
+    };
+    let (routed, sliced) = (deployed(false), deployed(true));
+    for d in [&routed, &sliced] {
+        let v = &d["verification"];
+        assert!(v["samples"].as_u64().unwrap() > 100, "{v}");
+        assert_eq!(v["differing_bytes"], 0, "{v}");
+        assert!((v["accuracy"].as_f64().unwrap() - int8).abs() < 1e-9, "{v}");
+        assert_eq!(d["routing"]["branches"], 3);
+    }
+    let bytes = |d: &serde_json::Value, key: &str| d[key].as_u64().unwrap();
+    assert!(bytes(&sliced, "arena_bytes") < bytes(&routed, "arena_bytes"));
+    assert!(bytes(&sliced, "peak_sram_bytes") < bytes(&routed, "peak_sram_bytes"));
+    assert_eq!(bytes(&sliced, "const_bytes"), bytes(&routed, "const_bytes"));
 }
 
 /// A `[distill]` section trains the student on the teacher's soft targets as well (the run
