@@ -29,7 +29,7 @@ use tinyfit_ditmos::split::{DataSplit, SplitConfig, cluster, features, random};
 use tinyfit_ditmos::train::{
     Phase, evaluate, pretrain_classifier, train_classifiers, train_selector,
 };
-use tinyfit_ditmos::{checkpoint, merge};
+use tinyfit_ditmos::{checkpoint, cka, merge};
 use tinyfit_graph::Graph;
 use tinyfit_train::{GraphModel, cpu};
 
@@ -95,6 +95,9 @@ struct DitmosReport<'a> {
     validation: SelectionMetrics,
     test: SelectionMetrics,
     int8: Int8Figures,
+    /// Linear CKA on the test split between the last hidden features of the strong model
+    /// (row and column 0) and of each classifier.
+    cka_test: Vec<Vec<f64>>,
     progress: &'a Progress,
 }
 
@@ -407,6 +410,8 @@ pub fn run(args: &DitmosArgs) -> Result<()> {
     let validation = evaluate(&best, &splits.val, 256);
     let test = evaluate(&best, &splits.test, 256);
     let int8 = quantize_system(&run, &selector, &classifier, &w, &splits)?;
+    let strong_model = GraphModel::new(&trained.graph, &trained.weights, &plain)?;
+    let cka = cka::similarity_matrix(&strong_model, &best, &splits.test, 256);
     let (s, c) = (selector.analyze()?, classifier.analyze()?);
     let rep = DitmosReport {
         config: &cfg,
@@ -418,6 +423,7 @@ pub fn run(args: &DitmosArgs) -> Result<()> {
         validation,
         test,
         int8,
+        cka_test: cka,
         progress: &progress,
     };
     run.write_json("ditmos.json", &rep)?;
@@ -564,6 +570,19 @@ fn print_summary(rep: &DitmosReport, splits: &Splits) {
                 .collect::<Vec<_>>()
         );
     }
+    let pairs: Vec<String> = (1..rep.cka_test.len())
+        .flat_map(|i| (i + 1..rep.cka_test.len()).map(move |j| (i, j)))
+        .map(|(i, j)| format!("{:.2}", rep.cka_test[i][j]))
+        .collect();
+    let to_strong: Vec<String> = rep.cka_test[0][1..]
+        .iter()
+        .map(|c| format!("{c:.2}"))
+        .collect();
+    println!(
+        "linear CKA on test (last hidden features): classifier pairs [{}]; each classifier to the strong model [{}]",
+        pairs.join(", "),
+        to_strong.join(", ")
+    );
     println!(
         "int8 (model_int8.tflite, routed on tinyfit's runtime): validation {}, test {}; constants {} B, arena {} B",
         pct(rep.int8.validation_accuracy),
