@@ -61,6 +61,7 @@ def main():
     p.add_argument("--ms", default="2,4,6,8")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--ablation-m", type=int, default=4, help="m of the ablation runs")
+    p.add_argument("--ablation-seeds", help="seeds of the ablation runs (default: --seeds)")
     p.add_argument("--ablate-graphs", nargs=2, metavar=("SELECTOR", "CLASSIFIER"),
                    help="graphs without feature aggregation (else that ablation is skipped)")
     p.add_argument("--no-ablations", action="store_true")
@@ -70,24 +71,26 @@ def main():
     ms = [int(m) for m in args.ms.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
 
-    variants = [(f"DiTMoS m = {m}", f"m{m}", m, []) for m in ms]
+    ablation_seeds = [int(s) for s in (args.ablation_seeds or args.seeds).split(",")]
+    variants = [(f"DiTMoS m = {m}", f"m{m}", m, [], seeds) for m in ms]
     if not args.no_ablations:
         a = args.ablation_m
         variants.append((f"m = {a}, random split (no k-means)", f"m{a}-random", a,
-                         ["--splitting", "random"]))
-        variants.append((f"m = {a}, no adversarial rounds", f"m{a}-noadv", a, ["--rounds", "0"]))
+                         ["--splitting", "random"], ablation_seeds))
+        variants.append((f"m = {a}, no adversarial rounds", f"m{a}-noadv", a, ["--rounds", "0"],
+                         ablation_seeds))
         if args.ablate_graphs:
             variants.append((f"m = {a}, no feature aggregation", f"m{a}-noagg", a,
-                             ["--graphs", *args.ablate_graphs]))
+                             ["--graphs", *args.ablate_graphs], ablation_seeds))
     lines = [
         "| model | seeds | params | MACs / inference | test acc. % (float) | test acc. % (int8) "
         "| test union % | routing % |",
         "|---|---|---|---|---|---|---|---|",
     ]
     strong = None
-    for name, folder, m, extra in variants:
+    for name, folder, m, extra, runs_seeds in variants:
         reports = []
-        for seed in seeds:
+        for seed in runs_seeds:
             out = args.out / f"{folder}-s{seed}"
             run(args.tinyfit, args.config, out, m, seed, extra)
             reports.append(json.loads((out / "ditmos.json").read_text()))

@@ -245,6 +245,30 @@ pub fn run(args: &DeployArgs) -> Result<()> {
             board.core
         );
     }
+    if let Some(r) = &deployment.routing {
+        println!(
+            "routed: {} common operations, then one of {} branches{} ({} MACs per inference: the common part and the costliest branch)",
+            r.common_operations,
+            r.branches,
+            if r.sliced {
+                ", each recomputing the shared feature maps it reads"
+            } else {
+                ""
+            },
+            thousands(deployment.macs)
+        );
+    }
+    if let Some(v) = &deployment.verification {
+        println!(
+            "verified on the {} split in the emulator: {} samples, {} of {} output bytes differ from tinyfit's runtime, {} predictions differ; accuracy {:.2} %",
+            v.split,
+            v.samples,
+            v.differing_bytes,
+            v.output_bytes,
+            v.differing_predictions,
+            100.0 * v.accuracy
+        );
+    }
     println!("wrote {} and deploy.json", out.display());
     Ok(())
 }
