@@ -9,33 +9,40 @@ use crate::program::{MemoryPlan, Program};
 
 /// Lifetimes → buffers (aliased tensors share one) → offsets; sets every tensor's offset, each
 /// operation's live bytes and the program's [`MemoryPlan`].
+///
+/// A routed program is planned along its paths: the common operations, then each branch's
+/// counted from where the common ones end, so that the branches' tensors share bytes and the
+/// common tensors a branch reads live until that branch's last read of them.
 pub(crate) fn plan(p: &mut Program) {
-    let n_ops = p.operations.len();
+    let (step, path) = steps(p);
+    let end = step.iter().max().map_or(0, |s| s + 1);
     let mut first = vec![usize::MAX; p.tensors.len()];
     let mut last = vec![0usize; p.tensors.len()];
+    let mut tensor_path = vec![0usize; p.tensors.len()];
     for &t in &p.inputs {
         first[t as usize] = 0;
     }
     for (k, op) in p.operations.iter().enumerate() {
-        first[op.output as usize] = first[op.output as usize].min(k);
-        last[op.output as usize] = last[op.output as usize].max(k);
+        let (s, o) = (step[k], op.output as usize);
+        first[o] = first[o].min(s);
+        last[o] = last[o].max(s);
+        tensor_path[o] = path[k];
         for &t in op.inputs.of(&p.operands).unwrap_or(&[]) {
-            last[t as usize] = last[t as usize].max(k);
+            last[t as usize] = last[t as usize].max(s);
         }
     }
     for &t in &p.outputs {
-        last[t as usize] = n_ops;
+        last[t as usize] = end;
     }
     // A reshape or sum whose input dies there reuses its input's bytes.
     let mut owner: Vec<usize> = (0..p.tensors.len()).collect();
     for &(from, to) in &p.aliases {
         let (from, to) = (from as usize, to as usize);
-        let step = first[to];
+        let at = first[to];
         let is_io = p.inputs.contains(&(from as u32)) || p.outputs.contains(&(from as u32));
         // Its only output tensor, and the input's bytes are free after this step.
-        let shared =
-            (0..owner.len()).any(|t| t != from && owner[t] == owner[from] && last[t] > step);
-        if owner[to] == to && last[from] == step && !is_io && !shared {
+        let shared = (0..owner.len()).any(|t| t != from && owner[t] == owner[from] && last[t] > at);
+        if owner[to] == to && last[from] == at && !is_io && !shared {
             owner[to] = owner[from];
         }
     }
@@ -57,6 +64,7 @@ pub(crate) fn plan(p: &mut Program) {
                 size: if unused { 0 } else { p.tensors[t].shape.len() },
                 first: first[t],
                 last: last[t].max(first[t]),
+                path: tensor_path[t],
             });
             buffer_of[t] = buffers.len() - 1;
         }
@@ -66,16 +74,30 @@ pub(crate) fn plan(p: &mut Program) {
         info.offset = offsets[buffer_of[t]];
     }
     for (k, r) in p.report.iter_mut().enumerate() {
-        r.live_bytes = buffers
-            .iter()
-            .filter(|b| b.first <= k && k <= b.last)
-            .map(|b| b.size)
-            .sum();
+        r.live_bytes = planner::live_bytes(&buffers, step[k], path[k]);
     }
     p.memory = MemoryPlan {
         arena_bytes: arena,
         lower_bound: planner::lower_bound(&buffers),
     };
+}
+
+/// Each operation's step along its path and its path (0: common, k + 1: branch k): program
+/// order for a program that is not routed.
+fn steps(p: &Program) -> (Vec<usize>, Vec<usize>) {
+    let n = p.operations.len();
+    let Some(routing) = &p.routing else {
+        return ((0..n).collect(), vec![0; n]);
+    };
+    let mut step: Vec<usize> = (0..n).collect();
+    let mut path = vec![0; n];
+    for (k, range) in routing.branches.iter().enumerate() {
+        for (j, i) in range.clone().enumerate() {
+            step[i] = routing.common + j;
+            path[i] = k + 1;
+        }
+    }
+    (step, path)
 }
 
 /// Sort key of a placement order: smaller keys are placed first.

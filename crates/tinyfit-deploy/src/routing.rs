@@ -5,8 +5,9 @@
 //! A program is routed when its outputs are `[scores (m values), branch 0, ..., branch m-1]`
 //! and its operations fall, in order, into a common part (everything the scores need, and
 //! whatever several branches share) followed by one contiguous run of operations per branch.
-//! The memory plan of the whole sequence stays valid when a branch's operations are skipped:
-//! the common part's outputs that a branch reads are alive until that branch's last read.
+//! Its memory plan follows the paths ([`crate::plan`]): each branch's tensors may take the
+//! bytes of every other branch's, and the common part's outputs that a branch reads are alive
+//! until that branch's last read of them.
 //!
 //! [`Program::sliced`] trades that for recomputation: each branch recomputes the common
 //! tensors it reads just before it reads them, so the common part's feature maps die with the
@@ -151,10 +152,12 @@ pub fn route_of(scores: &[i8]) -> usize {
 }
 
 impl Program {
-    /// This program with its branches routed ([`Routing::of`]): running it runs the common
-    /// operations, then only the branch its scores choose.
+    /// This program with its branches routed ([`Routing::of`]) and re-planned along its
+    /// paths: running it runs the common operations, then only the branch its scores choose
+    /// (the plan no longer holds for running every operation in a row).
     pub fn routed(mut self) -> Result<Program, RoutingError> {
         self.routing = Some(Routing::of(&self)?);
+        plan(&mut self);
         Ok(self)
     }
 
@@ -166,19 +169,42 @@ impl Program {
     /// A routed program whose branches recompute the common tensors they read instead of
     /// keeping them (see the module documentation), re-planned. Common operations that only
     /// branches need are dropped from the common part.
+    ///
+    /// Where a recomputation goes decides the peak: just before the first read keeps the map
+    /// alive least, at the start of the branch avoids recomputing it beside the branch's own
+    /// early maps. Each branch reads its common tensors in the same order, so every choice of
+    /// which of the first [`MAX_EAGER_CHOICES`] go first is tried, and the smallest arena kept.
     pub fn sliced(&self) -> Result<Program, RoutingError> {
         let routing = self
             .routing
             .as_ref()
             .ok_or_else(|| RoutingError("slicing needs a routed program".into()))?;
-        let reach = reached_outputs(self);
         let mut producer: Vec<Option<usize>> = vec![None; self.tensors.len()];
         for (i, op) in self.operations.iter().enumerate() {
             producer[op.output as usize] = Some(i);
         }
+        let read = routing
+            .branches
+            .iter()
+            .map(|range| common_reads(self, range.clone(), &producer, routing.common).len())
+            .max()
+            .unwrap_or(0);
+        let choices = 1usize << read.min(MAX_EAGER_CHOICES);
+        let best = (0..choices)
+            .map(|eager| self.sliced_with(routing, &producer, eager))
+            .min_by_key(|p| p.memory.arena_bytes)
+            .expect("at least one choice");
+        Ok(best)
+    }
+
+    /// [`Program::sliced`] with the common tensors whose bit is set in `eager` (in the order a
+    /// branch first reads them) recomputed at the start of each branch, the others just before
+    /// their first read.
+    fn sliced_with(&self, routing: &Routing, producer: &[Option<usize>], eager: usize) -> Program {
+        let reach = reached_outputs(self);
         let mut sliced = Slicer {
             source: self,
-            producer,
+            producer: producer.to_vec(),
             out: Program {
                 operations: Vec::new(),
                 operands: Vec::new(),
@@ -199,6 +225,12 @@ impl Program {
         for range in &routing.branches {
             let start = sliced.out.operations.len();
             sliced.copies.clear();
+            let reads = common_reads(self, range.clone(), producer, routing.common);
+            for (k, &t) in reads.iter().enumerate() {
+                if eager & (1 << k) != 0 {
+                    sliced.recompute(t);
+                }
+            }
             for i in range.clone() {
                 let inputs = self.operations[i].inputs.of(&self.operands).unwrap_or(&[]);
                 for &t in inputs {
@@ -214,8 +246,35 @@ impl Program {
         out.routing = Some(Routing { common, branches });
         plan(&mut out);
         out.host = Engine::new(&out.model());
-        Ok(out)
+        out
     }
+}
+
+/// How many of a branch's common reads [`Program::sliced`] tries placing early, in every
+/// combination (2^n plans).
+pub const MAX_EAGER_CHOICES: usize = 4;
+
+/// The tensors made by common operations that the operations `range` read, in order of first
+/// read.
+fn common_reads(
+    program: &Program,
+    range: Range<usize>,
+    producer: &[Option<usize>],
+    common: usize,
+) -> Vec<u32> {
+    let mut reads = Vec::new();
+    for i in range {
+        for &t in program.operations[i]
+            .inputs
+            .of(&program.operands)
+            .unwrap_or(&[])
+        {
+            if producer[t as usize].is_some_and(|p| p < common) && !reads.contains(&t) {
+                reads.push(t);
+            }
+        }
+    }
+    reads
 }
 
 /// Builds a sliced program: operations copied from `source`, with tensors recomputed within

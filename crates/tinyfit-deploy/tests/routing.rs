@@ -1,6 +1,7 @@
 //! Routed programs (DiTMoS deployment): only the routed branch runs and it computes what the
-//! whole program computes for that branch; slicing recomputes the shared feature map inside
-//! each branch, computing the same bytes in a smaller arena.
+//! whole program computes for that branch, in an arena planned along the paths; slicing
+//! recomputes the shared feature map inside each branch, computing the same bytes in a
+//! smaller arena still.
 
 use tinyfit_deploy::routing::route_of;
 use tinyfit_deploy::{Program, Routing, lower};
@@ -61,6 +62,10 @@ fn the_routed_branch_computes_what_the_whole_program_does() {
         routes.iter().all(|&r| r > 0),
         "both branches taken: {routes:?}"
     );
+    // Planned along its paths, the branches share bytes: a smaller arena than running both.
+    let (whole, one) = (program.memory().arena_bytes, routed.memory().arena_bytes);
+    println!("arena: {whole} B running every branch, {one} B running the routed one");
+    assert!(one < whole);
 }
 
 #[test]

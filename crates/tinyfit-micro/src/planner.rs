@@ -8,7 +8,12 @@
 //!
 //! No allocation: the caller lends the scratch slices, so the planner also runs on the device.
 
-/// A tensor's size and the inclusive range of execution steps during which it must exist.
+/// A tensor's size, the inclusive range of execution steps during which it must exist, and
+/// the execution path it belongs to.
+///
+/// Paths model programs that run one of several branches (a routed model): steps are counted
+/// along each path, so buffers of different branches may share steps and bytes, as they never
+/// exist in the same run. Buffers of path 0 exist on every path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Buffer {
     /// Bytes.
@@ -17,11 +22,29 @@ pub struct Buffer {
     pub first: usize,
     /// Last step that reads it.
     pub last: usize,
+    /// 0 on every path, `k > 0` only on path `k`.
+    pub path: usize,
 }
 
 impl Buffer {
-    fn overlaps_in_time(&self, other: &Buffer) -> bool {
-        self.first <= other.last && other.first <= self.last
+    /// A buffer that exists on every path.
+    pub fn new(size: usize, first: usize, last: usize) -> Buffer {
+        Buffer {
+            size,
+            first,
+            last,
+            path: 0,
+        }
+    }
+
+    fn coexists_with(&self, other: &Buffer) -> bool {
+        self.first <= other.last
+            && other.first <= self.last
+            && (self.path == 0 || other.path == 0 || self.path == other.path)
+    }
+
+    fn alive(&self, step: usize, path: usize) -> bool {
+        self.first <= step && step <= self.last && (self.path == 0 || self.path == path)
     }
 }
 
@@ -101,7 +124,7 @@ pub fn plan_in_order(
         let fits = |offset: usize| {
             order[..placed_count].iter().all(|&other| {
                 let o = buffers[other];
-                !b.overlaps_in_time(&o)
+                !b.coexists_with(&o)
                     || offset + b.size <= offsets[other]
                     || offsets[other] + o.size <= offset
             })
@@ -109,7 +132,7 @@ pub fn plan_in_order(
         let mut best = if fits(0) { Some(0) } else { None };
         for &other in &order[..placed_count] {
             let o = buffers[other];
-            if !b.overlaps_in_time(&o) {
+            if !b.coexists_with(&o) {
                 continue;
             }
             let candidate = align_up(offsets[other] + o.size, alignment);
@@ -124,19 +147,24 @@ pub fn plan_in_order(
     Ok(arena)
 }
 
-/// The most bytes that must be alive at one step: no plan can use less arena.
+/// The most bytes that must be alive at one step of one path: no plan can use less arena.
 pub fn lower_bound(buffers: &[Buffer]) -> usize {
     let last = buffers.iter().map(|b| b.last).max().unwrap_or(0);
+    let paths = buffers.iter().map(|b| b.path).max().unwrap_or(0);
     (0..=last)
-        .map(|step| {
-            buffers
-                .iter()
-                .filter(|b| b.first <= step && step <= b.last)
-                .map(|b| b.size)
-                .sum()
-        })
+        .flat_map(|step| (0..=paths).map(move |path| (step, path)))
+        .map(|(step, path)| live_bytes(buffers, step, path))
         .max()
         .unwrap_or(0)
+}
+
+/// Bytes alive at `step` of `path` (path 0: the buffers every path shares).
+pub fn live_bytes(buffers: &[Buffer], step: usize, path: usize) -> usize {
+    buffers
+        .iter()
+        .filter(|b| b.alive(step, path))
+        .map(|b| b.size)
+        .sum()
 }
 
 fn align_up(x: usize, alignment: usize) -> usize {
@@ -148,7 +176,7 @@ mod tests {
     use super::*;
 
     fn buf(size: usize, first: usize, last: usize) -> Buffer {
-        Buffer { size, first, last }
+        Buffer::new(size, first, last)
     }
 
     fn check(buffers: &[Buffer], alignment: usize) -> usize {
@@ -160,10 +188,7 @@ mod tests {
             assert!(offsets[i] + a.size <= arena);
             for (j, b) in buffers.iter().enumerate().skip(i + 1) {
                 let apart = offsets[i] + a.size <= offsets[j] || offsets[j] + b.size <= offsets[i];
-                assert!(
-                    !a.overlaps_in_time(b) || apart,
-                    "buffers {i} and {j} collide"
-                );
+                assert!(!a.coexists_with(b) || apart, "buffers {i} and {j} collide");
             }
         }
         assert!(arena >= lower_bound(buffers));
@@ -215,6 +240,31 @@ mod tests {
             }
             check(&b[..n], 16);
         }
+    }
+
+    #[test]
+    fn branches_share_steps_and_bytes() {
+        // A common input (path 0) read on both paths, and each path's own buffers at the same
+        // steps: the two paths' buffers overlap, the shared one stays apart.
+        let b = [
+            buf(100, 0, 3),
+            Buffer {
+                path: 1,
+                ..buf(80, 1, 2)
+            },
+            Buffer {
+                path: 1,
+                ..buf(60, 2, 3)
+            },
+            Buffer {
+                path: 2,
+                ..buf(90, 1, 3)
+            },
+        ];
+        assert_eq!(lower_bound(&b), 240);
+        assert_eq!(check(&b, 4), 240);
+        assert_eq!(live_bytes(&b, 2, 1), 240);
+        assert_eq!(live_bytes(&b, 2, 2), 190);
     }
 
     #[test]

@@ -99,12 +99,27 @@ pub fn run(args: &DeployArgs) -> Result<()> {
         tinyfit_deploy::tflite::import(&bytes).with_context(|| file.display().to_string())?;
     let mut program = tinyfit_deploy::lower(&quant).with_context(|| file.display().to_string())?;
     let routed = args.routed || args.slicing || model.join("ditmos.json").exists();
+    let mut sliced = false;
     if routed {
         program = program
             .routed()
             .with_context(|| file.display().to_string())?;
         if args.slicing {
-            program = program.sliced()?;
+            let recomputing = program.sliced()?;
+            let (kept, recomputed) = (
+                program.memory().arena_bytes,
+                recomputing.memory().arena_bytes,
+            );
+            if recomputed < kept {
+                program = recomputing;
+                sliced = true;
+            } else {
+                println!(
+                    "note: slicing does not lower this model's arena ({} B recomputing the shared feature maps, {} B keeping them); the package keeps them",
+                    thousands(recomputed as u64),
+                    thousands(kept as u64)
+                );
+            }
         }
     }
     refuse_if_too_big(&program, board)?;
@@ -159,7 +174,7 @@ pub fn run(args: &DeployArgs) -> Result<()> {
         routing: program.routing().map(|r| RoutingFigures {
             branches: r.branches(),
             common_operations: r.common,
-            sliced: args.slicing,
+            sliced,
         }),
         verification: match (&built, args.verify) {
             (Some((core, elf, _)), true) => Some(verify(model, &program, elf, *core)?),
