@@ -10,8 +10,8 @@
 //! until that branch's last read of them.
 //!
 //! [`Program::sliced`] trades that for recomputation: each branch recomputes the common
-//! tensors it reads just before it reads them, so the common part's feature maps die with the
-//! scores and the branch holds one recomputed map at a time. Peak SRAM falls by the feature
+//! tensors it reads (at its start or just before the read, whichever plans smaller), so the
+//! common part's feature maps die with the scores. Peak SRAM falls by the feature
 //! maps no longer kept across the branch; latency rises by the recomputed operations; flash is
 //! unchanged (recomputed operations share their constants).
 
@@ -183,6 +183,14 @@ impl Program {
         for (i, op) in self.operations.iter().enumerate() {
             producer[op.output as usize] = Some(i);
         }
+        // The common operations the scores need: the sliced program's common part.
+        let scoring: Vec<usize> = reached_outputs(self)
+            .iter()
+            .enumerate()
+            .take(routing.common)
+            .filter(|(_, reached)| reached[0])
+            .map(|(i, _)| i)
+            .collect();
         let read = routing
             .branches
             .iter()
@@ -191,7 +199,7 @@ impl Program {
             .unwrap_or(0);
         let choices = 1usize << read.min(MAX_EAGER_CHOICES);
         let best = (0..choices)
-            .map(|eager| self.sliced_with(routing, &producer, eager))
+            .map(|eager| self.sliced_with(routing, &producer, &scoring, eager))
             .min_by_key(|p| p.memory.arena_bytes)
             .expect("at least one choice");
         Ok(best)
@@ -200,11 +208,16 @@ impl Program {
     /// [`Program::sliced`] with the common tensors whose bit is set in `eager` (in the order a
     /// branch first reads them) recomputed at the start of each branch, the others just before
     /// their first read.
-    fn sliced_with(&self, routing: &Routing, producer: &[Option<usize>], eager: usize) -> Program {
-        let reach = reached_outputs(self);
+    fn sliced_with(
+        &self,
+        routing: &Routing,
+        producer: &[Option<usize>],
+        scoring: &[usize],
+        eager: usize,
+    ) -> Program {
         let mut sliced = Slicer {
             source: self,
-            producer: producer.to_vec(),
+            producer,
             out: Program {
                 operations: Vec::new(),
                 operands: Vec::new(),
@@ -215,10 +228,8 @@ impl Program {
             },
             copies: HashMap::new(),
         };
-        for (i, reached) in reach.iter().enumerate().take(routing.common) {
-            if reached[0] {
-                sliced.push(i, None);
-            }
+        for &i in scoring {
+            sliced.push(i, None);
         }
         let common = sliced.out.operations.len();
         let mut branches = Vec::with_capacity(routing.branches.len());
@@ -234,7 +245,7 @@ impl Program {
             for i in range.clone() {
                 let inputs = self.operations[i].inputs.of(&self.operands).unwrap_or(&[]);
                 for &t in inputs {
-                    if sliced.produced_in_common(t, routing.common) {
+                    if made_in_common(producer, t, routing.common) {
                         sliced.recompute(t);
                     }
                 }
@@ -269,7 +280,7 @@ fn common_reads(
             .of(&program.operands)
             .unwrap_or(&[])
         {
-            if producer[t as usize].is_some_and(|p| p < common) && !reads.contains(&t) {
+            if made_in_common(producer, t, common) && !reads.contains(&t) {
                 reads.push(t);
             }
         }
@@ -277,21 +288,22 @@ fn common_reads(
     reads
 }
 
+/// Whether tensor `t` is written by one of the first `common` operations.
+fn made_in_common(producer: &[Option<usize>], t: u32, common: usize) -> bool {
+    producer[t as usize].is_some_and(|p| p < common)
+}
+
 /// Builds a sliced program: operations copied from `source`, with tensors recomputed within
 /// the current branch renamed through `copies`.
 struct Slicer<'a> {
     source: &'a Program,
-    producer: Vec<Option<usize>>,
+    producer: &'a [Option<usize>],
     out: Program,
     /// Common tensors recomputed in the current branch: original → copy.
     copies: HashMap<u32, u32>,
 }
 
 impl Slicer<'_> {
-    fn produced_in_common(&self, tensor: u32, common: usize) -> bool {
-        self.producer[tensor as usize].is_some_and(|p| p < common)
-    }
-
     /// Recomputes common tensor `t` (and what it needs) in the current branch, once.
     fn recompute(&mut self, t: u32) {
         if self.copies.contains_key(&t) {
