@@ -5,11 +5,14 @@
 //! each on one k-means cluster of a strong model's features ([`split`]) and by adversarial
 //! alternating training. [`selection`] holds the selector's training targets and the
 //! method's metrics (routed and union accuracy, the histogram of right classifiers), [`cka`]
-//! the similarity of models' features.
+//! the similarity of models' features. Training runs the m classifiers as one grouped
+//! network ([`grouped`], [`classifiers`]).
 
 pub mod checkpoint;
 pub mod cka;
+pub mod classifiers;
 pub mod config;
+pub mod grouped;
 pub mod merge;
 pub mod model;
 pub mod selection;

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tinyfit_data::Dataset;
 use tinyfit_train::{OptimizerConfig, Value, batch, optimizer};
 
+use crate::classifiers::Classifiers;
 use crate::model::Ditmos;
 use crate::selection::{self, SelectionMetrics};
 
@@ -137,15 +138,15 @@ fn host(t: Tensor<2>) -> Vec<f32> {
 /// shuffled by `seed`: a fresh optimiser each epoch, one step a batch on the loss `loss` gives
 /// for the model and the batch's sample indices.
 #[allow(clippy::too_many_arguments)]
-fn epochs(
-    mut model: Ditmos,
+fn epochs<M: Module>(
+    mut model: M,
     members: &[usize],
     phase: &Phase,
     offset: usize,
     batch_size: usize,
     seed: u64,
-    mut loss: impl FnMut(&Ditmos, &[usize]) -> Tensor<1>,
-) -> Ditmos {
+    mut loss: impl FnMut(&M, &[usize]) -> Tensor<1>,
+) -> M {
     for epoch in offset..offset + phase.epochs {
         let lr = phase.lr_at(epoch);
         let mut optim = sgd(lr);
@@ -214,6 +215,9 @@ pub fn train_selector(
     let device = model.selector.devices()[0].clone();
     let plain = tinyfit_train::cpu();
     let all: Vec<usize> = (0..data.len()).collect();
+    // The classifiers in inference mode, fixed for the phase.
+    let (frozen, _) = Classifiers::new(&model.valid().classifiers);
+    let m = model.m();
     epochs(
         model,
         &all,
@@ -223,17 +227,14 @@ pub fn train_selector(
         seed,
         |model, indices| {
             let selection = model.select(batch::inputs(data, indices, &device));
-            // The classifiers in inference mode on the selector's training-mode features.
-            let frozen = model.valid();
+            // The classifiers read the selector's training-mode features.
             let features: Vec<Value> = selection
                 .features
                 .iter()
                 .map(|f| constant(f, &plain))
                 .collect();
             let x = batch::inputs(data, indices, &plain);
-            let logits: Vec<Vec<f32>> = (0..frozen.m())
-                .map(|i| host(frozen.classify(i, x.clone(), &features)))
-                .collect();
+            let logits: Vec<Vec<f32>> = frozen.logits(x, &features).into_iter().map(host).collect();
             let labels: Vec<u32> = indices.iter().map(|&k| data.y[k]).collect();
             match target {
                 SelectorTarget::SingleLabel => {
@@ -247,10 +248,7 @@ pub fn train_selector(
                 }
                 SelectorTarget::MultiLabel => {
                     let t = selection::multi_label_targets(&logits, &labels);
-                    let t = Tensor::<2>::from_data(
-                        TensorData::new(t, [indices.len(), frozen.m()]),
-                        &device,
-                    );
+                    let t = Tensor::<2>::from_data(TensorData::new(t, [indices.len(), m]), &device);
                     // Binary cross-entropy with logits: max(z, 0) − z·t + log(1 + e^−|z|).
                     let z = selection.logits;
                     (z.clone().clamp_min(0.0) - z.clone() * t
@@ -276,18 +274,27 @@ pub fn train_classifiers(
     let device = model.selector.devices()[0].clone();
     let plain = tinyfit_train::cpu();
     let all: Vec<usize> = (0..data.len()).collect();
-    epochs(
-        model,
+    let Ditmos {
+        selector,
+        classifiers,
+    } = model;
+    let fixed = Ditmos {
+        selector: selector.valid(),
+        classifiers: Vec::new(),
+    };
+    let (classifiers, _) = Classifiers::new(&classifiers);
+    let classifiers = epochs(
+        classifiers,
         &all,
         phase,
         offset,
         batch_size,
         seed ^ 0x00c1_a551,
-        |model, indices| {
+        |classifiers, indices| {
             let labels: Vec<u32> = indices.iter().map(|&k| data.y[k]).collect();
             let n = labels.len();
             let y = batch::labels(data, indices, &device);
-            let selection = model.valid().select(batch::inputs(data, indices, &plain));
+            let selection = fixed.select(batch::inputs(data, indices, &plain));
             let routes = routes(selection.logits);
             let features: Vec<Value> = selection
                 .features
@@ -300,9 +307,7 @@ pub fn train_classifiers(
             // statistics over the copies equal the batch's; running statistics move once.
             let x3 = stacked(batch::inputs(data, indices, &device), 3);
             let features3: Vec<Value> = features.into_iter().map(|f| stacked(f, 3)).collect();
-            let logits: Vec<Tensor<2>> = (0..model.m())
-                .map(|i| model.classify(i, x3.clone(), &features3))
-                .collect();
+            let logits = classifiers.logits(x3, &features3);
             let part = |l: &Tensor<2>, k: usize| l.clone().narrow(0, k * n, n);
             let template: Vec<Vec<f32>> =
                 logits.iter().map(|l| host(part(l, 0).detach())).collect();
@@ -329,7 +334,11 @@ pub fn train_classifiers(
                 .reduce(|a, b| a + b)
                 .expect("at least one classifier")
         },
-    )
+    );
+    Ditmos {
+        selector,
+        classifiers: classifiers.into_models(),
+    }
 }
 
 /// `v`'s batch repeated `times` times along the batch axis.
@@ -354,12 +363,16 @@ pub fn evaluate(model: &Ditmos, data: &Dataset, batch_size: usize) -> SelectionM
     let mut logits: Vec<Vec<f32>> = vec![Vec::new(); model.m()];
     let mut routes_all = Vec::with_capacity(data.len());
     let all: Vec<usize> = (0..data.len()).collect();
+    let (classifiers, _) = Classifiers::new(&model.classifiers);
     for indices in all.chunks(batch_size.max(1)) {
         let x = batch::inputs(data, indices, &plain);
         let selection = model.select(x.clone());
         routes_all.extend(routes(selection.logits));
-        for (i, l) in logits.iter_mut().enumerate() {
-            l.extend(host(model.classify(i, x.clone(), &selection.features)));
+        for (l, batch) in logits
+            .iter_mut()
+            .zip(classifiers.logits(x, &selection.features))
+        {
+            l.extend(host(batch));
         }
     }
     SelectionMetrics::new(&logits, &routes_all, &data.y)

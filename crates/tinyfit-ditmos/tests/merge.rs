@@ -2,23 +2,15 @@
 //! the selector's routing logits, output k + 1 classifier k's logits (synthetic inputs: a test
 //! of the wiring, not of accuracy).
 
-use std::path::Path;
+mod common;
 
 use burn::tensor::{Tensor, TensorData};
 use tinyfit_ditmos::checkpoint::SavedWeights;
 use tinyfit_ditmos::merge::merged;
 use tinyfit_ditmos::model::Ditmos;
-use tinyfit_graph::Graph;
 use tinyfit_train::{GraphModel, Value, cpu};
 
-fn example_graph(name: &str) -> Graph {
-    Graph::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples/graphs")
-            .join(name),
-    )
-    .unwrap()
-}
+use common::example_graph;
 
 #[test]
 fn the_merged_graph_computes_the_selector_and_every_classifier() {

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tinyfit_compress::{PtqConfig, quantize};
 use tinyfit_data::Splits;
 use tinyfit_ditmos::config::{DitmosConfig, Selection, Splitting};
+use tinyfit_ditmos::grouped::Grouping;
 use tinyfit_ditmos::model::Ditmos;
 use tinyfit_ditmos::selection::SelectionMetrics;
 use tinyfit_ditmos::split::{DataSplit, SplitConfig, cluster, features, random};
@@ -98,6 +99,8 @@ struct DitmosReport<'a> {
     /// Linear CKA on the test split between the last hidden features of the strong model
     /// (row and column 0) and of each classifier.
     cka_test: Vec<Vec<f64>>,
+    /// How the classifiers' training passes run: as one grouped network or one by one.
+    classifier_training: &'a str,
     progress: &'a Progress,
 }
 
@@ -197,6 +200,11 @@ pub fn run(args: &DitmosArgs) -> Result<()> {
     let m = cfg.classifiers;
     let selector = routing_to(Graph::load(&cfg.selector)?, m)?;
     let classifier = Graph::load(&cfg.classifier)?;
+    let classifier_training = match Grouping::new(&classifier, m) {
+        Ok(_) => "one grouped network".to_string(),
+        Err(why) => format!("one by one ({why})"),
+    };
+    println!("the {m} classifiers train as {classifier_training}");
 
     // 1. Diverse data splitting.
     let split: DataSplit = if run.file("split.json").exists() {
@@ -424,6 +432,7 @@ pub fn run(args: &DitmosArgs) -> Result<()> {
         test,
         int8,
         cka_test: cka,
+        classifier_training: &classifier_training,
         progress: &progress,
     };
     run.write_json("ditmos.json", &rep)?;
