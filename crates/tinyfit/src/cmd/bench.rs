@@ -30,6 +30,12 @@ const SHAPES: [(&str, &str); 2] = [
     ),
 ];
 
+/// The classifier whose m copies DiTMoS trains together: HAPT's, as `examples/hapt` trains it.
+const DITMOS_CLASSIFIER: (&str, &str) = (
+    "HAPT DiTMoS classifier",
+    include_str!("../../../../examples/graphs/hapt_ditmos_classifier.json"),
+);
+
 /// Times `steps` training steps of batch `batch` for each reference shape, then the DiTMoS
 /// classifiers' step with the m classifiers one by one and as one grouped network.
 pub fn run(batch: usize, steps: usize, warmup: usize) -> Result<()> {
@@ -77,7 +83,7 @@ pub fn run(batch: usize, steps: usize, warmup: usize) -> Result<()> {
     }
 
     // DiTMoS trains m classifiers on every batch: one by one, or as one grouped network.
-    let (name, json) = SHAPES[0];
+    let (name, json) = DITMOS_CLASSIFIER;
     let graph = Graph::from_value(serde_json::from_str(json)?)?;
     let analysis = graph.analyze()?;
     let x = random_inputs(&graph, batch, &device);
@@ -105,7 +111,7 @@ pub fn run(batch: usize, steps: usize, warmup: usize) -> Result<()> {
                 |bank| drop(bank.clone().into_models()),
             );
             let how = if grouped { "grouped" } else { "one by one" };
-            let label = format!("{m} x {}, {how}", name.split(" (").next().unwrap_or(name));
+            let label = format!("{m} x {name}, {how}");
             medians.push(row(
                 &label,
                 m as u64 * analysis.params(),
