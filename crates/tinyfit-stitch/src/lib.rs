@@ -1,0 +1,10 @@
+//! SN-Net model stitching (Pan, Cai and Zhuang, CVPR 2023; `shared/reference/snnet.md`).
+//!
+//! Anchors — trained models of one family at different sizes — are joined by stitching
+//! layers: the front of a smaller anchor up to block `j`, a linear map between activation
+//! spaces, then the rest of a larger anchor from block `k`. [`space`] enumerates the
+//! `(j, k)` stitches and which stitching layer each uses, as the reference code does;
+//! [`least_squares`] initialises a stitching layer from paired activations.
+
+pub mod least_squares;
+pub mod space;
