@@ -4,7 +4,10 @@
 //! layers: the front of a smaller anchor up to block `j`, a linear map between activation
 //! spaces, then the rest of a larger anchor from block `k`. [`space`] enumerates the
 //! `(j, k)` stitches and which stitching layer each uses, as the reference code does;
-//! [`least_squares`] initialises a stitching layer from paired activations.
+//! [`least_squares`] initialises a stitching layer from paired activations; [`anchor`] cuts a
+//! model into blocks and [`model`] runs every route of an SN-Net as one trainable module.
 
+pub mod anchor;
 pub mod least_squares;
+pub mod model;
 pub mod space;

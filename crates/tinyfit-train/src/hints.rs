@@ -8,17 +8,18 @@
 //! paper guides. The loss is averaged over the batch and over the hint's positions, which only
 //! rescales the paper's sum.
 
-use burn::module::{Module, Param};
+use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Tensor;
+use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use tinyfit_data::Dataset;
 use tinyfit_graph::{Graph, Weights};
 
 use crate::batch;
+use crate::channel_map::ChannelMap;
 use crate::config::TrainConfig;
 use crate::error::TrainError;
 use crate::model::GraphModel;
@@ -41,42 +42,13 @@ pub struct HintConfig {
 #[derive(Module, Debug)]
 struct HintStage {
     student: GraphModel,
-    regressor: Regressor,
-}
-
-/// A 1×1 convolution from the student's channels to the teacher's.
-#[derive(Module, Debug)]
-struct Regressor {
-    /// `[teacher channels, student channels]`.
-    weight: Param<Tensor<2>>,
-    /// `[teacher channels]`.
-    bias: Param<Tensor<1>>,
-}
-
-impl Regressor {
-    /// `[N, C_s, P]` → `[N, C_t, P]`.
-    fn forward(&self, v: Tensor<3>) -> Tensor<3> {
-        let [n, _, p] = v.dims();
-        let w = self.weight.val();
-        let [t, s] = w.dims();
-        let y = w.unsqueeze::<3>().expand([n, t, s]).matmul(v);
-        y + self.bias.val().reshape([1, t, 1]).expand([n, t, p])
-    }
-}
-
-/// A graph value as `[N, C, positions]`.
-fn channels_by_positions(v: Value) -> Tensor<3> {
-    match v {
-        Value::R2(t) => t.unsqueeze_dim(2),
-        Value::R3(t) => t,
-        Value::R4(t) => t.flatten(2, 3),
-    }
+    regressor: ChannelMap,
 }
 
 /// The output of node `name` of `model` on `x`.
 fn node_value(model: &GraphModel, index: usize, x: Value) -> Tensor<3> {
     let (_, mut values) = model.forward_all(vec![x]);
-    channels_by_positions(values.swap_remove(index))
+    values.swap_remove(index).channels_by_positions()
 }
 
 fn node_index(graph: &Graph, name: &str, role: &str) -> Result<usize, TrainError> {
@@ -130,7 +102,12 @@ pub fn train_hints(
     }
     let mut stage = HintStage {
         student: model,
-        regressor: regressor(t_dims[1], s_dims[1], config.seed, &device),
+        regressor: ChannelMap::pytorch_default(
+            t_dims[1],
+            s_dims[1],
+            config.seed ^ 0x0f17_4e75,
+            &device,
+        ),
     };
     let mut optim = optimizer(&config.optimizer);
     let lr = config.optimizer.lr();
@@ -151,7 +128,7 @@ pub fn train_hints(
                 guided,
                 batch::inputs(train, indices, &device),
             );
-            let diff = target - stage.regressor.forward(guided_value);
+            let diff = target - stage.regressor.forward_positions(guided_value);
             let loss = (diff.clone() * diff).mean().mul_scalar(0.5);
             let value = loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
@@ -168,20 +145,4 @@ pub fn train_hints(
         weights: stage.student.valid().weights(),
         losses,
     })
-}
-
-/// PyTorch's default initialisation of a 1×1 convolution from `s` to `t` channels:
-/// U(−1/√s, 1/√s) for weight and bias.
-fn regressor(t: usize, s: usize, seed: u64, device: &Device) -> Regressor {
-    let bound = 1.0 / (s as f32).sqrt();
-    let mut rng = StdRng::seed_from_u64(seed ^ 0x0f17_4e75);
-    let mut uniform =
-        |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-bound..bound)).collect() };
-    Regressor {
-        weight: Param::from_tensor(Tensor::from_data(
-            TensorData::new(uniform(t * s), [t, s]),
-            device,
-        )),
-        bias: Param::from_tensor(Tensor::from_data(TensorData::new(uniform(t), [t]), device)),
-    }
 }

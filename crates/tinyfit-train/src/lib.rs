@@ -7,6 +7,7 @@
 //! asked.
 
 pub mod batch;
+pub mod channel_map;
 mod checkpoint;
 mod config;
 pub mod distill;

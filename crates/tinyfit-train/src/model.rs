@@ -176,21 +176,46 @@ impl GraphModel {
             "the graph takes {} inputs",
             plan.graph.inputs.len()
         );
-        let mut values: Vec<Value> = Vec::with_capacity(plan.graph.nodes.len());
-        for (i, node) in plan.graph.nodes.iter().enumerate() {
+        let values = self.forward_span(&inputs, Vec::new(), plan.graph.nodes.len());
+        (inputs, values)
+    }
+
+    /// Runs the nodes from `earlier.len()` up to (not including) `end`, reading the graph
+    /// `inputs` and `earlier[i]` for node i's value: a model cut in two (model stitching runs
+    /// the front of one model and the back of another). Returns the values of the nodes run.
+    ///
+    /// # Panics
+    /// When a node in the span reads a node before it whose value is `None`.
+    pub fn forward_span(
+        &self,
+        inputs: &[Value],
+        earlier: Vec<Option<Value>>,
+        end: usize,
+    ) -> Vec<Value> {
+        let plan = &*self.plan;
+        let start = earlier.len();
+        let mut values = earlier;
+        for i in start..end {
+            let node = &plan.graph.nodes[i];
             let info = &plan.analysis.nodes[i];
             let args: Vec<Value> = info
                 .inputs
                 .iter()
                 .map(|&r| match r {
-                    ValueRef::Input(i) => inputs[i].clone(),
-                    ValueRef::Node(i) => values[i].clone(),
+                    ValueRef::Input(k) => inputs[k].clone(),
+                    ValueRef::Node(k) => values[k].clone().unwrap_or_else(|| {
+                        panic!("node '{}' reads node {k}, which was not given", node.name)
+                    }),
                 })
                 .collect();
             let out = self.run(i, &node.op, args, &info.shape.output);
-            values.push(out);
+            values.push(Some(out));
         }
-        (inputs, values)
+        values
+            .into_iter()
+            .skip(start)
+            .map(|v| v.expect("computed"))
+            .collect()
     }
 
     /// Logits `[N, classes]` of a single-input graph whose first output is a vector.

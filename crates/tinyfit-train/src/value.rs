@@ -69,6 +69,16 @@ impl Value {
         }
     }
 
+    /// `[N, C, positions]`: a vector as channels at one position, a feature map with its
+    /// spatial axes flattened.
+    pub fn channels_by_positions(self) -> Tensor<3> {
+        match self {
+            Value::R2(t) => t.unsqueeze_dim(2),
+            Value::R3(t) => t,
+            Value::R4(t) => t.flatten(2, 3),
+        }
+    }
+
     /// The `[N, F]` tensor of a rank-2 value.
     pub fn into_r2(self) -> Tensor<2> {
         match self {
