@@ -15,13 +15,13 @@
 
 use burn::module::Module;
 use burn::optim::GradientsParams;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use tinyfit_data::Dataset;
+use tinyfit_train::loss::per_sample_cross_entropy;
 use tinyfit_train::{OptimizerConfig, Value, batch, optimizer};
 
 use crate::classifiers::Classifiers;
@@ -98,15 +98,6 @@ fn shuffled(indices: &[usize], seed: u64, epoch: usize) -> Vec<usize> {
         seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64),
     ));
     order
-}
-
-/// Per-sample cross-entropy `[N]` of logits `[N, C]` against labels `[N]`.
-fn per_sample_ce(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    let n = labels.dims()[0];
-    log_softmax(logits, 1)
-        .gather(1, labels.reshape([n, 1]))
-        .reshape([n])
-        .neg()
 }
 
 /// `Σ mask·values / max(1, Σ mask)` with a host mask.
@@ -196,7 +187,7 @@ pub fn pretrain_classifier(
                 .map(|f| constant(f, &device))
                 .collect();
             let logits = model.classify(i, x, &features);
-            per_sample_ce(logits, batch::labels(data, indices, &device)).mean()
+            per_sample_cross_entropy(logits, batch::labels(data, indices, &device)).mean()
         },
     )
 }
@@ -244,7 +235,7 @@ pub fn train_selector(
                         .collect();
                     let y =
                         Tensor::<1, Int>::from_data(TensorData::new(y, [indices.len()]), &device);
-                    per_sample_ce(selection.logits, y).mean()
+                    per_sample_cross_entropy(selection.logits, y).mean()
                 }
                 SelectorTarget::MultiLabel => {
                     let t = selection::multi_label_targets(&logits, &labels);
@@ -321,8 +312,8 @@ pub fn train_classifiers(
                 .zip(&logits)
                 .enumerate()
                 .map(|(i, (c, l))| {
-                    let ce = per_sample_ce(part(l, 1), y.clone());
-                    let select_ce = per_sample_ce(part(l, 2), y.clone());
+                    let ce = per_sample_cross_entropy(part(l, 1), y.clone());
+                    let select_ce = per_sample_cross_entropy(part(l, 2), y.clone());
                     masked_mean(ce.clone(), &mask(&|s| right[s] == 0)).mul_scalar(weights.union)
                         - masked_mean(ce.clone(), &mask(&|s| right[s] > 1 && c[s]))
                             .mul_scalar(weights.overlap)

@@ -5,9 +5,11 @@
 //! spaces, then the rest of a larger anchor from block `k`. [`space`] enumerates the
 //! `(j, k)` stitches and which stitching layer each uses, as the reference code does;
 //! [`least_squares`] initialises a stitching layer from paired activations; [`anchor`] cuts a
-//! model into blocks and [`model`] runs every route of an SN-Net as one trainable module.
+//! model into blocks and [`model`] runs every route of an SN-Net as one trainable module, which
+//! [`train`] trains jointly (one route drawn per step) and evaluates route by route.
 
 pub mod anchor;
 pub mod least_squares;
 pub mod model;
 pub mod space;
+pub mod train;

@@ -111,6 +111,11 @@ impl SnNet {
         &self.plan.routes
     }
 
+    /// The stitching layer route `route` uses (`None` for an anchor).
+    pub fn layer_of(&self, route: usize) -> Option<usize> {
+        self.plan.layer_of[route]
+    }
+
     /// Stitches of the space that could not be stitched (spatial shapes differ, or the end
     /// block reads the graph input).
     pub fn dropped(&self) -> usize {

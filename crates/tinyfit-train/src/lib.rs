@@ -15,6 +15,7 @@ mod error;
 pub mod hints;
 pub mod init;
 pub mod layers;
+pub mod loss;
 pub mod masks;
 mod metrics;
 mod model;

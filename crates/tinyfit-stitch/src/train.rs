@@ -1,0 +1,160 @@
+//! Joint training of an SN-Net (`snnet.md` §A6): after the least-squares initialisation, each
+//! step draws one route uniformly — anchors included — and takes a step on its loss: the
+//! cross-entropy, mixed with hard distillation from a teacher (`(1 − α)·CE(out, y) +
+//! α·CE(out, argmax teacher(x))`, the reference's α = 0.5) where one is given. Anchors and
+//! stitching layers all train (the reference's full fine-tuning).
+
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Int, Tensor};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use tinyfit_data::Dataset;
+use tinyfit_graph::ValueRef;
+use tinyfit_train::loss::per_sample_cross_entropy;
+use tinyfit_train::{GraphModel, OptimizerConfig, batch, optimizer};
+
+use crate::model::SnNet;
+use crate::space::Route;
+
+/// How the joint training runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JointConfig {
+    /// Samples per step.
+    pub batch_size: usize,
+    /// The optimiser (its learning rate is the peak of a cosine schedule over `epochs`).
+    pub optimizer: OptimizerConfig,
+    /// Epochs of the schedule.
+    pub epochs: usize,
+    /// Weight α of hard distillation from the teacher (0 without one).
+    pub distill_alpha: f64,
+    /// Seeds the order of samples and the routes drawn.
+    pub seed: u64,
+}
+
+/// Trains epoch `epoch` (of `config.epochs`) of `net` on `data`; returns the net and the mean
+/// loss. `teacher` (inference mode, on the plain device) gives the hard distillation targets.
+pub fn train_epoch(
+    net: SnNet,
+    data: &Dataset,
+    config: &JointConfig,
+    epoch: usize,
+    teacher: Option<&GraphModel>,
+) -> (SnNet, f64) {
+    let device = net.anchors[0].devices()[0].clone();
+    let plain = tinyfit_train::cpu();
+    let lr = config.optimizer.lr()
+        * 0.5
+        * (1.0 + (std::f64::consts::PI * epoch as f64 / config.epochs.max(1) as f64).cos());
+    let mut optim = optimizer(&config.optimizer);
+    let seed = config
+        .seed
+        .wrapping_mul(1_000_003)
+        .wrapping_add(epoch as u64);
+    let mut rng = StdRng::seed_from_u64(seed);
+    device.seed(seed);
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.shuffle(&mut rng);
+    let routes = net.routes().len();
+    let mut net = net;
+    let mut sum = 0.0;
+    for indices in order.chunks(config.batch_size.max(1)) {
+        let route = rng.random_range(0..routes);
+        let logits = net.forward(route, batch::inputs(data, indices, &device));
+        let labels = batch::labels(data, indices, &device);
+        let mut loss = per_sample_cross_entropy(logits.clone(), labels).mean();
+        if let (Some(teacher), true) = (teacher, config.distill_alpha > 0.0) {
+            let n = indices.len();
+            let targets = teacher
+                .logits(batch::inputs(data, indices, &plain))
+                .argmax(1)
+                .reshape([n]);
+            let targets = Tensor::<1, Int>::from_data(targets.into_data(), &device);
+            loss = loss.mul_scalar(1.0 - config.distill_alpha)
+                + per_sample_cross_entropy(logits, targets)
+                    .mean()
+                    .mul_scalar(config.distill_alpha);
+        }
+        sum += f64::from(loss.clone().into_scalar::<f32>()) * indices.len() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = optim.step(lr, net, grads);
+    }
+    (net, sum / data.len().max(1) as f64)
+}
+
+/// Top-1 accuracy of every route on `data` (in inference mode: `net` on the plain device).
+pub fn evaluate(net: &SnNet, data: &Dataset, batch_size: usize) -> Vec<f64> {
+    let plain = tinyfit_train::cpu();
+    let all: Vec<usize> = (0..data.len()).collect();
+    (0..net.routes().len())
+        .map(|route| {
+            let mut right = 0usize;
+            for indices in all.chunks(batch_size.max(1)) {
+                let n = indices.len();
+                let predicted: Vec<i64> = net
+                    .forward(route, batch::inputs(data, indices, &plain))
+                    .argmax(1)
+                    .reshape([n])
+                    .into_data()
+                    .convert::<i64>()
+                    .try_to_vec::<i64>()
+                    .expect("class indices");
+                right += indices
+                    .iter()
+                    .zip(predicted)
+                    .filter(|&(&k, p)| i64::from(data.y[k]) == p)
+                    .count();
+            }
+            right as f64 / data.len().max(1) as f64
+        })
+        .collect()
+}
+
+/// What running one route costs: parameters and multiply-accumulates per sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteCost {
+    /// Parameters the route reads (front part, stitching layer, end part).
+    pub params: u64,
+    /// Multiply-accumulates for one sample.
+    pub macs: u64,
+}
+
+/// The cost of every route of `net`.
+pub fn route_costs(net: &SnNet) -> Vec<RouteCost> {
+    let anchors = net.anchor_blocks();
+    let span = |a: usize, nodes: std::ops::Range<usize>| -> RouteCost {
+        let info = &anchors[a].analysis().nodes[nodes];
+        RouteCost {
+            params: info.iter().map(|n| n.shape.params()).sum(),
+            macs: info.iter().map(|n| n.shape.macs).sum(),
+        }
+    };
+    net.routes()
+        .iter()
+        .enumerate()
+        .map(|(r, route)| match *route {
+            Route::Anchor(a) => span(a, 0..anchors[a].analysis().nodes.len()),
+            Route::Stitched {
+                front, end, stitch, ..
+            } => {
+                let last = anchors[front].block_output(stitch.front);
+                let cut = anchors[end]
+                    .block_input(stitch.end)
+                    .expect("stitched routes start after a node");
+                let output = match anchors[end].analysis().outputs[0] {
+                    ValueRef::Node(o) => o,
+                    ValueRef::Input(_) => unreachable!("anchors output a node"),
+                };
+                let (a, b) = (span(front, 0..last + 1), span(end, cut + 1..output + 1));
+                let positions: usize = anchors[end].shape(cut)[1..].iter().product();
+                let layer = net.layer_of(r).expect("stitched routes have a layer");
+                let [c_out, c_in] = net.layers[layer].weight.dims();
+                RouteCost {
+                    params: a.params + b.params + (c_in * c_out + c_out) as u64,
+                    macs: a.macs + b.macs + (c_in * c_out * positions) as u64,
+                }
+            }
+        })
+        .collect()
+}
