@@ -9,6 +9,8 @@
 //! [`train`] trains jointly (one route drawn per step) and evaluates route by route.
 
 pub mod anchor;
+pub mod config;
+pub mod frontier;
 pub mod least_squares;
 pub mod model;
 pub mod space;

@@ -176,6 +176,93 @@ impl SnNet {
             .into_r2()
     }
 
+    /// Every weight: anchor `a`'s as `anchor{a}/{name}`, stitching layer `i`'s as
+    /// `layer{i}.weight` (`[out, in]`) and `layer{i}.bias` (a checkpoint).
+    pub fn state(&self) -> Weights {
+        let mut out = Weights::default();
+        for (a, model) in self.anchors.iter().enumerate() {
+            for (name, t) in model.weights().tensors {
+                out.tensors.insert(format!("anchor{a}/{name}"), t);
+            }
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let host = |t: Vec<f32>, shape: Vec<usize>| tinyfit_graph::Tensor { shape, data: t };
+            let [c_out, c_in] = layer.weight.dims();
+            let w = layer.weight.val().into_data().try_to_vec::<f32>();
+            let b = layer.bias.val().into_data().try_to_vec::<f32>();
+            out.tensors.insert(
+                format!("layer{i}.weight"),
+                host(w.expect("f32 weights"), vec![c_out, c_in]),
+            );
+            out.tensors.insert(
+                format!("layer{i}.bias"),
+                host(b.expect("f32 biases"), vec![c_out]),
+            );
+        }
+        out
+    }
+
+    /// This SN-Net with the weights of `state` (as [`SnNet::state`] writes them).
+    pub fn with_state(self, state: &Weights) -> Result<Self, tinyfit_graph::GraphError> {
+        let device = self.anchors[0].devices()[0].clone();
+        let anchors = self
+            .plan
+            .anchors
+            .iter()
+            .enumerate()
+            .map(|(a, anchor)| {
+                let prefix = format!("anchor{a}/");
+                let w = Weights {
+                    tensors: state
+                        .tensors
+                        .iter()
+                        .filter_map(|(k, t)| {
+                            k.strip_prefix(&prefix).map(|k| (k.to_string(), t.clone()))
+                        })
+                        .collect(),
+                };
+                GraphModel::new(&anchor.graph, &w, &device)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let layers = self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, old)| {
+                let get = |name: &str| {
+                    state
+                        .tensors
+                        .get(&format!("layer{i}.{name}"))
+                        .ok_or_else(|| tinyfit_graph::GraphError::Weights {
+                            path: "(SN-Net state)".into(),
+                            message: format!("missing tensor 'layer{i}.{name}'"),
+                        })
+                };
+                let (w, b) = (get("weight")?, get("bias")?);
+                if w.shape != old.weight.dims() {
+                    return Err(tinyfit_graph::GraphError::Weights {
+                        path: "(SN-Net state)".into(),
+                        message: format!(
+                            "stitching layer {i} is {:?} in the state, {:?} in the SN-Net",
+                            w.shape,
+                            old.weight.dims()
+                        ),
+                    });
+                }
+                Ok(ChannelMap::from_host(
+                    w.data.clone(),
+                    b.data.clone(),
+                    &device,
+                ))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SnNet {
+            anchors,
+            layers,
+            plan: self.plan,
+        })
+    }
+
     /// Every stitching layer set by least squares from the activations of the batch `x`
     /// (the reference's one batch of ~100 training samples, on the plain device; the anchors
     /// in inference mode): each stitch's fit, averaged over the stitches that share the layer.

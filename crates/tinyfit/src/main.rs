@@ -72,6 +72,10 @@ enum Command {
     /// DiTMoS from a trained strong model: k-means data splitting, classifier and selector
     /// pre-training, adversarial rounds; checkpoint chosen on validation; ditmos.json.
     Ditmos(cmd::ditmos::DitmosArgs),
+    /// SN-Net model stitching over trained anchors: least-squares stitching layers, joint
+    /// training with one route per step, every route evaluated, the accuracy–MACs frontier;
+    /// stitch.json.
+    Stitch(cmd::stitch::StitchArgs),
     /// A compression pipeline (distill, prune, QAT steps) from a trained run: every step
     /// quantised, deployed on one board and measured, in one table and compress.json.
     Compress {
@@ -178,6 +182,7 @@ fn main() -> ExitCode {
         Command::Qat(args) => cmd::qat::run(&args),
         Command::Compress { config, out } => cmd::compress::run(&config, out),
         Command::Ditmos(args) => cmd::ditmos::run(&args),
+        Command::Stitch(args) => cmd::stitch::run(&args),
         Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {

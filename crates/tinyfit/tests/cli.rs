@@ -990,3 +990,127 @@ fn distillation_trains_from_a_teacher_run_on_the_same_data() {
         "was trained on other data",
     );
 }
+
+/// Two HAPT anchors (S and M of `examples/graphs/hapt_anchor_*`) trained briefly for the
+/// stitching tests, and a `[stitch]` config over them.
+fn stitch_setup(dir: &Path, epochs: usize) -> PathBuf {
+    let graphs = repo().join("examples/graphs");
+    for size in ["s", "m"] {
+        let config = write(
+            dir,
+            &format!("anchor_{size}.toml"),
+            &format!(
+                "[data]\nkind = \"hapt\"\npath = {:?}\n\n[model]\ngraph = {:?}\n\n\
+                 [train]\nepochs = 2\nbatch_size = 64\nseed = 1\n\n[train.optimizer]\n\
+                 kind = \"adam_w\"\nlr = 0.003\nweight_decay = 0.01\n",
+                repo().join("../shared/data/hapt"),
+                graphs.join(format!("hapt_anchor_{size}.json")),
+            ),
+        );
+        let out = tinyfit()
+            .args(["train", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(dir.join(format!("anchor-{size}")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{:?}", text(&out));
+    }
+    write(
+        dir,
+        "stitch.toml",
+        &format!(
+            "[stitch]\nanchors = [\"anchor-s\", \"anchor-m\"]\n\
+             blocks = [\"relu1\", \"pool2\", \"pool3\", \"relu4\"]\n\
+             epochs = {epochs}\nbatch_size = 64\nlr = 0.0003\nweight_decay = 0.05\nseed = 2\n"
+        ),
+    )
+}
+
+/// Acceptance (#8): `tinyfit stitch` builds the space, resumes after a kill from its last
+/// checkpoint, refuses to overwrite a run without `--resume`, and reports every route with its
+/// cost and the validation frontier; least-squares stitching layers start far better than
+/// PyTorch's default ones on trained anchors.
+#[test]
+fn stitch_runs_resumes_after_a_kill_and_least_squares_beats_default_init() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = stitch_setup(dir.path(), 3);
+
+    // Before any joint training: least squares against the default initialisation.
+    let init_accuracy = |init: &str| -> f64 {
+        let out = dir.path().join(format!("init-{init}"));
+        let run = tinyfit()
+            .args(["stitch", "--config"])
+            .arg(&config)
+            .args(["--epochs", "0", "--init", init, "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{:?}", text(&run));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("stitch.json")).unwrap())
+                .unwrap();
+        let stitched: Vec<f64> = report["routes"].as_array().unwrap()[2..]
+            .iter()
+            .map(|r| r["validation_accuracy"].as_f64().unwrap())
+            .collect();
+        stitched.iter().sum::<f64>() / stitched.len() as f64
+    };
+    let (ls, default) = (init_accuracy("least-squares"), init_accuracy("default"));
+    assert!(
+        ls > default + 0.2,
+        "mean validation accuracy of the stitches at epoch 0: least squares {ls}, default {default}"
+    );
+
+    let out = dir.path().join("stitch");
+    let child = tinyfit()
+        .args(["stitch", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_when_exists(child, &out.join("progress.json"));
+    assert!(
+        !out.join("stitch.json").exists(),
+        "the run finished before the kill"
+    );
+    fails_with(
+        tinyfit()
+            .args(["stitch", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out),
+        "already holds a stitching run; pass --resume",
+    );
+    let resumed = tinyfit()
+        .args(["stitch", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .arg("--resume")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(stdout.contains("resuming from"), "{stdout}");
+    assert!(
+        stdout.contains("2 anchors, 6 routes (4 stitched; 6 stitches of the space dropped"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("stitch.json")).unwrap()).unwrap();
+    assert_eq!(report["progress"]["losses"].as_array().unwrap().len(), 3);
+    let routes = report["routes"].as_array().unwrap();
+    assert_eq!(routes.len(), 6);
+    let cheapest = routes
+        .iter()
+        .min_by_key(|r| r["macs"].as_u64().unwrap())
+        .unwrap();
+    assert_eq!(cheapest["frontier"], true, "{report}");
+    for r in routes {
+        assert!(r["test_accuracy"].as_f64().unwrap() > 1.0 / 6.0, "{r}");
+    }
+}

@@ -12,4 +12,5 @@ pub mod inspect;
 pub mod prune;
 pub mod qat;
 pub mod quantize;
+pub mod stitch;
 pub mod train;

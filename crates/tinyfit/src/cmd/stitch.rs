@@ -1,0 +1,369 @@
+//! `tinyfit stitch --config F`: SN-Net model stitching over trained anchors. Builds the
+//! stitching space, initialises the stitching layers (least squares or, for the ablation,
+//! PyTorch's default), trains anchors and layers jointly with one route drawn per step, then
+//! evaluates every route on validation and test and keeps the accuracy–MACs frontier chosen on
+//! validation. Checkpoints after every epoch; `--resume` continues an interrupted run.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use burn::module::Module;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use tinyfit_graph::Weights;
+use tinyfit_stitch::anchor::Anchor;
+use tinyfit_stitch::config::{Init, StitchConfig};
+use tinyfit_stitch::frontier::pareto;
+use tinyfit_stitch::model::SnNet;
+use tinyfit_stitch::space::{Route, Space};
+use tinyfit_stitch::train::{JointConfig, evaluate, route_costs, train_epoch};
+use tinyfit_train::{GraphModel, OptimizerConfig, batch, cpu};
+
+use crate::run_dir::RunDir;
+
+/// The config file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StitchFile {
+    stitch: StitchConfig,
+}
+
+/// How far a run has got; saved with each checkpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Progress {
+    /// Joint-training epochs done.
+    epochs: usize,
+    /// Mean training loss of each epoch.
+    losses: Vec<f64>,
+    /// Validation accuracy of every route right after initialisation (before joint training).
+    init_validation: Vec<f64>,
+    /// Wall time of joint training so far, in seconds.
+    train_seconds: f64,
+}
+
+/// One route's figures in `stitch.json`.
+#[derive(Serialize)]
+struct RouteReport {
+    route: String,
+    params: u64,
+    macs: u64,
+    validation_accuracy: f64,
+    test_accuracy: f64,
+    /// On the accuracy–MACs frontier of validation accuracies.
+    frontier: bool,
+}
+
+/// What `stitch.json` records.
+#[derive(Serialize)]
+struct StitchReport<'a> {
+    config: &'a StitchConfig,
+    anchors: Vec<String>,
+    /// Stitches of the space that could not be stitched (shapes do not line up).
+    dropped_stitches: usize,
+    stitching_layers: usize,
+    routes: Vec<RouteReport>,
+    progress: &'a Progress,
+}
+
+/// `tinyfit stitch`'s arguments.
+#[derive(clap::Args)]
+pub struct StitchArgs {
+    /// Config with a [stitch] section.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Output folder (default: runs/<config file name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in the output folder from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Stitching-layer initialisation, instead of the config's (`default`: the ablation).
+    #[arg(long, value_enum)]
+    pub init: Option<InitArg>,
+    /// Joint-training epochs, instead of the config's.
+    #[arg(long)]
+    pub epochs: Option<usize>,
+}
+
+/// [`Init`] on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum InitArg {
+    /// Least squares on training activations.
+    LeastSquares,
+    /// PyTorch's default initialisation.
+    Default,
+}
+
+/// Runs (or with `--resume` continues) the stitching run of `args.config`.
+pub fn run(args: &StitchArgs) -> Result<()> {
+    let config = args.config.as_path();
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let file: StitchFile =
+        toml::from_str(&text).map_err(|e| anyhow!("config {}: {e}", config.display()))?;
+    let mut cfg = file.stitch;
+    let base = config.parent().unwrap_or(Path::new("."));
+    for p in &mut cfg.anchors {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+    if let Some(init) = args.init {
+        cfg.init = match init {
+            InitArg::LeastSquares => Init::LeastSquares,
+            InitArg::Default => Init::Default,
+        };
+    }
+    cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
+    cfg.validate()
+        .map_err(|e| anyhow!("config {}: {e}", config.display()))?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
+        PathBuf::from("runs").join(stem.unwrap_or_else(|| "stitch".into()))
+    });
+    let run = RunDir(out);
+    let mut progress = start_or_resume(&run, &cfg, args.resume)?;
+
+    // The anchors: trained runs of one design on the same data.
+    let trained = cfg
+        .anchors
+        .iter()
+        .map(|p| {
+            RunDir(p.clone())
+                .load()
+                .with_context(|| format!("loading the anchor {}", p.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for (p, t) in cfg.anchors.iter().zip(&trained).skip(1) {
+        if t.experiment.data != trained[0].experiment.data || t.norm != trained[0].norm {
+            bail!(
+                "the anchor {} was trained on other data than {} (its [data] or normalisation \
+                 differs); anchors must share their data",
+                p.display(),
+                cfg.anchors[0].display()
+            );
+        }
+    }
+    let names: Vec<String> = cfg
+        .anchors
+        .iter()
+        .map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let anchors = trained
+        .iter()
+        .map(|t| Anchor::new(t.graph.clone(), cfg.stem.as_deref(), &cfg.blocks))
+        .collect::<Result<Vec<_>, _>>()?;
+    let depths: Vec<usize> = anchors.iter().map(Anchor::depth).collect();
+    let space = Space::new(&depths, cfg.direction.into(), cfg.window.into());
+    let weights: Vec<Weights> = trained.iter().map(|t| t.weights.clone()).collect();
+    let splits = trained[0].splits()?;
+    let device = cpu().autodiff();
+    let mut net = SnNet::new(anchors, &weights, &space, cfg.seed, &device)?;
+    println!(
+        "{} anchors, {} routes ({} stitched; {} stitches of the space dropped: their activations \
+         differ in shape), {} stitching layers",
+        names.len(),
+        net.routes().len(),
+        net.routes().len() - names.len(),
+        net.dropped(),
+        net.layers.len()
+    );
+
+    let checkpoint = run.file("checkpoint.safetensors");
+    if checkpoint.exists() {
+        net = net.with_state(&Weights::load(&checkpoint)?)?;
+        println!(
+            "resuming from {} after {} of {} epochs",
+            checkpoint.display(),
+            progress.epochs,
+            cfg.epochs
+        );
+    } else {
+        if cfg.init == Init::LeastSquares {
+            let mut order: Vec<usize> = (0..splits.train.len()).collect();
+            order.shuffle(&mut StdRng::seed_from_u64(cfg.seed));
+            order.truncate(cfg.init_samples);
+            net = net.init_least_squares(batch::inputs(&splits.train, &order, &cpu()))?;
+        }
+        progress.init_validation = evaluate(&net.valid(), &splits.val, 256);
+        print_initialised(&cfg, &progress.init_validation);
+        save_checkpoint(&run, &net, &progress)?;
+    }
+
+    let teacher = (cfg.distill_alpha > 0.0)
+        .then(|| {
+            GraphModel::new(
+                &trained.last().expect("anchors").graph,
+                weights.last().expect("anchors"),
+                &cpu(),
+            )
+        })
+        .transpose()?;
+    let joint = JointConfig {
+        batch_size: cfg.batch_size,
+        optimizer: OptimizerConfig::AdamW {
+            lr: cfg.lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: cfg.weight_decay,
+        },
+        epochs: cfg.epochs,
+        distill_alpha: cfg.distill_alpha,
+        seed: cfg.seed,
+    };
+    let bar = ProgressBar::new(cfg.epochs as u64).with_style(
+        ProgressStyle::with_template(
+            "joint training [{bar:30}] {pos}/{len} epochs ({elapsed}, eta {eta}) {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
+    bar.set_position(progress.epochs as u64);
+    if progress.epochs > 0 {
+        bar.suspend(|| {
+            println!(
+                "resuming after {} of {} epochs",
+                progress.epochs, cfg.epochs
+            )
+        });
+    }
+    while progress.epochs < cfg.epochs {
+        let t0 = Instant::now();
+        let (trained_net, loss) = train_epoch(
+            net,
+            &splits.train,
+            &joint,
+            progress.epochs,
+            teacher.as_ref(),
+        );
+        net = trained_net;
+        progress.train_seconds += t0.elapsed().as_secs_f64();
+        progress.epochs += 1;
+        progress.losses.push(loss);
+        bar.set_message(format!("loss {loss:.4}"));
+        bar.inc(1);
+        save_checkpoint(&run, &net, &progress)?;
+    }
+    bar.finish_and_clear();
+
+    // Every route on validation (the frontier is chosen there) and on test, once.
+    let plain = net.valid();
+    let validation = evaluate(&plain, &splits.val, 256);
+    let test = evaluate(&plain, &splits.test, 256);
+    let costs = route_costs(&plain);
+    let macs: Vec<u64> = costs.iter().map(|c| c.macs).collect();
+    let frontier = pareto(&macs, &validation);
+    let routes: Vec<RouteReport> = plain
+        .routes()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RouteReport {
+            route: describe(r, &names),
+            params: costs[i].params,
+            macs: costs[i].macs,
+            validation_accuracy: validation[i],
+            test_accuracy: test[i],
+            frontier: frontier.contains(&i),
+        })
+        .collect();
+    let report = StitchReport {
+        config: &cfg,
+        anchors: names,
+        dropped_stitches: plain.dropped(),
+        stitching_layers: plain.layers.len(),
+        routes,
+        progress: &progress,
+    };
+    run.write_json("stitch.json", &report)?;
+    print_routes(&report, &splits);
+    println!("run written to {}", run.0.display());
+    Ok(())
+}
+
+/// `anchor` or `front[0..=j] → end[k..]`.
+fn describe(route: &Route, names: &[String]) -> String {
+    match *route {
+        Route::Anchor(a) => names[a].clone(),
+        Route::Stitched {
+            front, end, stitch, ..
+        } => format!(
+            "{} blocks 0-{} -> {} blocks {}-",
+            names[front], stitch.front, names[end], stitch.end
+        ),
+    }
+}
+
+fn print_initialised(cfg: &StitchConfig, validation: &[f64]) {
+    let mean = validation.iter().sum::<f64>() / validation.len().max(1) as f64;
+    let worst = validation.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "initialised ({:?}): validation accuracy over routes mean {:.2} %, worst {:.2} %",
+        cfg.init,
+        100.0 * mean,
+        100.0 * worst
+    );
+}
+
+fn print_routes(report: &StitchReport, splits: &tinyfit_data::Splits) {
+    println!(
+        "{:<44} {:>8} {:>11} {:>9} {:>9}  frontier",
+        "route", "params", "MACs", "val %", "test %"
+    );
+    for r in &report.routes {
+        println!(
+            "{:<44} {:>8} {:>11} {:>9.2} {:>9.2}  {}",
+            r.route,
+            crate::report::thousands(r.params),
+            crate::report::thousands(r.macs),
+            100.0 * r.validation_accuracy,
+            100.0 * r.test_accuracy,
+            if r.frontier { "*" } else { "" }
+        );
+    }
+    println!(
+        "(validation {} samples, test {} samples; frontier: accuracy against MACs, on validation)",
+        splits.val.len(),
+        splits.test.len()
+    );
+}
+
+fn start_or_resume(run: &RunDir, cfg: &StitchConfig, resume: bool) -> Result<Progress> {
+    if run.file("progress.json").exists() {
+        if !resume {
+            bail!(
+                "{} already holds a stitching run; pass --resume to continue it, or choose another --out",
+                run.0.display()
+            );
+        }
+        let saved: StitchConfig = run.read_json("config.json")?;
+        if saved != *cfg {
+            bail!(
+                "{} was started with another [stitch] config (see its config.json); resume with the same config",
+                run.0.display()
+            );
+        }
+        return run.read_json("progress.json");
+    }
+    std::fs::create_dir_all(&run.0)
+        .with_context(|| format!("cannot create {}", run.0.display()))?;
+    run.write_json("config.json", cfg)?;
+    Ok(Progress::default())
+}
+
+/// Saves the weights, then the progress that refers to them.
+fn save_checkpoint(run: &RunDir, net: &SnNet, progress: &Progress) -> Result<()> {
+    let path = run.file("checkpoint.safetensors");
+    net.state()
+        .save(&path)
+        .with_context(|| format!("saving {}", path.display()))?;
+    run.write_json("progress.json", progress)
+}
