@@ -98,6 +98,42 @@ impl RunDir {
     pub fn read_json<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
         read_json(&self.file(name))
     }
+
+    /// The saved `progress.json` of a resumable `method` run here (with `resume`), or a fresh
+    /// start that records `config` as `config.json`. Refuses to overwrite a run without
+    /// `resume` and to continue one started with another config (its `[section]`).
+    pub fn start_or_resume<C, P>(
+        &self,
+        config: &C,
+        resume: bool,
+        method: &str,
+        section: &str,
+    ) -> Result<P>
+    where
+        C: Serialize + DeserializeOwned + PartialEq,
+        P: Default + DeserializeOwned,
+    {
+        if self.file("progress.json").exists() {
+            if !resume {
+                anyhow::bail!(
+                    "{} already holds a {method} run; pass --resume to continue it, or choose another --out",
+                    self.0.display()
+                );
+            }
+            let saved: C = self.read_json("config.json")?;
+            if saved != *config {
+                anyhow::bail!(
+                    "{} was started with another [{section}] config (see its config.json); resume with the same config",
+                    self.0.display()
+                );
+            }
+            return self.read_json("progress.json");
+        }
+        std::fs::create_dir_all(&self.0)
+            .with_context(|| format!("cannot create {}", self.0.display()))?;
+        self.write_json("config.json", config)?;
+        Ok(P::default())
+    }
 }
 
 /// Reads and parses a JSON file, naming it in errors.

@@ -191,6 +191,41 @@ fn kill_when_exists(mut child: std::process::Child, marker: &Path) {
     child.wait().unwrap();
 }
 
+/// Starts `tinyfit COMMAND --config CONFIG --out OUT`, kills it once `OUT/progress.json`
+/// exists (before `OUT/finished` does), checks that a rerun without `--resume` is refused
+/// with `refusal`, then resumes it; returns the resumed run's stdout.
+fn kill_refuse_resume(
+    command: &str,
+    config: &Path,
+    out: &Path,
+    finished: &str,
+    refusal: &str,
+) -> String {
+    let run = || {
+        let mut cmd = tinyfit();
+        cmd.args([command, "--config"])
+            .arg(config)
+            .arg("--out")
+            .arg(out);
+        cmd
+    };
+    let child = run()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    kill_when_exists(child, &out.join("progress.json"));
+    assert!(
+        !out.join(finished).exists(),
+        "the run finished before the kill"
+    );
+    fails_with(&mut run(), refusal);
+    let resumed = run().arg("--resume").output().unwrap();
+    let (stdout, stderr) = text(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    stdout
+}
+
 fn train(out: &Path, resume: bool) -> Output {
     let mut cmd = tinyfit();
     cmd.args(["train", "--config"])
@@ -830,38 +865,13 @@ fn ditmos_runs_resumes_after_a_kill_and_reports() {
         ),
     );
     let out = dir.path().join("ditmos");
-    let child = tinyfit()
-        .args(["ditmos", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    kill_when_exists(child, &out.join("progress.json"));
-    assert!(
-        !out.join("ditmos.json").exists(),
-        "the run finished before the kill"
-    );
-    fails_with(
-        tinyfit()
-            .args(["ditmos", "--config"])
-            .arg(&config)
-            .arg("--out")
-            .arg(&out),
+    let stdout = kill_refuse_resume(
+        "ditmos",
+        &config,
+        &out,
+        "ditmos.json",
         "already holds a DiTMoS run; pass --resume",
     );
-    let resumed = tinyfit()
-        .args(["ditmos", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .arg("--resume")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&resumed);
-    assert!(resumed.status.success(), "{stderr}");
     assert!(stdout.contains("resuming after"), "{stdout}");
     assert!(stdout.contains("union"), "{stdout}");
     let report: serde_json::Value =
@@ -1063,38 +1073,13 @@ fn stitch_runs_resumes_after_a_kill_and_least_squares_beats_default_init() {
     );
 
     let out = dir.path().join("stitch");
-    let child = tinyfit()
-        .args(["stitch", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    kill_when_exists(child, &out.join("progress.json"));
-    assert!(
-        !out.join("stitch.json").exists(),
-        "the run finished before the kill"
-    );
-    fails_with(
-        tinyfit()
-            .args(["stitch", "--config"])
-            .arg(&config)
-            .arg("--out")
-            .arg(&out),
+    let stdout = kill_refuse_resume(
+        "stitch",
+        &config,
+        &out,
+        "stitch.json",
         "already holds a stitching run; pass --resume",
     );
-    let resumed = tinyfit()
-        .args(["stitch", "--config"])
-        .arg(&config)
-        .arg("--out")
-        .arg(&out)
-        .arg("--resume")
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&resumed);
-    assert!(resumed.status.success(), "{stderr}");
     assert!(stdout.contains("resuming from"), "{stdout}");
     assert!(
         stdout.contains("2 anchors, 6 routes (4 stitched; 6 stitches of the space dropped"),

@@ -189,7 +189,7 @@ pub fn run(args: &DitmosArgs) -> Result<()> {
         PathBuf::from("runs").join(stem.unwrap_or_else(|| "ditmos".into()))
     });
     let run = RunDir(out.clone());
-    let mut progress = start_or_resume(&run, &cfg, resume)?;
+    let mut progress: Progress = run.start_or_resume(&cfg, resume, "DiTMoS", "ditmos")?;
 
     let strong = RunDir(cfg.strong.clone());
     let trained = strong
@@ -515,32 +515,6 @@ fn routing_to(mut selector: Graph, m: usize) -> Result<Graph> {
     }
     selector.analyze()?;
     Ok(selector)
-}
-
-/// Reads the saved progress of a run in `run` (with `resume`) or starts one, refusing to mix
-/// configs or to overwrite a run without `resume`.
-fn start_or_resume(run: &RunDir, cfg: &DitmosConfig, resume: bool) -> Result<Progress> {
-    let state = run.file("progress.json");
-    if state.exists() {
-        if !resume {
-            bail!(
-                "{} already holds a DiTMoS run; pass --resume to continue it, or choose another --out",
-                run.0.display()
-            );
-        }
-        let saved: DitmosConfig = run.read_json("config.json")?;
-        if saved != *cfg {
-            bail!(
-                "{} was started with another [ditmos] config (see its config.json); resume with the same config",
-                run.0.display()
-            );
-        }
-        return run.read_json("progress.json");
-    }
-    std::fs::create_dir_all(&run.0)
-        .with_context(|| format!("cannot create {}", run.0.display()))?;
-    run.write_json("config.json", cfg)?;
-    Ok(Progress::default())
 }
 
 /// Saves the weights, then the progress that refers to them.

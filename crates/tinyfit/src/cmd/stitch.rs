@@ -126,7 +126,7 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         PathBuf::from("runs").join(stem.unwrap_or_else(|| "stitch".into()))
     });
     let run = RunDir(out);
-    let mut progress = start_or_resume(&run, &cfg, args.resume)?;
+    let mut progress: Progress = run.start_or_resume(&cfg, args.resume, "stitching", "stitch")?;
 
     // The anchors: trained runs of one design on the same data.
     let trained = cfg
@@ -334,29 +334,6 @@ fn print_routes(report: &StitchReport, splits: &tinyfit_data::Splits) {
         splits.val.len(),
         splits.test.len()
     );
-}
-
-fn start_or_resume(run: &RunDir, cfg: &StitchConfig, resume: bool) -> Result<Progress> {
-    if run.file("progress.json").exists() {
-        if !resume {
-            bail!(
-                "{} already holds a stitching run; pass --resume to continue it, or choose another --out",
-                run.0.display()
-            );
-        }
-        let saved: StitchConfig = run.read_json("config.json")?;
-        if saved != *cfg {
-            bail!(
-                "{} was started with another [stitch] config (see its config.json); resume with the same config",
-                run.0.display()
-            );
-        }
-        return run.read_json("progress.json");
-    }
-    std::fs::create_dir_all(&run.0)
-        .with_context(|| format!("cannot create {}", run.0.display()))?;
-    run.write_json("config.json", cfg)?;
-    Ok(Progress::default())
 }
 
 /// Saves the weights, then the progress that refers to them.
