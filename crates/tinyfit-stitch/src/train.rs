@@ -83,17 +83,33 @@ pub fn train_epoch(
     (net, sum / data.len().max(1) as f64)
 }
 
-/// Top-1 accuracy of every route on `data` (in inference mode: `net` on the plain device).
-pub fn evaluate(net: &SnNet, data: &Dataset, batch_size: usize) -> Vec<f64> {
+/// One route's figures on a split.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RouteScore {
+    /// Top-1 accuracy.
+    pub accuracy: f64,
+    /// Mean cross-entropy: tells apart routes whose accuracy ties (a saturated split).
+    pub loss: f64,
+}
+
+/// Accuracy and loss of every route on `data` (in inference mode: `net` on the plain device).
+pub fn evaluate(net: &SnNet, data: &Dataset, batch_size: usize) -> Vec<RouteScore> {
     let plain = tinyfit_train::cpu();
     let all: Vec<usize> = (0..data.len()).collect();
+    let total = data.len().max(1) as f64;
     (0..net.routes().len())
         .map(|route| {
-            let mut right = 0usize;
+            let (mut right, mut loss) = (0usize, 0.0);
             for indices in all.chunks(batch_size.max(1)) {
                 let n = indices.len();
-                let predicted: Vec<i64> = net
-                    .forward(route, batch::inputs(data, indices, &plain))
+                let logits = net.forward(route, batch::inputs(data, indices, &plain));
+                let labels = batch::labels(data, indices, &plain);
+                loss += f64::from(
+                    per_sample_cross_entropy(logits.clone(), labels)
+                        .sum()
+                        .into_scalar::<f32>(),
+                );
+                let predicted: Vec<i64> = logits
                     .argmax(1)
                     .reshape([n])
                     .into_data()
@@ -106,7 +122,10 @@ pub fn evaluate(net: &SnNet, data: &Dataset, batch_size: usize) -> Vec<f64> {
                     .filter(|&(&k, p)| i64::from(data.y[k]) == p)
                     .count();
             }
-            right as f64 / data.len().max(1) as f64
+            RouteScore {
+                accuracy: right as f64 / total,
+                loss: loss / total,
+            }
         })
         .collect()
 }

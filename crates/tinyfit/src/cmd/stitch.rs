@@ -20,7 +20,7 @@ use tinyfit_stitch::config::{Init, StitchConfig};
 use tinyfit_stitch::frontier::pareto;
 use tinyfit_stitch::model::SnNet;
 use tinyfit_stitch::space::{Route, Space};
-use tinyfit_stitch::train::{JointConfig, evaluate, route_costs, train_epoch};
+use tinyfit_stitch::train::{JointConfig, RouteScore, evaluate, route_costs, train_epoch};
 use tinyfit_train::{GraphModel, OptimizerConfig, batch, cpu};
 
 use crate::run_dir::RunDir;
@@ -39,8 +39,8 @@ struct Progress {
     epochs: usize,
     /// Mean training loss of each epoch.
     losses: Vec<f64>,
-    /// Validation accuracy of every route right after initialisation (before joint training).
-    init_validation: Vec<f64>,
+    /// Validation figures of every route right after initialisation (before joint training).
+    init_validation: Vec<RouteScore>,
     /// Wall time of joint training so far, in seconds.
     train_seconds: f64,
 }
@@ -52,8 +52,9 @@ struct RouteReport {
     params: u64,
     macs: u64,
     validation_accuracy: f64,
+    validation_loss: f64,
     test_accuracy: f64,
-    /// On the accuracy–MACs frontier of validation accuracies.
+    /// On the accuracy–MACs frontier of validation accuracies (ties: validation loss).
     frontier: bool,
 }
 
@@ -270,8 +271,9 @@ pub fn run(args: &StitchArgs) -> Result<()> {
             route: describe(r, &names),
             params: costs[i].params,
             macs: costs[i].macs,
-            validation_accuracy: validation[i],
-            test_accuracy: test[i],
+            validation_accuracy: validation[i].accuracy,
+            validation_loss: validation[i].loss,
+            test_accuracy: test[i].accuracy,
             frontier: frontier.contains(&i),
         })
         .collect();
@@ -302,9 +304,12 @@ fn describe(route: &Route, names: &[String]) -> String {
     }
 }
 
-fn print_initialised(cfg: &StitchConfig, validation: &[f64]) {
-    let mean = validation.iter().sum::<f64>() / validation.len().max(1) as f64;
-    let worst = validation.iter().copied().fold(f64::INFINITY, f64::min);
+fn print_initialised(cfg: &StitchConfig, validation: &[RouteScore]) {
+    let mean = validation.iter().map(|s| s.accuracy).sum::<f64>() / validation.len().max(1) as f64;
+    let worst = validation
+        .iter()
+        .map(|s| s.accuracy)
+        .fold(f64::INFINITY, f64::min);
     println!(
         "initialised ({:?}): validation accuracy over routes mean {:.2} %, worst {:.2} %",
         cfg.init,
@@ -330,7 +335,8 @@ fn print_routes(report: &StitchReport, splits: &tinyfit_data::Splits) {
         );
     }
     println!(
-        "(validation {} samples, test {} samples; frontier: accuracy against MACs, on validation)",
+        "(validation {} samples, test {} samples; frontier: accuracy against MACs on validation, \
+         ties broken by validation loss)",
         splits.val.len(),
         splits.test.len()
     );
