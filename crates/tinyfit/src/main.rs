@@ -2,6 +2,7 @@
 
 mod cmd;
 mod experiment;
+mod plot;
 mod progress;
 mod report;
 mod run_dir;

@@ -1095,6 +1095,8 @@ fn stitch_runs_resumes_after_a_kill_and_least_squares_beats_default_init() {
         .min_by_key(|r| r["macs"].as_u64().unwrap())
         .unwrap();
     assert_eq!(cheapest["frontier"], true, "{report}");
+    let svg = std::fs::read_to_string(out.join("stitch.svg")).unwrap();
+    assert!(svg.contains("frontier (chosen on validation)") && svg.contains("<polyline"));
     for r in routes {
         assert!(r["test_accuracy"].as_f64().unwrap() > 1.0 / 6.0, "{r}");
     }

@@ -2,7 +2,8 @@
 //! stitching space, initialises the stitching layers (least squares or, for the ablation,
 //! PyTorch's default), trains anchors and layers jointly with one route drawn per step, then
 //! evaluates every route on validation and test and keeps the accuracy–MACs frontier chosen on
-//! validation. Checkpoints after every epoch; `--resume` continues an interrupted run.
+//! validation (`stitch.json`, plotted in `stitch.svg`). Checkpoints after every epoch;
+//! `--resume` continues an interrupted run.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,6 +24,7 @@ use tinyfit_stitch::space::{Route, Space};
 use tinyfit_stitch::train::{JointConfig, RouteScore, evaluate, route_costs, train_epoch};
 use tinyfit_train::{GraphModel, OptimizerConfig, batch, cpu};
 
+use crate::plot;
 use crate::run_dir::RunDir;
 
 /// The config file.
@@ -286,6 +288,7 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         progress: &progress,
     };
     run.write_json("stitch.json", &report)?;
+    write_plot(&run, &report)?;
     print_routes(&report, &splits);
     println!("run written to {}", run.0.display());
     Ok(())
@@ -302,6 +305,43 @@ fn describe(route: &Route, names: &[String]) -> String {
             names[front], stitch.front, names[end], stitch.end
         ),
     }
+}
+
+/// `stitch.svg`: every route's test accuracy against its MACs, anchors and stitches apart,
+/// the validation frontier as a line.
+fn write_plot(run: &RunDir, report: &StitchReport) -> Result<()> {
+    let point = |r: &RouteReport| (r.macs as f64, 100.0 * r.test_accuracy);
+    let anchors = report.anchors.len();
+    let svg = plot::scatter_svg(
+        "SN-Net: test accuracy against MACs per inference",
+        "MACs per inference (log)",
+        &[
+            plot::Series {
+                name: "anchors",
+                points: report.routes[..anchors].iter().map(point).collect(),
+                marker: plot::Marker::Square,
+                color: plotters::style::BLUE,
+            },
+            plot::Series {
+                name: "stitches",
+                points: report.routes[anchors..].iter().map(point).collect(),
+                marker: plot::Marker::Circle,
+                color: plotters::style::RED,
+            },
+        ],
+        Some((
+            "frontier (chosen on validation)",
+            report
+                .routes
+                .iter()
+                .filter(|r| r.frontier)
+                .map(point)
+                .collect(),
+        )),
+    )?;
+    let path = run.file("stitch.svg");
+    tinyfit_graph::write_atomic(&path, svg.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn print_initialised(cfg: &StitchConfig, validation: &[RouteScore]) {
