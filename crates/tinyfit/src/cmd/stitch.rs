@@ -231,14 +231,6 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         .progress_chars("=> "),
     );
     bar.set_position(progress.epochs as u64);
-    if progress.epochs > 0 {
-        bar.suspend(|| {
-            println!(
-                "resuming after {} of {} epochs",
-                progress.epochs, cfg.epochs
-            )
-        });
-    }
     while progress.epochs < cfg.epochs {
         let t0 = Instant::now();
         let (trained_net, loss) = train_epoch(
