@@ -44,7 +44,9 @@ class Runner:
         self.tinyfit = tinyfit
 
     def train(self, config, out, seeds=None):
-        runs = [out / f"seed-{s}" for s in seeds] if seeds else [out]
+        # `tinyfit train --seed` puts runs in OUT/seed-N only when given several seeds.
+        several = seeds and len(seeds) > 1
+        runs = [out / f"seed-{s}" for s in seeds] if several else [out]
         if not all((r / "report.json").exists() for r in runs):
             extra = ["--seed", ",".join(map(str, seeds))] if seeds else []
             sh(self.tinyfit, "train", "--config", config, "--out", out, *extra)
