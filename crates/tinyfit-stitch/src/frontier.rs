@@ -30,11 +30,6 @@ pub fn pareto(costs: &[u64], scores: &[RouteScore]) -> Vec<usize> {
         .collect()
 }
 
-/// The most accurate point of `frontier` whose cost fits `budget`, if any.
-pub fn best_within(frontier: &[usize], costs: &[u64], budget: u64) -> Option<usize> {
-    frontier.iter().copied().rfind(|&i| costs[i] <= budget)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,8 +50,5 @@ mod tests {
         ];
         let frontier = pareto(&costs, &scores);
         assert_eq!(frontier, vec![1, 2, 0, 5, 6]);
-        assert_eq!(best_within(&frontier, &costs, 9), Some(2));
-        assert_eq!(best_within(&frontier, &costs, 25), Some(0));
-        assert_eq!(best_within(&frontier, &costs, 4), None);
     }
 }
