@@ -41,6 +41,30 @@ pub struct Report {
     pub train_seconds: f64,
 }
 
+/// The arguments every resumable, config-driven method shares.
+#[derive(clap::Args)]
+pub struct ResumableArgs {
+    /// Config file (TOML).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Output folder (default: runs/<config file name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Continue the run in the output folder from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+}
+
+impl ResumableArgs {
+    /// The run folder: `--out`, else `runs/<config file name>`.
+    pub fn run_dir(&self) -> RunDir {
+        RunDir(self.out.clone().unwrap_or_else(|| {
+            let stem = self.config.file_stem().unwrap_or_default();
+            PathBuf::from("runs").join(stem)
+        }))
+    }
+}
+
 /// Paths inside a run folder.
 pub struct RunDir(pub PathBuf);
 

@@ -36,7 +36,7 @@ use tinyfit_train::{GraphModel, cpu};
 
 use super::eval::int8_metrics;
 use crate::report;
-use crate::run_dir::{Report, RunDir, TrainedRun};
+use crate::run_dir::{Report, ResumableArgs, RunDir, TrainedRun};
 
 /// The pipeline file.
 #[derive(Deserialize)]
@@ -117,15 +117,9 @@ struct Int8Figures {
 /// `tinyfit ditmos`'s arguments.
 #[derive(clap::Args)]
 pub struct DitmosArgs {
-    /// Config with a [ditmos] section.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Output folder (default: runs/<config file name>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the run in the output folder from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
+    /// The config (with a [ditmos] section), output folder and `--resume`.
+    #[command(flatten)]
+    pub run: ResumableArgs,
     /// Number of classifiers m, instead of the config's (for sweeps).
     #[arg(long)]
     pub classifiers: Option<usize>,
@@ -156,7 +150,7 @@ pub enum SplittingArg {
 
 /// Runs (or with `--resume` continues) the DiTMoS run of `args.config`.
 pub fn run(args: &DitmosArgs) -> Result<()> {
-    let (config, resume) = (args.config.as_path(), args.resume);
+    let (config, resume) = (args.run.config.as_path(), args.run.resume);
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read {}", config.display()))?;
     let mut file: DitmosFile =
@@ -184,11 +178,7 @@ pub fn run(args: &DitmosArgs) -> Result<()> {
     c.validate()
         .map_err(|e| anyhow!("config {}: {e}", config.display()))?;
     let cfg = file.ditmos;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
-        PathBuf::from("runs").join(stem.unwrap_or_else(|| "ditmos".into()))
-    });
-    let run = RunDir(out.clone());
+    let run = args.run.run_dir();
     let mut progress: Progress = run.start_or_resume(&cfg, resume, "DiTMoS", "ditmos")?;
 
     let strong = RunDir(cfg.strong.clone());

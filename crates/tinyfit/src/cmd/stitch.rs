@@ -5,7 +5,7 @@
 //! validation (`stitch.json`, plotted in `stitch.svg`). Checkpoints after every epoch;
 //! `--resume` continues an interrupted run.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,7 +25,7 @@ use tinyfit_stitch::train::{JointConfig, RouteScore, evaluate, route_costs, trai
 use tinyfit_train::{GraphModel, OptimizerConfig, batch, cpu};
 
 use crate::plot;
-use crate::run_dir::RunDir;
+use crate::run_dir::{ResumableArgs, RunDir};
 
 /// The config file.
 #[derive(Deserialize)]
@@ -75,15 +75,9 @@ struct StitchReport<'a> {
 /// `tinyfit stitch`'s arguments.
 #[derive(clap::Args)]
 pub struct StitchArgs {
-    /// Config with a [stitch] section.
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Output folder (default: runs/<config file name>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the run in the output folder from its last checkpoint.
-    #[arg(long)]
-    pub resume: bool,
+    /// The config (with a [stitch] section), output folder and `--resume`.
+    #[command(flatten)]
+    pub run: ResumableArgs,
     /// Stitching-layer initialisation, instead of the config's (`default`: the ablation).
     #[arg(long, value_enum)]
     pub init: Option<InitArg>,
@@ -103,7 +97,7 @@ pub enum InitArg {
 
 /// Runs (or with `--resume` continues) the stitching run of `args.config`.
 pub fn run(args: &StitchArgs) -> Result<()> {
-    let config = args.config.as_path();
+    let config = args.run.config.as_path();
     let text = std::fs::read_to_string(config)
         .with_context(|| format!("cannot read {}", config.display()))?;
     let file: StitchFile =
@@ -124,12 +118,9 @@ pub fn run(args: &StitchArgs) -> Result<()> {
     cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
     cfg.validate()
         .map_err(|e| anyhow!("config {}: {e}", config.display()))?;
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
-        PathBuf::from("runs").join(stem.unwrap_or_else(|| "stitch".into()))
-    });
-    let run = RunDir(out);
-    let mut progress: Progress = run.start_or_resume(&cfg, args.resume, "stitching", "stitch")?;
+    let run = args.run.run_dir();
+    let mut progress: Progress =
+        run.start_or_resume(&cfg, args.run.resume, "stitching", "stitch")?;
 
     // The anchors: trained runs of one design on the same data.
     let trained = cfg
