@@ -17,10 +17,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use tinyfit_data::DataConfig;
 use tinyfit_train::{Precision, TrainConfig};
+
+use crate::run_dir::{config_folder, read_toml, resolve};
 
 /// A whole experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,31 +116,21 @@ impl Experiment {
     /// Reads only the `[data]` section of a config (an experiment or a data-only file),
     /// resolving its paths against the file's folder.
     pub fn load_data(path: &Path) -> Result<DataConfig> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut only: DataOnly =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-        only.data
-            .resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        let mut only: DataOnly = read_toml(path, "config")?;
+        only.data.resolve_paths(config_folder(path));
         Ok(only.data)
     }
 
     /// Reads `path`, resolving relative paths in it against the file's folder.
     pub fn load(path: &Path) -> Result<Experiment> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config {}", path.display()))?;
-        let mut exp: Experiment =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let mut exp: Experiment = read_toml(path, "config")?;
+        let base = config_folder(path);
         exp.data.resolve_paths(base);
-        if exp.model.graph.is_relative() {
-            exp.model.graph = base.join(&exp.model.graph);
-        }
-        if let Some(d) = &mut exp.distill
-            && d.teacher.is_relative()
-        {
-            d.teacher = base.join(&d.teacher);
-        }
+        resolve(
+            base,
+            std::iter::once(&mut exp.model.graph)
+                .chain(exp.distill.as_mut().map(|d| &mut d.teacher)),
+        );
         Ok(exp)
     }
 }

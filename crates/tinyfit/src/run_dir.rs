@@ -160,6 +160,27 @@ impl RunDir {
     }
 }
 
+/// Reads and parses the TOML `what` (a config, a pipeline) at `path`, naming it in errors.
+pub fn read_toml<T: DeserializeOwned>(path: &Path, what: &str) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {what} {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{what} {}: {e}", path.display()))
+}
+
+/// The folder of the config file `path`, against which its relative paths resolve.
+pub fn config_folder(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+/// Each relative path of `paths` resolved against `base`.
+pub fn resolve<'a>(base: &Path, paths: impl IntoIterator<Item = &'a mut PathBuf>) {
+    for p in paths {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    }
+}
+
 /// Reads and parses a JSON file, naming it in errors.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text =

@@ -38,7 +38,7 @@ use super::train::train_run;
 use super::{deploy, prune, qat, quantize};
 use crate::experiment::DistillSection;
 use crate::report::thousands;
-use crate::run_dir::{Report, RunDir, read_json};
+use crate::run_dir::{Report, RunDir, config_folder, read_json, read_toml};
 
 /// The pipeline file.
 #[derive(Debug, Deserialize)]
@@ -108,11 +108,8 @@ struct CompressReport {
 
 /// Runs the pipeline in `config` into `out` (default `runs/<config name>`).
 pub fn run(config: &Path, out: Option<PathBuf>) -> Result<()> {
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read pipeline {}", config.display()))?;
-    let pipeline: Pipeline =
-        toml::from_str(&text).map_err(|e| anyhow!("pipeline {}: {e}", config.display()))?;
-    let base = config.parent().unwrap_or(Path::new("."));
+    let pipeline: Pipeline = read_toml(config, "pipeline")?;
+    let base = config_folder(config);
     let out = out.unwrap_or_else(|| {
         let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned());
         PathBuf::from("runs").join(stem.unwrap_or_else(|| "compress".into()))

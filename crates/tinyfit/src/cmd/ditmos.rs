@@ -13,7 +13,7 @@
 //! classifiers = 4
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -36,7 +36,9 @@ use tinyfit_train::{GraphModel, cpu};
 
 use super::eval::int8_metrics;
 use crate::report;
-use crate::run_dir::{Report, ResumableArgs, RunDir, TrainedRun};
+use crate::run_dir::{
+    Report, ResumableArgs, RunDir, TrainedRun, config_folder, read_toml, resolve,
+};
 
 /// The pipeline file.
 #[derive(Deserialize)]
@@ -151,17 +153,12 @@ pub enum SplittingArg {
 /// Runs (or with `--resume` continues) the DiTMoS run of `args.config`.
 pub fn run(args: &DitmosArgs) -> Result<()> {
     let (config, resume) = (args.run.config.as_path(), args.run.resume);
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read {}", config.display()))?;
-    let mut file: DitmosFile =
-        toml::from_str(&text).map_err(|e| anyhow!("config {}: {e}", config.display()))?;
-    let base = config.parent().unwrap_or(Path::new("."));
+    let mut file: DitmosFile = read_toml(config, "config")?;
     let c = &mut file.ditmos;
-    for p in [&mut c.strong, &mut c.selector, &mut c.classifier] {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    }
+    resolve(
+        config_folder(config),
+        [&mut c.strong, &mut c.selector, &mut c.classifier],
+    );
     c.classifiers = args.classifiers.unwrap_or(c.classifiers);
     c.seed = args.seed.unwrap_or(c.seed);
     c.adversarial.rounds = args.rounds.unwrap_or(c.adversarial.rounds);

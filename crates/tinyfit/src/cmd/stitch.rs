@@ -5,7 +5,6 @@
 //! validation (`stitch.json`, plotted in `stitch.svg`). Checkpoints after every epoch;
 //! `--resume` continues an interrupted run.
 
-use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,7 +24,7 @@ use tinyfit_stitch::train::{JointConfig, RouteScore, evaluate, route_costs, trai
 use tinyfit_train::{GraphModel, OptimizerConfig, batch, cpu};
 
 use crate::plot;
-use crate::run_dir::{ResumableArgs, RunDir};
+use crate::run_dir::{ResumableArgs, RunDir, config_folder, read_toml, resolve};
 
 /// The config file.
 #[derive(Deserialize)]
@@ -98,17 +97,9 @@ pub enum InitArg {
 /// Runs (or with `--resume` continues) the stitching run of `args.config`.
 pub fn run(args: &StitchArgs) -> Result<()> {
     let config = args.run.config.as_path();
-    let text = std::fs::read_to_string(config)
-        .with_context(|| format!("cannot read {}", config.display()))?;
-    let file: StitchFile =
-        toml::from_str(&text).map_err(|e| anyhow!("config {}: {e}", config.display()))?;
+    let file: StitchFile = read_toml(config, "config")?;
     let mut cfg = file.stitch;
-    let base = config.parent().unwrap_or(Path::new("."));
-    for p in &mut cfg.anchors {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    }
+    resolve(config_folder(config), &mut cfg.anchors);
     if let Some(init) = args.init {
         cfg.init = match init {
             InitArg::LeastSquares => Init::LeastSquares,
