@@ -15,7 +15,7 @@
 //! [`Grouping::stack`] / [`Grouping::unstack`] move weights between it and the m classifiers.
 
 use tinyfit_graph::{
-    Concat, Conv, Extent, Graph, GraphError, Input, Node, Op, PadMode, Padding, Reshape,
+    Concat, Conv, Extent, Graph, GraphError, Node, Op, PadMode, Padding, Reshape,
     Tensor as HostTensor, ValueRef, Weights,
 };
 
@@ -109,14 +109,7 @@ impl Grouping {
         };
         let graph = Graph {
             name: format!("{} (x{m}, grouped)", classifier.name),
-            inputs: classifier
-                .inputs
-                .iter()
-                .map(|i| Input {
-                    name: i.name.clone(),
-                    shape: i.shape.clone(),
-                })
-                .collect(),
+            inputs: classifier.inputs.clone(),
             nodes: builder.nodes,
             outputs: vec![name],
         };

@@ -29,6 +29,8 @@ pub struct Anchor {
     stem: Option<usize>,
     /// Each block's last node.
     ends: Vec<usize>,
+    /// The node whose value is the model's output (the head's last).
+    output: usize,
 }
 
 impl Anchor {
@@ -101,6 +103,7 @@ impl Anchor {
             analysis,
             stem,
             ends,
+            output,
         })
     }
 
@@ -121,6 +124,11 @@ impl Anchor {
     /// Block `j`'s last node.
     pub fn block_output(&self, j: usize) -> usize {
         self.ends[j]
+    }
+
+    /// The node whose value is the model's output.
+    pub fn output(&self) -> usize {
+        self.output
     }
 
     /// The per-sample shape of node `i`'s value.

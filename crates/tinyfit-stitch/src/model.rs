@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor};
-use tinyfit_graph::{ValueRef, Weights};
+use tinyfit_graph::Weights;
 use tinyfit_train::channel_map::ChannelMap;
+use tinyfit_train::layers::to_host;
 use tinyfit_train::{GraphModel, Value};
 
 use crate::anchor::Anchor;
@@ -56,6 +57,7 @@ impl SnNet {
             .collect::<Result<Vec<_>, _>>()?;
         let mut routes = Vec::new();
         let mut layer_of = Vec::new();
+        // Layer index by (pair, window layer, channel counts); the counts by layer index.
         let mut keys: BTreeMap<(usize, usize, usize, usize), usize> = BTreeMap::new();
         let mut dims: Vec<(usize, usize)> = Vec::new();
         let mut dropped = 0;
@@ -74,13 +76,12 @@ impl SnNet {
                         dropped += 1;
                         continue;
                     };
-                    let next = keys.len();
                     let index = *keys
                         .entry((pair, stitch.layer, c_in, c_out))
-                        .or_insert(next);
-                    if index == dims.len() {
-                        dims.push((c_in, c_out));
-                    }
+                        .or_insert_with(|| {
+                            dims.push((c_in, c_out));
+                            dims.len() - 1
+                        });
                     Some(index)
                 }
             };
@@ -163,14 +164,10 @@ impl SnNet {
     fn back(&self, a: usize, k: usize, h: Value) -> Tensor<2> {
         let anchor = &self.plan.anchors[a];
         let cut = anchor.block_input(k).expect("checked when planned");
-        let output = match anchor.analysis().outputs[0] {
-            ValueRef::Node(o) => o,
-            ValueRef::Input(_) => unreachable!("anchors output a node"),
-        };
         let mut earlier = vec![None; cut + 1];
         earlier[cut] = Some(h);
         self.anchors[a]
-            .forward_span(&[], earlier, output + 1)
+            .forward_span(&[], earlier, anchor.output() + 1)
             .pop()
             .expect("the span ends at the output")
             .into_r2()
@@ -186,18 +183,10 @@ impl SnNet {
             }
         }
         for (i, layer) in self.layers.iter().enumerate() {
-            let host = |t: Vec<f32>, shape: Vec<usize>| tinyfit_graph::Tensor { shape, data: t };
-            let [c_out, c_in] = layer.weight.dims();
-            let w = layer.weight.val().into_data().try_to_vec::<f32>();
-            let b = layer.bias.val().into_data().try_to_vec::<f32>();
-            out.tensors.insert(
-                format!("layer{i}.weight"),
-                host(w.expect("f32 weights"), vec![c_out, c_in]),
-            );
-            out.tensors.insert(
-                format!("layer{i}.bias"),
-                host(b.expect("f32 biases"), vec![c_out]),
-            );
+            out.tensors
+                .insert(format!("layer{i}.weight"), to_host(&layer.weight.val()));
+            out.tensors
+                .insert(format!("layer{i}.bias"), to_host(&layer.bias.val()));
         }
         out
     }
@@ -267,7 +256,7 @@ impl SnNet {
     /// (the reference's one batch of ~100 training samples, on the plain device; the anchors
     /// in inference mode): each stitch's fit, averaged over the stitches that share the layer.
     pub fn init_least_squares(self, x: Value) -> Result<Self, LeastSquaresError> {
-        let device = self.layers.first().map(|l| l.bias.device());
+        let device = self.anchors[0].devices()[0].clone();
         let plain = self.valid();
         let mut fits: Vec<Vec<Affine>> = vec![Vec::new(); plain.layers.len()];
         for (r, route) in plain.plan.routes.iter().enumerate() {
@@ -289,7 +278,6 @@ impl SnNet {
             )?);
         }
         let mut this = self;
-        let device = device.unwrap_or_else(tinyfit_train::cpu);
         this.layers = fits
             .iter()
             .zip(this.layers)

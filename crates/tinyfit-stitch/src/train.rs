@@ -11,7 +11,6 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use tinyfit_data::Dataset;
-use tinyfit_graph::ValueRef;
 use tinyfit_train::loss::per_sample_cross_entropy;
 use tinyfit_train::{GraphModel, OptimizerConfig, batch, optimizer};
 
@@ -161,11 +160,10 @@ pub fn route_costs(net: &SnNet) -> Vec<RouteCost> {
                 let cut = anchors[end]
                     .block_input(stitch.end)
                     .expect("stitched routes start after a node");
-                let output = match anchors[end].analysis().outputs[0] {
-                    ValueRef::Node(o) => o,
-                    ValueRef::Input(_) => unreachable!("anchors output a node"),
-                };
-                let (a, b) = (span(front, 0..last + 1), span(end, cut + 1..output + 1));
+                let (a, b) = (
+                    span(front, 0..last + 1),
+                    span(end, cut + 1..anchors[end].output() + 1),
+                );
                 let positions: usize = anchors[end].shape(cut)[1..].iter().product();
                 let layer = net.layer_of(r).expect("stitched routes have a layer");
                 let [c_out, c_in] = net.layers[layer].weight.dims();
