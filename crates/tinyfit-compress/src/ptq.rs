@@ -66,9 +66,67 @@ pub fn quantize(
     calibration: &Dataset,
     config: PtqConfig,
 ) -> Result<QuantGraph, PtqError> {
-    let (graph, weights) = crate::fold::fold_batch_norms(graph, weights)?;
-    let analysis = graph.analyze()?;
-    weights.check(&graph, &analysis, std::path::Path::new("(folded weights)"))?;
+    let mut out = quantize_together(&[(graph, weights)], calibration, &config)?;
+    Ok(out.pop().expect("one model in, one out"))
+}
+
+/// Quantises models that share layers — the routes of one SN-Net — so that each shared layer
+/// is the same int8 constants in every model, and the models can be deployed as one.
+///
+/// Values and layers are matched by name. A value's range is the union of its calibrated
+/// ranges over the models; and where a layer reads different values in different models (an
+/// anchor's layer after a stitch reads the stitching layer's output, alone it reads the anchor's
+/// own), those values share one quantisation, the union of their ranges, because the layer's
+/// int32 bias and requantisation depend on its input's scale.
+pub fn quantize_together(
+    models: &[(&Graph, &Weights)],
+    calibration: &Dataset,
+    config: &PtqConfig,
+) -> Result<Vec<QuantGraph>, PtqError> {
+    let folded = models
+        .iter()
+        .map(|&(graph, weights)| {
+            let (graph, weights) = crate::fold::fold_batch_norms(graph, weights)?;
+            let analysis = graph.analyze()?;
+            weights.check(&graph, &analysis, std::path::Path::new("(folded weights)"))?;
+            check_calibration(&graph, calibration)?;
+            Ok((graph, weights, analysis))
+        })
+        .collect::<Result<Vec<_>, PtqError>>()?;
+    let mut ranges: BTreeMap<String, (f32, f32)> = BTreeMap::new();
+    for (graph, weights, _) in &folded {
+        let calibrated = calibrate(graph, weights, calibration, config)?;
+        for (name, r) in slot_names(graph).zip(calibrated) {
+            let e = ranges.entry(name).or_insert(r);
+            *e = union(*e, r);
+        }
+    }
+    tie_shared_inputs(&folded, &mut ranges);
+    folded
+        .into_iter()
+        .map(|(graph, weights, analysis)| {
+            let r: Vec<(f32, f32)> = slot_names(&graph).map(|n| ranges[&n]).collect();
+            let activations = assign_activations(&graph, &analysis, &r)?;
+            let (qweights, biases) = quantize_weights(
+                &graph,
+                &analysis,
+                &weights,
+                &activations,
+                &config.weight_bits,
+            )?;
+            Ok(QuantGraph {
+                graph,
+                activations,
+                weights: qweights,
+                biases,
+                interface: Default::default(),
+            })
+        })
+        .collect()
+}
+
+/// Refuses calibration samples that do not fit `graph`'s one input.
+fn check_calibration(graph: &Graph, calibration: &Dataset) -> Result<(), PtqError> {
     if graph.inputs.len() != 1 || graph.inputs[0].shape != calibration.sample_shape {
         return Err(PtqError::Calibration(format!(
             "samples of shape {:?} for a model with inputs {:?}",
@@ -79,22 +137,108 @@ pub fn quantize(
     if calibration.is_empty() {
         return Err(PtqError::Calibration("no samples".into()));
     }
-    let ranges = calibrate(&graph, &weights, calibration, &config)?;
-    let activations = assign_activations(&graph, &analysis, &ranges)?;
-    let (qweights, biases) = quantize_weights(
-        &graph,
-        &analysis,
-        &weights,
-        &activations,
-        &config.weight_bits,
-    )?;
-    Ok(QuantGraph {
-        graph,
-        activations,
-        weights: qweights,
-        biases,
-        interface: Default::default(),
-    })
+    Ok(())
+}
+
+/// The smallest range covering `a` and `b`.
+fn union(a: (f32, f32), b: (f32, f32)) -> (f32, f32) {
+    (a.0.min(b.0), a.1.max(b.1))
+}
+
+/// The names of a graph's slots: its input, then every node.
+fn slot_names(graph: &Graph) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(graph.inputs[0].name.clone()).chain(graph.nodes.iter().map(|n| n.name.clone()))
+}
+
+/// Widens `ranges` until every layer that reads different values in different models reads
+/// values of one quantisation: the ranges that decide them (see [`range_source`]) take their
+/// union, repeated until nothing changes (a value may be tied through several layers).
+fn tie_shared_inputs(
+    models: &[(Graph, Weights, tinyfit_graph::Analysis)],
+    ranges: &mut BTreeMap<String, (f32, f32)>,
+) {
+    // Per layer name and input position, the names of the ranges deciding what it reads.
+    let mut reads: BTreeMap<(&str, usize), Vec<String>> = BTreeMap::new();
+    for (graph, _, analysis) in models {
+        let names: Vec<String> = slot_names(graph).collect();
+        for (node, info) in graph.nodes.iter().zip(&analysis.nodes) {
+            for (k, &v) in info.inputs.iter().enumerate() {
+                let source = names[range_source(graph, analysis, slot(v))].clone();
+                let tied = reads.entry((node.name.as_str(), k)).or_default();
+                if !tied.contains(&source) {
+                    tied.push(source);
+                }
+            }
+        }
+    }
+    let groups: Vec<&Vec<String>> = reads.values().filter(|g| g.len() > 1).collect();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for group in &groups {
+            let all = group
+                .iter()
+                .map(|n| ranges[n])
+                .reduce(union)
+                .expect("groups of two or more");
+            for n in group.iter() {
+                changed |= ranges[n] != all;
+                ranges.insert(n.clone(), all);
+            }
+        }
+    }
+}
+
+/// A value's slot: 0 for the graph input, `1 + i` for node `i`.
+fn slot(v: ValueRef) -> usize {
+    match v {
+        ValueRef::Input(_) => 0,
+        ValueRef::Node(i) => i + 1,
+    }
+}
+
+/// The earlier slot whose quantisation slot `s` takes, or `s` where it has its own: values the
+/// int8 runtime cannot rescale (pooling, flatten, pad, reshape, identity and dropout outputs)
+/// take their input's, an activation takes its producer's.
+fn copied_from(graph: &Graph, analysis: &tinyfit_graph::Analysis, s: usize) -> usize {
+    let Some(i) = s.checked_sub(1) else {
+        return s;
+    };
+    let inputs = &analysis.nodes[i].inputs;
+    match (&graph.nodes[i].op, &inputs[..]) {
+        (
+            Op::MaxPool1d(_)
+            | Op::MaxPool2d(_)
+            | Op::AvgPool1d(_)
+            | Op::AvgPool2d(_)
+            | Op::GlobalAvgPool
+            | Op::Flatten
+            | Op::Pad(_)
+            | Op::Reshape(_)
+            | Op::Identity
+            | Op::Dropout(_),
+            [input, ..],
+        ) => slot(*input),
+        (Op::Relu | Op::Relu6, [ValueRef::Node(p)]) => p + 1,
+        _ => s,
+    }
+}
+
+/// The slot whose calibrated range decides slot `s`'s quantisation: the value it copies its
+/// quantisation from, or the activation fused into that value's producer.
+fn range_source(graph: &Graph, analysis: &tinyfit_graph::Analysis, s: usize) -> usize {
+    let mut s = s;
+    loop {
+        let from = copied_from(graph, analysis, s);
+        if from == s {
+            break;
+        }
+        s = from;
+    }
+    match s.checked_sub(1) {
+        Some(i) => analysis.fused_activations(graph)[i].map_or(s, |j| j + 1),
+        None => s,
+    }
 }
 
 /// `(min, max)` of the graph input and of every node output over the calibration samples.
@@ -151,10 +295,6 @@ fn assign_activations(
     analysis: &tinyfit_graph::Analysis,
     ranges: &[(f32, f32)],
 ) -> Result<BTreeMap<String, Affine>, PtqError> {
-    let slot = |v: ValueRef| match v {
-        ValueRef::Input(_) => 0,
-        ValueRef::Node(i) => i + 1,
-    };
     // An activation fused into its producer gives the producer its range.
     let mut range: Vec<(f32, f32)> = ranges.to_vec();
     for (p, act) in analysis.fused_activations(graph).into_iter().enumerate() {
@@ -167,25 +307,13 @@ fn assign_activations(
         .map(|&(lo, hi)| affine_for_range(lo, hi))
         .collect();
     for (i, node) in graph.nodes.iter().enumerate() {
+        let from = copied_from(graph, analysis, i + 1);
+        if from != i + 1 {
+            affine[i + 1] = affine[from];
+            continue;
+        }
         let input = analysis.nodes[i].inputs.first().map(|&v| affine[slot(v)]);
         match &node.op {
-            Op::MaxPool1d(_)
-            | Op::MaxPool2d(_)
-            | Op::AvgPool1d(_)
-            | Op::AvgPool2d(_)
-            | Op::GlobalAvgPool
-            | Op::Flatten
-            | Op::Pad(_)
-            | Op::Reshape(_)
-            | Op::Identity
-            | Op::Dropout(_) => {
-                affine[i + 1] = input.expect("one input");
-            }
-            Op::Relu | Op::Relu6 => {
-                if let [ValueRef::Node(p)] = analysis.nodes[i].inputs[..] {
-                    affine[i + 1] = affine[p + 1];
-                }
-            }
             Op::Softmax => {
                 affine[i + 1] = Affine {
                     scale: 1.0 / 256.0,

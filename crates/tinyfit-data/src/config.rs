@@ -41,6 +41,22 @@ impl DataConfig {
         }
     }
 
+    /// Whether `self` and `other` describe the same data: equal but for how their dataset
+    /// paths are spelt (relative to another folder, through `..`, through links).
+    pub fn same_data(&self, other: &DataConfig) -> bool {
+        let canonical = |c: &DataConfig| {
+            let mut c = c.clone();
+            if !matches!(c, DataConfig::Files(_)) {
+                let path = c.path_mut();
+                if let Ok(real) = std::fs::canonicalize(&*path) {
+                    *path = real;
+                }
+            }
+            c
+        };
+        canonical(self) == canonical(other)
+    }
+
     /// Replaces the dataset location.
     pub fn set_path(&mut self, path: &Path) {
         *self.path_mut() = path.to_path_buf();

@@ -18,6 +18,8 @@ use tinyfit_micro::{Constants, Kernel, Operation, TensorInfo};
 
 use crate::compact::{CompactFilter, folded_row_bias};
 use crate::program::Program;
+use crate::routing::Chooser;
+use crate::switchable::Policy;
 
 /// The kernels, shipped verbatim.
 const KERNELS_H: &str = include_str!("../c/tinyfit_kernels.h");
@@ -69,18 +71,22 @@ pub fn bytes_saved(layers: &[CompactLayer]) -> usize {
 }
 
 /// Choices the generator leaves to the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Options {
     /// Store the filters of convolutions and fully connected layers in a compact format
     /// ([`crate::compact`]: sparse, or packed in fewer bits) where that saves at least
     /// [`crate::compact::MIN_SAVING`] of their bytes.
     pub compact_filters: bool,
+    /// The run-time policy of a switchable program (`tinyfit_route_for_budget`); without
+    /// one, that function finds no route.
+    pub policy: Option<Policy>,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Options {
             compact_filters: true,
+            policy: None,
         }
     }
 }
@@ -203,6 +209,12 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
     }
     c.push_str(&model_c);
     c.push_str(&io_tables(program));
+    if program
+        .routing()
+        .is_some_and(|r| r.chooser == Chooser::Caller)
+    {
+        c.push_str(&policy_c(options.policy.as_ref()));
+    }
     c.push_str("\nvoid tinyfit_invoke(void) {\n");
     c.push_str(&body);
     c.push_str("}\n");
@@ -221,25 +233,28 @@ static int16_t scratch[(TINYFIT_SCRATCH_BYTES + 1) / 2] __attribute__((aligned(4
 }
 
 /// `tinyfit_invoke`'s statements: every call in order, or for a routed program the common
-/// calls, the route (the first of the largest scores) and a switch over the branches.
+/// calls, the route (the first of the largest scores, unless the caller set it) and a switch
+/// over the branches.
 fn invoke_body(program: &Program, calls: &[String]) -> String {
     let Some(routing) = program.routing() else {
         return calls.concat() + "    TINYFIT_MARK();\n";
     };
-    let scores = &program.tensors[program.outputs[0] as usize];
     let mut body = calls[..routing.common].concat();
-    let _ = writeln!(
-        body,
-        "    route = 0;
+    if routing.chooser == Chooser::Scores {
+        let scores = &program.tensors[program.outputs[0] as usize];
+        let _ = writeln!(
+            body,
+            "    route = 0;
     for (int32_t k = 1; k < {m}; k++) {{
         if (arena[{at} + k] > arena[{at} + route]) {{
             route = k;
         }}
-    }}
-    switch (route) {{",
-        m = routing.branches(),
-        at = scores.offset
-    );
+    }}",
+            m = routing.branches(),
+            at = scores.offset
+        );
+    }
+    body.push_str("    switch (route) {\n");
     for (k, range) in routing.branches.iter().enumerate() {
         let _ = writeln!(body, "    case {k}:");
         for line in calls[range.clone()].concat().lines() {
@@ -879,12 +894,22 @@ fn io_tables(program: &Program) -> String {
     };
     let outputs = interface_outputs(program);
     let mut s = String::new();
-    if program.routing().is_some() {
-        let _ = writeln!(
-            s,
-            "/* The branch the last inference ran. */\nstatic int32_t route;\nstatic const int32_t branch_offsets[] = {{{}}};",
-            list(&program.outputs[1..], &|t| t.offset)
-        );
+    match program.routing().map(|r| r.chooser) {
+        Some(Chooser::Scores) => {
+            let _ = writeln!(
+                s,
+                "/* The branch the last inference ran. */\nstatic int32_t route;\nstatic const int32_t branch_offsets[] = {{{}}};",
+                list(&program.outputs[1..], &|t| t.offset)
+            );
+        }
+        Some(Chooser::Caller) => {
+            let _ = writeln!(
+                s,
+                "/* The route tinyfit_invoke() runs, set by tinyfit_set_route() (0 at start). */\nstatic int32_t route;\nstatic const int32_t branch_offsets[] = {{{}}};",
+                list(&program.outputs, &|t| t.offset)
+            );
+        }
+        None => {}
     }
     for (kind, ids) in [("input", &program.inputs), ("output", &outputs)] {
         let _ = writeln!(
@@ -910,6 +935,11 @@ const int8_t *tinyfit_output(int32_t i) {
         return arena + branch_offsets[route];
     }
 #endif
+#ifdef TINYFIT_ROUTES
+    if (i == 0) {
+        return arena + branch_offsets[route];
+    }
+#endif
     return i >= 0 && i < TINYFIT_OUTPUTS ? arena + output_offsets[i] : NULL;
 }
 
@@ -925,16 +955,82 @@ int32_t tinyfit_output_bytes(int32_t i) {
     if program.routing().is_some() {
         s.push_str("\nint32_t tinyfit_route(void) {\n    return route;\n}\n");
     }
+    if program
+        .routing()
+        .is_some_and(|r| r.chooser == Chooser::Caller)
+    {
+        s.push_str(
+            "
+int32_t tinyfit_set_route(int32_t r) {
+    TINYFIT_MARK();
+    if (r < 0 || r >= TINYFIT_ROUTES) {
+        return -1;
+    }
+    route = r;
+    return 0;
+}
+",
+        );
+    }
     s
 }
 
-/// The outputs the package exposes: the program's, or for a routed program the routing
+/// `tinyfit_route_for_budget`: [`Policy::choose`] over the policy's table.
+fn policy_c(policy: Option<&Policy>) -> String {
+    let preferred = policy.map_or(&[][..], |p| &p.preferred[..]);
+    if preferred.is_empty() {
+        return "
+int32_t tinyfit_route_for_budget(uint32_t latency_us, uint32_t sram_bytes) {
+    (void)latency_us;
+    (void)sram_bytes;
+    return -1;
+}
+"
+        .to_string();
+    }
+    let mut s = String::from(
+        "
+/* The run-time policy: routes from the most accurate, each with its estimated latency (us)
+ * and the arena bytes it touches; the first that fits the budget runs. */
+static const struct {
+    int32_t route;
+    uint32_t latency_us;
+    uint32_t sram_bytes;
+} policy[] = {
+",
+    );
+    for r in preferred {
+        let _ = writeln!(
+            s,
+            "    {{{}, {}u, {}u}}, /* accuracy {:.4} */",
+            r.route, r.latency_us, r.sram_bytes, r.accuracy
+        );
+    }
+    s.push_str(
+        "};
+
+int32_t tinyfit_route_for_budget(uint32_t latency_us, uint32_t sram_bytes) {
+    for (size_t k = 0; k < sizeof policy / sizeof policy[0]; k++) {
+        if (policy[k].latency_us <= latency_us && policy[k].sram_bytes <= sram_bytes) {
+            return policy[k].route;
+        }
+    }
+    return -1;
+}
+",
+    );
+    s
+}
+
+/// The outputs the package exposes: the program's, or for a program routed by its scores the
 /// scores and the chosen branch's output (which `tinyfit_output(1)` finds through `route`;
-/// branch 0 stands for its size).
+/// branch 0 stands for its size), or for a switchable program the route's output
+/// (`tinyfit_output(0)`; route 0 stands for its size).
 fn interface_outputs(program: &Program) -> Vec<u32> {
-    match program.routing() {
+    match program.routing().map(|r| r.chooser) {
         None => program.outputs.clone(),
-        Some(_) => program.outputs[..2].to_vec(),
+        Some(Chooser::Scores) => program.outputs[..2].to_vec(),
+        Some(Chooser::Caller) => program.outputs[..1].to_vec(),
     }
 }
 
@@ -962,21 +1058,31 @@ fn model_h(program: &Program, scratch_bytes: usize) -> String {
     let _ = writeln!(h, "#define TINYFIT_INPUTS {}", program.inputs.len());
     let outputs = interface_outputs(program);
     let _ = writeln!(h, "#define TINYFIT_OUTPUTS {}\n", outputs.len());
-    let routed = program.routing().is_some();
-    let (scores, branches) = if routed {
-        let _ = writeln!(
-            h,
-            "/* Routed: output 0 holds the routing scores, the first of the largest picks the\n * branch that runs; output 1 is that branch's output, quantised as TINYFIT_BRANCHk_*. */\n#define TINYFIT_BRANCHES {}\n",
-            program.outputs.len() - 1
-        );
-        program.outputs.split_at(1)
-    } else {
-        (&program.outputs[..], &[][..])
+    let chooser = program.routing().map(|r| r.chooser);
+    let (scores, branches, branch) = match chooser {
+        Some(Chooser::Scores) => {
+            let _ = writeln!(
+                h,
+                "/* Routed: output 0 holds the routing scores, the first of the largest picks the\n * branch that runs; output 1 is that branch's output, quantised as TINYFIT_BRANCHk_*. */\n#define TINYFIT_BRANCHES {}\n",
+                program.outputs.len() - 1
+            );
+            let (scores, branches) = program.outputs.split_at(1);
+            (scores, branches, "BRANCH")
+        }
+        Some(Chooser::Caller) => {
+            let _ = writeln!(
+                h,
+                "/* Switchable: tinyfit_set_route(k) picks the route the next tinyfit_invoke() runs\n * (route 0 at start; switching reloads nothing); output 0 is that route's output,\n * quantised as TINYFIT_ROUTEk_*. */\n#define TINYFIT_ROUTES {}\n",
+                program.outputs.len()
+            );
+            (&[][..], &program.outputs[..], "ROUTE")
+        }
+        None => (&program.outputs[..], &[][..], "BRANCH"),
     };
     for (kind, ids) in [
         ("INPUT", &program.inputs[..]),
         ("OUTPUT", scores),
-        ("BRANCH", branches),
+        (branch, branches),
     ] {
         for (i, &t) in ids.iter().enumerate() {
             let t = &program.tensors[t as usize];
@@ -1000,10 +1106,14 @@ int32_t tinyfit_output_bytes(int32_t i);
 void tinyfit_invoke(void);
 ",
     );
-    if routed {
-        h.push_str(
+    match chooser {
+        Some(Chooser::Scores) => h.push_str(
             "/* The branch the last tinyfit_invoke() ran. */\nint32_t tinyfit_route(void);\n",
-        );
+        ),
+        Some(Chooser::Caller) => h.push_str(
+            "/* The route tinyfit_invoke() runs; tinyfit_set_route() sets it and returns 0, or -1\n * (and keeps the route) when r is no route. */\nint32_t tinyfit_route(void);\nint32_t tinyfit_set_route(int32_t r);\n/* The most accurate route whose estimated latency (us) and arena bytes fit the budget, or\n * -1 when none does. */\nint32_t tinyfit_route_for_budget(uint32_t latency_us, uint32_t sram_bytes);\n",
+        ),
+        None => {}
     }
     h.push_str("\n#endif\n");
     h

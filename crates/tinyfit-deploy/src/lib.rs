@@ -12,9 +12,11 @@ pub mod lower;
 mod plan;
 pub mod program;
 pub mod routing;
+pub mod switchable;
 pub mod tflite;
 
 pub use host::host_kernels;
 pub use lower::{LowerError, lower};
 pub use program::{MemoryPlan, OpReport, Program, RunError, to_channels_last};
-pub use routing::{Routing, RoutingError};
+pub use routing::{Chooser, Routing, RoutingError};
+pub use switchable::{Budget, Policy, RouteCost, SwitchError};

@@ -16,7 +16,7 @@ use tinyfit_micro::{Constants, Kernel, Operation, Span, TensorInfo};
 
 use crate::host::Engine;
 use crate::layout::{flattening_reorders, transpose_blocks};
-use crate::program::{Activation, MemoryPlan, OpReport, Program};
+use crate::program::{Activation, OpReport, Program};
 
 /// Arena offsets are multiples of this many bytes (word loads on Cortex-M).
 pub const ARENA_ALIGNMENT: usize = 4;
@@ -113,25 +113,7 @@ impl<'q> Lowering<'q> {
         for &j in fused_activation.iter().flatten() {
             fused[j] = true;
         }
-        let program = Program {
-            tensors: Vec::new(),
-            operations: Vec::new(),
-            operands: Vec::new(),
-            weights: Vec::new(),
-            biases: Vec::new(),
-            multipliers: Vec::new(),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            memory: MemoryPlan {
-                arena_bytes: 0,
-                lower_bound: 0,
-            },
-            report: Vec::new(),
-            graph_shapes: Vec::new(),
-            aliases: Vec::new(),
-            routing: None,
-            host: Engine::default(),
-        };
+        let program = Program::empty();
         Ok(Lowering {
             q,
             analysis,

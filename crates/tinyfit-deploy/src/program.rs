@@ -5,7 +5,7 @@ use std::time::Instant;
 use tinyfit_micro::fixed_point::QuantizedMultiplier;
 
 use crate::host::Engine;
-use crate::routing::{Routing, route_of};
+use crate::routing::{Chooser, Routing, route_of};
 use tinyfit_micro::{Model, Operation, TensorInfo};
 
 /// Arena figures of a memory plan.
@@ -95,6 +95,29 @@ pub struct Program {
 }
 
 impl Program {
+    /// A program with nothing in it, for lowering and linking to fill.
+    pub(crate) fn empty() -> Program {
+        Program {
+            tensors: Vec::new(),
+            operations: Vec::new(),
+            operands: Vec::new(),
+            weights: Vec::new(),
+            biases: Vec::new(),
+            multipliers: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            memory: MemoryPlan {
+                arena_bytes: 0,
+                lower_bound: 0,
+            },
+            report: Vec::new(),
+            graph_shapes: Vec::new(),
+            aliases: Vec::new(),
+            routing: None,
+            host: Engine::default(),
+        }
+    }
+
     /// The runtime's view of this program.
     pub fn model(&self) -> Model<'_> {
         Model {
@@ -152,7 +175,8 @@ impl Program {
     }
 
     /// Runs the program on channels-last int8 inputs in a scratch arena; returns the outputs
-    /// (of a routed program: the routing scores and the chosen branch's output).
+    /// (of a program routed by its scores: the scores and the chosen branch's output; of a
+    /// switchable program: route 0's output).
     pub fn run(&self, inputs: &[&[i8]]) -> Result<Vec<Vec<i8>>, RunError> {
         let mut arena = vec![0i8; self.memory.arena_bytes];
         self.run_in(&mut arena, inputs)
@@ -169,6 +193,9 @@ impl Program {
                 .map_err(RunError::Runtime)?;
             return self.read_outputs(arena, &self.outputs);
         };
+        if routing.chooser == Chooser::Caller {
+            return self.run_route(arena, 0, inputs);
+        }
         for i in 0..routing.common {
             self.host
                 .step(&checked, i, arena)
@@ -184,11 +211,43 @@ impl Program {
         self.read_outputs(arena, &[self.outputs[0], self.outputs[1 + route]])
     }
 
+    /// Runs route `route` of a program whose caller picks the route ([`Chooser::Caller`]) on
+    /// `inputs`, in `arena`; returns that route's output.
+    pub fn run_route(
+        &self,
+        arena: &mut [i8],
+        route: usize,
+        inputs: &[&[i8]],
+    ) -> Result<Vec<Vec<i8>>, RunError> {
+        let branch = match &self.routing {
+            Some(r) if r.chooser == Chooser::Caller => r.branches.get(route).cloned(),
+            _ => {
+                return Err(RunError::Inputs(
+                    "only a switchable program runs a route the caller picks".into(),
+                ));
+            }
+        }
+        .ok_or_else(|| RunError::Inputs(format!("the program has no route {route}")))?;
+        let model = self.model();
+        let checked = model.check().map_err(RunError::Runtime)?;
+        self.load_inputs(arena, inputs)?;
+        for i in branch {
+            self.host
+                .step(&checked, i, arena)
+                .map_err(RunError::Runtime)?;
+        }
+        self.read_outputs(arena, &[self.outputs[route]])
+    }
+
     /// The class scores among `outputs` as [`Program::run`] returns them, with their
     /// quantisation: output 0, or for a routed program the chosen branch's output.
     pub fn scores<'o>(&self, outputs: &'o [Vec<i8>]) -> Option<(&TensorInfo, &'o [i8])> {
         match &self.routing {
-            None => Some((self.output(0)?, outputs.first()?)),
+            None
+            | Some(Routing {
+                chooser: Chooser::Caller,
+                ..
+            }) => Some((self.output(0)?, outputs.first()?)),
             Some(_) => {
                 let route = route_of(outputs.first()?);
                 Some((self.output(1 + route)?, outputs.get(1)?))

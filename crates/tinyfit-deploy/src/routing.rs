@@ -27,8 +27,23 @@ use crate::program::Program;
 pub struct Routing {
     /// Operations `0..common` run for every input; the scores are known after them.
     pub common: usize,
-    /// Branch `k`'s operations (they produce output `k + 1`), in program order.
+    /// Branch `k`'s operations (they produce output `k + 1`, or output `k` where the caller
+    /// chooses), in program order.
     pub branches: Vec<Range<usize>>,
+    /// Who picks the branch.
+    pub chooser: Chooser,
+}
+
+/// Who picks a routed program's branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chooser {
+    /// The program: output 0 holds int8 scores, the first of the largest picks the branch
+    /// (DiTMoS's selector).
+    Scores,
+    /// The caller, before running it ([`Program::run_route`]; `tinyfit_set_route` in C): the
+    /// routes of a [`Program::switchable`] program. There is no scores output; output `k` is
+    /// branch `k`'s.
+    Caller,
 }
 
 /// Why a program cannot be routed.
@@ -96,7 +111,11 @@ impl Routing {
                 program.report[at].node, parts[at]
             ));
         }
-        Ok(Routing { common, branches })
+        Ok(Routing {
+            common,
+            branches,
+            chooser: Chooser::Scores,
+        })
     }
 
     /// Number of branches.
@@ -178,7 +197,8 @@ impl Program {
         let routing = self
             .routing
             .as_ref()
-            .ok_or_else(|| RoutingError("slicing needs a routed program".into()))?;
+            .filter(|r| r.chooser == Chooser::Scores)
+            .ok_or_else(|| RoutingError("slicing needs a program routed by its scores".into()))?;
         let mut producer: Vec<Option<usize>> = vec![None; self.tensors.len()];
         for (i, op) in self.operations.iter().enumerate() {
             producer[op.output as usize] = Some(i);
@@ -254,7 +274,11 @@ impl Program {
             branches.push(start..sliced.out.operations.len());
         }
         let mut out = sliced.out;
-        out.routing = Some(Routing { common, branches });
+        out.routing = Some(Routing {
+            common,
+            branches,
+            chooser: Chooser::Scores,
+        });
         plan(&mut out);
         out.host = Engine::new(&out.model());
         out

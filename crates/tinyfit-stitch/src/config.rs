@@ -17,6 +17,17 @@ pub enum Init {
     Default,
 }
 
+/// Which stitches share a stitching layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerSharing {
+    /// The stitches of one window share one (the reference).
+    #[default]
+    PerWindow,
+    /// Every stitch has its own ([`crate::space::Space::with_layer_per_stitch`]).
+    PerStitch,
+}
+
 /// Everything `tinyfit stitch` needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +45,9 @@ pub struct StitchConfig {
     /// Paired stitching's sliding window.
     #[serde(default)]
     pub window: WindowConfig,
+    /// Which stitches share a stitching layer.
+    #[serde(default)]
+    pub layers: LayerSharing,
     /// How the stitching layers start.
     #[serde(default)]
     pub init: Init,
@@ -55,6 +69,14 @@ pub struct StitchConfig {
     /// Seeds the sample order, the routes drawn and the initialisation.
     #[serde(default)]
     pub seed: u64,
+    /// Independently trained runs of the anchors' design at intermediate sizes, measured and
+    /// compared with the stitched frontier at their budgets.
+    #[serde(default)]
+    pub baselines: Vec<PathBuf>,
+    /// The board whose cost model estimates each route's int8 latency (as `tinyfit deploy
+    /// --board` names it); none: routes get flash and SRAM figures but no latency.
+    #[serde(default)]
+    pub board: Option<String>,
 }
 
 /// [`Direction`] in a config file.

@@ -6,12 +6,15 @@
 //! `(j, k)` stitches and which stitching layer each uses, as the reference code does;
 //! [`least_squares`] initialises a stitching layer from paired activations; [`anchor`] cuts a
 //! model into blocks and [`model`] runs every route of an SN-Net as one trainable module, which
-//! [`train`] trains jointly (one route drawn per step) and evaluates route by route.
+//! [`train`] trains jointly (one route drawn per step) and evaluates route by route;
+//! [`route_model`] gives each route as a standalone graph for analysis, quantisation and
+//! deployment.
 
 pub mod anchor;
 pub mod config;
 pub mod frontier;
 pub mod least_squares;
 pub mod model;
+pub mod route_model;
 pub mod space;
 pub mod train;

@@ -179,4 +179,21 @@ impl Space {
         }
         Space { routes, layers }
     }
+
+    /// This space with a stitching layer of its own for every stitch, instead of one per
+    /// window. The reference shares a window's layer among its stitches (and averages their
+    /// least-squares fits), which suits models whose neighbouring blocks carry one residual
+    /// stream (ViTs); between the blocks of a plain CNN the activations differ too much for
+    /// one map to serve several stitches.
+    pub fn with_layer_per_stitch(mut self) -> Space {
+        let mut next = vec![0; self.layers.len()];
+        for route in &mut self.routes {
+            if let Route::Stitched { pair, stitch, .. } = route {
+                stitch.layer = next[*pair];
+                next[*pair] += 1;
+            }
+        }
+        self.layers = next;
+        self
+    }
 }

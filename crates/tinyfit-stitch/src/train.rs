@@ -15,7 +15,6 @@ use tinyfit_train::loss::per_sample_cross_entropy;
 use tinyfit_train::{GraphModel, OptimizerConfig, batch, optimizer};
 
 use crate::model::SnNet;
-use crate::space::Route;
 
 /// How the joint training runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,53 +123,6 @@ pub fn evaluate(net: &SnNet, data: &Dataset, batch_size: usize) -> Vec<RouteScor
             RouteScore {
                 accuracy: right as f64 / total,
                 loss: loss / total,
-            }
-        })
-        .collect()
-}
-
-/// What running one route costs: parameters and multiply-accumulates per sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RouteCost {
-    /// Parameters the route reads (front part, stitching layer, end part).
-    pub params: u64,
-    /// Multiply-accumulates for one sample.
-    pub macs: u64,
-}
-
-/// The cost of every route of `net`.
-pub fn route_costs(net: &SnNet) -> Vec<RouteCost> {
-    let anchors = net.anchor_blocks();
-    let span = |a: usize, nodes: std::ops::Range<usize>| -> RouteCost {
-        let info = &anchors[a].analysis().nodes[nodes];
-        RouteCost {
-            params: info.iter().map(|n| n.shape.params()).sum(),
-            macs: info.iter().map(|n| n.shape.macs).sum(),
-        }
-    };
-    net.routes()
-        .iter()
-        .enumerate()
-        .map(|(r, route)| match *route {
-            Route::Anchor(a) => span(a, 0..anchors[a].analysis().nodes.len()),
-            Route::Stitched {
-                front, end, stitch, ..
-            } => {
-                let last = anchors[front].block_output(stitch.front);
-                let cut = anchors[end]
-                    .block_input(stitch.end)
-                    .expect("stitched routes start after a node");
-                let (a, b) = (
-                    span(front, 0..last + 1),
-                    span(end, cut + 1..anchors[end].output() + 1),
-                );
-                let positions: usize = anchors[end].shape(cut)[1..].iter().product();
-                let layer = net.layer_of(r).expect("stitched routes have a layer");
-                let [c_out, c_in] = net.layers[layer].weight.dims();
-                RouteCost {
-                    params: a.params + b.params + (c_in * c_out + c_out) as u64,
-                    macs: a.macs + b.macs + (c_in * c_out * positions) as u64,
-                }
             }
         })
         .collect()

@@ -1,46 +1,19 @@
 //! Joint training on real HAPT windows (a subset, untrained anchors, three short epochs): the
 //! loss falls and every route, stitched or not, classifies the validation windows better than
-//! chance; route costs add up the parts a route runs.
+//! chance.
 
 use std::path::Path;
 
 use burn::module::Module;
 use tinyfit_data::DataConfig;
-use tinyfit_graph::{Graph, Weights};
-use tinyfit_stitch::anchor::Anchor;
 use tinyfit_stitch::model::SnNet;
-use tinyfit_stitch::space::{Direction, Route, Space, Window};
-use tinyfit_stitch::train::{JointConfig, evaluate, route_costs, train_epoch};
-use tinyfit_train::{OptimizerConfig, batch, cpu, init};
+use tinyfit_stitch::train::{JointConfig, evaluate, train_epoch};
+use tinyfit_train::{OptimizerConfig, batch, cpu};
 
-fn anchors() -> Vec<Anchor> {
-    let blocks: Vec<String> = ["relu1", "pool2", "pool3", "relu4"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    ["s", "m", "l"]
-        .iter()
-        .map(|size| {
-            let graph = Graph::load(
-                &Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../examples/graphs")
-                    .join(format!("hapt_anchor_{size}.json")),
-            )
-            .unwrap();
-            Anchor::new(graph, None, &blocks).unwrap()
-        })
-        .collect()
-}
+mod common;
 
 fn snnet() -> SnNet {
-    let anchors = anchors();
-    let weights: Vec<Weights> = anchors
-        .iter()
-        .enumerate()
-        .map(|(i, a)| init::pytorch_default(&a.graph, a.analysis(), i as u64))
-        .collect();
-    let space = Space::new(&[4, 4, 4], Direction::FastToSlow, Window::default());
-    SnNet::new(anchors, &weights, &space, 3, &cpu().autodiff()).unwrap()
+    common::snnet(3, &cpu().autodiff())
 }
 
 #[test]
@@ -86,34 +59,4 @@ fn joint_training_teaches_every_route() {
         eprintln!("{route:?}: validation accuracy {a:.3}");
         assert!(a > 0.3, "{route:?}: validation accuracy {a} (chance 1/6)");
     }
-}
-
-#[test]
-fn route_costs_add_up_the_parts_a_route_runs() {
-    let net = snnet();
-    let costs = route_costs(&net);
-    let anchors = net.anchor_blocks();
-    for a in 0..3 {
-        assert_eq!(costs[a].macs, anchors[a].analysis().macs());
-        assert_eq!(costs[a].params, anchors[a].analysis().params());
-    }
-    // S through block 3 (its relu4, node 13), a 16 → 32 channel map over 32 positions, then M
-    // from block 3 (conv4, node 11) on.
-    let r = net
-        .routes()
-        .iter()
-        .position(|r| {
-            matches!(r, Route::Stitched { pair: 0, stitch, .. } if (stitch.front, stitch.end) == (3, 3))
-        })
-        .unwrap();
-    let nodes = |a: usize, range: std::ops::Range<usize>| -> u64 {
-        anchors[a].analysis().nodes[range]
-            .iter()
-            .map(|n| n.shape.macs)
-            .sum()
-    };
-    assert_eq!(
-        costs[r].macs,
-        nodes(0, 0..14) + 16 * 32 * 32 + nodes(1, 11..17)
-    );
 }

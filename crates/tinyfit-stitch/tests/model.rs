@@ -2,55 +2,23 @@
 //! activations line up, and its least-squares layers map the front anchor's activations
 //! closer to what the end anchor expects than PyTorch's default initialisation does
 //! (synthetic inputs and untrained anchors: tests of the wiring and the algebra, not of
-//! accuracy).
+//! accuracy). Each route as a standalone model computes what the SN-Net computes for it and
+//! costs the parts it runs; quantised together, the routes share every layer's int8 constants.
 
-use std::path::Path;
-
-use burn::tensor::{Tensor, TensorData};
-use tinyfit_graph::{Graph, Weights};
+use tinyfit_compress::PtqConfig;
+use tinyfit_compress::ptq::quantize_together;
+use tinyfit_graph::Graph;
 use tinyfit_stitch::anchor::{Anchor, AnchorError};
 use tinyfit_stitch::model::SnNet;
-use tinyfit_stitch::space::{Direction, Route, Space, Window};
-use tinyfit_train::{Value, cpu, init};
+use tinyfit_stitch::space::Route;
+use tinyfit_train::{GraphModel, cpu};
 
-const BLOCKS: [&str; 4] = ["relu1", "pool2", "pool3", "relu4"];
+mod common;
 
-fn anchor(size: &str) -> Anchor {
-    let graph = Graph::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples/graphs")
-            .join(format!("hapt_anchor_{size}.json")),
-    )
-    .unwrap();
-    let blocks: Vec<String> = BLOCKS.iter().map(|s| s.to_string()).collect();
-    Anchor::new(graph, None, &blocks).unwrap()
-}
-
-fn weights(anchor: &Anchor, seed: u64) -> Weights {
-    init::pytorch_default(&anchor.graph, anchor.analysis(), seed)
-}
-
-/// A batch of `n` deterministic pseudo-random 6 × 128 windows.
-fn windows(n: usize) -> Value {
-    let values: Vec<f32> = (0..n * 6 * 128)
-        .map(|i| (((i * 7919) % 1009) as f32 / 504.5) - 1.0)
-        .collect();
-    Value::R2(Tensor::<2>::from_data(
-        TensorData::new(values, [n, 6 * 128]),
-        &cpu(),
-    ))
-    .reshape(&[6, 128])
-}
+use common::{window_dataset, windows};
 
 fn snnet() -> SnNet {
-    let anchors: Vec<Anchor> = ["s", "m", "l"].iter().map(|s| anchor(s)).collect();
-    let w: Vec<Weights> = anchors
-        .iter()
-        .enumerate()
-        .map(|(i, a)| weights(a, i as u64))
-        .collect();
-    let space = Space::new(&[4, 4, 4], Direction::FastToSlow, Window::default());
-    SnNet::new(anchors, &w, &space, 7, &cpu()).unwrap()
+    common::snnet(7, &cpu())
 }
 
 #[test]
@@ -146,5 +114,112 @@ fn a_block_list_that_does_not_cut_the_graph_is_refused() {
             );
         }
         other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[test]
+fn each_route_as_a_model_computes_what_the_snnet_computes_for_it() {
+    let net = snnet().init_least_squares(windows(100)).unwrap();
+    let x = windows(5);
+    let models = net.route_models();
+    assert_eq!(models.len(), net.routes().len());
+    for (r, m) in models.iter().enumerate() {
+        let alone = GraphModel::new(&m.graph, &m.weights, &cpu())
+            .unwrap()
+            .logits(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let routed = net
+            .forward(r, x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let worst = alone
+            .iter()
+            .zip(&routed)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst < 1e-5, "route {r}: logits differ by up to {worst}");
+        assert_eq!(m.stands_in_for.is_some(), r >= 3);
+    }
+}
+
+#[test]
+fn a_stitched_route_costs_its_front_its_stitching_layer_and_its_end() {
+    let net = snnet();
+    let models = net.route_models();
+    let anchors = net.anchor_blocks();
+    for a in 0..3 {
+        let analysis = models[a].graph.analyze().unwrap();
+        assert_eq!(analysis.macs(), anchors[a].analysis().macs());
+        assert_eq!(analysis.params(), anchors[a].analysis().params());
+    }
+    // S through block 3 (its relu4, node 13), a 16 → 32 channel map over 32 positions, then M
+    // from block 3 (conv4, node 11) on.
+    let r = net
+        .routes()
+        .iter()
+        .position(|r| {
+            matches!(r, Route::Stitched { pair: 0, stitch, .. } if (stitch.front, stitch.end) == (3, 3))
+        })
+        .unwrap();
+    let nodes = |a: usize, range: std::ops::Range<usize>| -> u64 {
+        anchors[a].analysis().nodes[range]
+            .iter()
+            .map(|n| n.shape.macs)
+            .sum()
+    };
+    let analysis = models[r].graph.analyze().unwrap();
+    assert_eq!(
+        analysis.macs(),
+        nodes(0, 0..14) + 16 * 32 * 32 + nodes(1, 11..17)
+    );
+    let (layer, replaced) = models[r].stands_in_for.clone().unwrap();
+    assert!(layer.starts_with("layer"));
+    assert_eq!(replaced, "anchor1/pool3");
+}
+
+#[test]
+fn routes_quantised_together_share_every_layer_and_stitches_take_the_quantisation_they_stand_in_for()
+ {
+    let net = snnet().init_least_squares(windows(100)).unwrap();
+    let models = net.route_models();
+    let data = window_dataset(64);
+    let pairs: Vec<_> = models.iter().map(|m| (&m.graph, &m.weights)).collect();
+    let q = quantize_together(&pairs, &data, &PtqConfig::default()).unwrap();
+    let mut shared_layers = 0;
+    for a in &q {
+        for b in &q {
+            for (name, w) in &a.weights {
+                if let Some(other) = b.weights.get(name) {
+                    assert_eq!(w, other, "{name}: int8 weights differ between routes");
+                    assert_eq!(
+                        a.biases.get(name),
+                        b.biases.get(name),
+                        "{name}: biases differ"
+                    );
+                    shared_layers += 1;
+                }
+            }
+            for (name, affine) in &a.activations {
+                if let Some(other) = b.activations.get(name) {
+                    assert_eq!(affine, other, "{name}: quantisation differs between routes");
+                }
+            }
+        }
+    }
+    assert!(shared_layers > q.len() * 4);
+    for (r, m) in models.iter().enumerate() {
+        let Some((layer, replaced)) = &m.stands_in_for else {
+            continue;
+        };
+        let Route::Stitched { end, .. } = net.routes()[r] else {
+            unreachable!("only stitched routes stand in")
+        };
+        assert_eq!(
+            q[r].activations[layer], q[end].activations[replaced],
+            "route {r}: {layer} is quantised otherwise than {replaced}"
+        );
     }
 }

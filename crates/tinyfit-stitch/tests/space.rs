@@ -98,3 +98,25 @@ fn slow_to_fast_puts_the_larger_anchor_in_front() {
         [(0, 1)]
     );
 }
+
+#[test]
+fn a_layer_per_stitch_gives_every_stitch_of_a_pair_its_own() {
+    let shared = Space::new(&[12, 12, 12], Direction::FastToSlow, Window::default());
+    let own = shared.clone().with_layer_per_stitch();
+    assert_eq!(own.routes.len(), shared.routes.len());
+    assert_eq!(own.layers, [34, 34]);
+    for pair in 0..2 {
+        let mut layers: Vec<usize> = own
+            .routes
+            .iter()
+            .filter_map(|r| match *r {
+                Route::Stitched {
+                    pair: p, stitch, ..
+                } if p == pair => Some(stitch.layer),
+                _ => None,
+            })
+            .collect();
+        layers.sort_unstable();
+        assert_eq!(layers, (0..34).collect::<Vec<_>>());
+    }
+}

@@ -11,6 +11,8 @@ pub enum Marker {
     Circle,
     /// Filled square.
     Square,
+    /// Filled triangle.
+    Triangle,
 }
 
 /// Named points `(cost, accuracy %)`.
@@ -90,6 +92,11 @@ pub fn scatter_svg(
                 Marker::Square => chart.draw_series(s.points.iter().map(|&p| {
                     EmptyElement::at(p) + Rectangle::new([(-5, -5), (5, 5)], color.filled())
                 })),
+                Marker::Triangle => chart.draw_series(
+                    s.points
+                        .iter()
+                        .map(|&p| TriangleMarker::new(p, 6, color.filled())),
+                ),
             }
             .map_err(|e| fail(&e))?;
             drawn.label(s.name).legend(move |(x, y)| {

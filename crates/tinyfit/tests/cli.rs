@@ -1099,5 +1099,16 @@ fn stitch_runs_resumes_after_a_kill_and_least_squares_beats_default_init() {
     assert!(svg.contains("frontier (chosen on validation)") && svg.contains("<polyline"));
     for r in routes {
         assert!(r["test_accuracy"].as_f64().unwrap() > 1.0 / 6.0, "{r}");
+        let int8 = r["int8"]["test_accuracy"].as_f64().unwrap();
+        assert!(int8 > 1.0 / 6.0, "{r}");
     }
+    // One switchable package holds every route, each shared layer once.
+    let separate: u64 = routes
+        .iter()
+        .map(|r| r["int8"]["const_bytes"].as_u64().unwrap())
+        .sum();
+    let package = report["package"]["const_bytes"].as_u64().unwrap();
+    assert!(package < separate / 2, "{package} B against {separate} B");
+    let header = std::fs::read_to_string(out.join("package/model.h")).unwrap();
+    assert!(header.contains("#define TINYFIT_ROUTES 6"), "{header}");
 }

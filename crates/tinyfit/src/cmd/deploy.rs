@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use tinyfit_deploy::boards::{self, Board};
 use tinyfit_deploy::emulator::{self, Core, ElfSizes};
-use tinyfit_deploy::{Program, codegen, cost};
+use tinyfit_deploy::{Chooser, Program, codegen, cost};
 
 use crate::report::thousands;
 use crate::run_dir::RunDir;
@@ -125,6 +125,7 @@ pub fn run(args: &DeployArgs) -> Result<()> {
     refuse_if_too_big(&program, board)?;
     let options = codegen::Options {
         compact_filters: !args.dense_filters,
+        ..Default::default()
     };
     let package = codegen::generate_with(&program, &options);
     package
@@ -143,18 +144,11 @@ pub fn run(args: &DeployArgs) -> Result<()> {
             None
         });
     let elf = built.as_ref().map(|b| b.2);
-    // One inference on an all-zero input: the instruction count does not depend on values.
     let profile = board
         .core
         .emulated()
         .filter(|_| elf.is_some())
-        .map(|core| {
-            let input = vec![0i8; program.input(0).map_or(0, |t| t.shape.len())];
-            let ops = operations_run(&program, &input)?;
-            let raw: Vec<u8> = input.iter().map(|&v| v as u8).collect();
-            emulator::profile(out, core, &raw, ops, std::time::Duration::from_secs(600))
-                .map_err(anyhow::Error::from)
-        })
+        .map(|core| profile_package(out, &program, core, 0))
         .transpose()
         .unwrap_or_else(|e| {
             eprintln!("note: no latency estimate: {e}");
@@ -328,6 +322,38 @@ fn macs_per_inference(program: &Program) -> u64 {
                     .unwrap_or(0)
         }
     }
+}
+
+/// Instruction counts and stack depth of one inference of `program`, whose package is written
+/// in `dir`, on `core`: on an all-zero input, as the counts do not depend on values. A
+/// switchable program runs route `route` (ignored otherwise); its first phase is then the
+/// switch to that route (`tinyfit_set_route`), the operations' follow.
+pub fn profile_package(
+    dir: &Path,
+    program: &Program,
+    core: Core,
+    route: usize,
+) -> Result<emulator::Profile> {
+    let input = vec![0i8; program.input(0).map_or(0, |t| t.shape.len())];
+    let mut raw: Vec<u8> = input.iter().map(|&v| v as u8).collect();
+    let ops = match program.routing() {
+        Some(r) if r.chooser == Chooser::Caller => {
+            let branch = r
+                .branches
+                .get(route)
+                .ok_or_else(|| anyhow::anyhow!("the program has no route {route}"))?;
+            raw.insert(0, u8::try_from(route)?);
+            1 + branch.len()
+        }
+        _ => operations_run(program, &input)?,
+    };
+    Ok(emulator::profile(
+        dir,
+        core,
+        &raw,
+        ops,
+        std::time::Duration::from_secs(600),
+    )?)
 }
 
 /// How many operations one inference on `input` runs (the profiler expects one phase each).

@@ -13,4 +13,6 @@ pub mod prune;
 pub mod qat;
 pub mod quantize;
 pub mod stitch;
+pub mod stitch_baselines;
+pub mod stitch_int8;
 pub mod train;

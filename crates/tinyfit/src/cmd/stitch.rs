@@ -2,8 +2,11 @@
 //! stitching space, initialises the stitching layers (least squares or, for the ablation,
 //! PyTorch's default), trains anchors and layers jointly with one route drawn per step, then
 //! evaluates every route on validation and test and keeps the accuracy–MACs frontier chosen on
-//! validation (`stitch.json`, plotted in `stitch.svg`). Checkpoints after every epoch;
-//! `--resume` continues an interrupted run.
+//! validation (`stitch.json`, plotted in `stitch.svg`). Every route is then quantised — all
+//! of them together, so that shared layers are one set of int8 constants — and measured in
+//! int8, with the board's latency estimate where a board is configured
+//! (`stitch_latency.svg`). Checkpoints after every epoch; `--resume` continues an interrupted
+//! run.
 
 use std::time::Instant;
 
@@ -14,15 +17,18 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
+use tinyfit_deploy::boards;
 use tinyfit_graph::Weights;
 use tinyfit_stitch::anchor::Anchor;
-use tinyfit_stitch::config::{Init, StitchConfig};
+use tinyfit_stitch::config::{Init, LayerSharing, StitchConfig};
 use tinyfit_stitch::frontier::pareto;
 use tinyfit_stitch::model::SnNet;
 use tinyfit_stitch::space::{Route, Space};
-use tinyfit_stitch::train::{JointConfig, RouteScore, evaluate, route_costs, train_epoch};
+use tinyfit_stitch::train::{JointConfig, RouteScore, evaluate, train_epoch};
 use tinyfit_train::{GraphModel, OptimizerConfig, batch, cpu};
 
+use crate::cmd::stitch_baselines::{self, BaselineReport};
+use crate::cmd::stitch_int8::{self, Int8Route, PackageReport};
 use crate::plot;
 use crate::run_dir::{ResumableArgs, RunDir, config_folder, read_toml, resolve};
 
@@ -57,6 +63,8 @@ struct RouteReport {
     test_accuracy: f64,
     /// On the accuracy–MACs frontier of validation accuracies (ties: validation loss).
     frontier: bool,
+    /// The route quantised with the SN-Net's shared int8 quantisation.
+    int8: Int8Route,
 }
 
 /// What `stitch.json` records.
@@ -67,6 +75,10 @@ struct StitchReport<'a> {
     /// Stitches of the space that could not be stitched (shapes do not line up).
     dropped_stitches: usize,
     stitching_layers: usize,
+    /// The switchable int8 package of every route.
+    package: PackageReport,
+    /// Independently trained models of intermediate size, against the frontier.
+    baselines: Vec<BaselineReport>,
     routes: Vec<RouteReport>,
     progress: &'a Progress,
 }
@@ -100,6 +112,7 @@ pub fn run(args: &StitchArgs) -> Result<()> {
     let file: StitchFile = read_toml(config, "config")?;
     let mut cfg = file.stitch;
     resolve(config_folder(config), &mut cfg.anchors);
+    resolve(config_folder(config), &mut cfg.baselines);
     if let Some(init) = args.init {
         cfg.init = match init {
             InitArg::LeastSquares => Init::LeastSquares,
@@ -124,7 +137,7 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     for (p, t) in cfg.anchors.iter().zip(&trained).skip(1) {
-        if t.experiment.data != trained[0].experiment.data || t.norm != trained[0].norm {
+        if !t.experiment.data.same_data(&trained[0].experiment.data) || t.norm != trained[0].norm {
             bail!(
                 "the anchor {} was trained on other data than {} (its [data] or normalisation \
                  differs); anchors must share their data",
@@ -148,7 +161,10 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         .map(|t| Anchor::new(t.graph.clone(), cfg.stem.as_deref(), &cfg.blocks))
         .collect::<Result<Vec<_>, _>>()?;
     let depths: Vec<usize> = anchors.iter().map(Anchor::depth).collect();
-    let space = Space::new(&depths, cfg.direction.into(), cfg.window.into());
+    let mut space = Space::new(&depths, cfg.direction.into(), cfg.window.into());
+    if cfg.layers == LayerSharing::PerStitch {
+        space = space.with_layer_per_stitch();
+    }
     let weights: Vec<Weights> = trained.iter().map(|t| t.weights.clone()).collect();
     let splits = trained[0].splits()?;
     let device = cpu().autodiff();
@@ -236,21 +252,41 @@ pub fn run(args: &StitchArgs) -> Result<()> {
     let plain = net.valid();
     let validation = evaluate(&plain, &splits.val, 256);
     let test = evaluate(&plain, &splits.test, 256);
-    let costs = route_costs(&plain);
-    let macs: Vec<u64> = costs.iter().map(|c| c.macs).collect();
+    let analyses = plain
+        .route_models()
+        .iter()
+        .map(|m| m.graph.analyze())
+        .collect::<Result<Vec<_>, _>>()?;
+    let macs: Vec<u64> = analyses.iter().map(|a| a.macs()).collect();
     let frontier = pareto(&macs, &validation);
+    let board = cfg
+        .board
+        .as_deref()
+        .map(boards::board)
+        .transpose()
+        .map_err(|e| anyhow!("config {}: stitch.board: {e}", config.display()))?;
+    let (int8, package) = stitch_int8::deploy(&run, &plain, &splits, board)?;
+    let mut baselines = stitch_baselines::measure(
+        &cfg.baselines,
+        &trained[0],
+        &splits,
+        board,
+        &run.file("baseline_package"),
+    )?;
     let routes: Vec<RouteReport> = plain
         .routes()
         .iter()
+        .zip(int8)
         .enumerate()
-        .map(|(i, r)| RouteReport {
+        .map(|(i, (r, int8))| RouteReport {
             route: describe(r, &names),
-            params: costs[i].params,
-            macs: costs[i].macs,
+            params: analyses[i].params(),
+            macs: macs[i],
             validation_accuracy: validation[i].accuracy,
             validation_loss: validation[i].loss,
             test_accuracy: test[i].accuracy,
             frontier: frontier.contains(&i),
+            int8,
         })
         .collect();
     let report = StitchReport {
@@ -258,12 +294,22 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         anchors: names,
         dropped_stitches: plain.dropped(),
         stitching_layers: plain.layers.len(),
+        package,
         routes,
+        baselines: Vec::new(),
         progress: &progress,
     };
+    compare_with_frontier(&mut baselines, &report.routes);
+    let report = StitchReport {
+        baselines,
+        ..report
+    };
     run.write_json("stitch.json", &report)?;
-    write_plot(&run, &report)?;
+    write_plots(&run, &report)?;
     print_routes(&report, &splits);
+    let int8: Vec<&Int8Route> = report.routes.iter().map(|r| &r.int8).collect();
+    stitch_int8::print_package(&report.package, &int8);
+    print_baselines(&report.baselines);
     println!("run written to {}", run.0.display());
     Ok(())
 }
@@ -281,41 +327,88 @@ fn describe(route: &Route, names: &[String]) -> String {
     }
 }
 
-/// `stitch.svg`: every route's test accuracy against its MACs, anchors and stitches apart,
-/// the validation frontier as a line.
-fn write_plot(run: &RunDir, report: &StitchReport) -> Result<()> {
-    let point = |r: &RouteReport| (r.macs as f64, 100.0 * r.test_accuracy);
+/// A plot of routes: its file, title, x-axis label and the point of a route and of a baseline
+/// (none: left out).
+struct RoutePlot {
+    file: &'static str,
+    title: &'static str,
+    x_label: &'static str,
+    point: fn(&RouteReport) -> Option<(f64, f64)>,
+    baseline: fn(&BaselineReport) -> Option<(f64, f64)>,
+}
+
+/// The plots: float test accuracy against MACs (`stitch.svg`), and int8 test accuracy against
+/// the board's estimated latency (`stitch_latency.svg`, where routes have an estimate).
+const PLOTS: [RoutePlot; 2] = [
+    RoutePlot {
+        file: "stitch.svg",
+        title: "SN-Net: test accuracy (float) against MACs per inference",
+        x_label: "MACs per inference (log)",
+        point: |r| Some((r.macs as f64, 100.0 * r.test_accuracy)),
+        baseline: |b| Some((b.macs as f64, 100.0 * b.test_accuracy)),
+    },
+    RoutePlot {
+        file: "stitch_latency.svg",
+        title: "SN-Net: int8 test accuracy against estimated latency",
+        x_label: "estimated latency on the board, ms (log)",
+        point: |r| {
+            r.int8
+                .latency_ms
+                .map(|ms| (ms, 100.0 * r.int8.test_accuracy))
+        },
+        baseline: |b| {
+            b.int8
+                .latency_ms
+                .map(|ms| (ms, 100.0 * b.int8.test_accuracy))
+        },
+    },
+];
+
+/// Every plot of [`PLOTS`] that has points: anchors and stitches apart, the validation
+/// frontier as a line.
+fn write_plots(run: &RunDir, report: &StitchReport) -> Result<()> {
     let anchors = report.anchors.len();
-    let svg = plot::scatter_svg(
-        "SN-Net: test accuracy against MACs per inference",
-        "MACs per inference (log)",
-        &[
-            plot::Series {
-                name: "anchors",
-                points: report.routes[..anchors].iter().map(point).collect(),
-                marker: plot::Marker::Square,
-                color: plotters::style::BLUE,
-            },
-            plot::Series {
-                name: "stitches",
-                points: report.routes[anchors..].iter().map(point).collect(),
-                marker: plot::Marker::Circle,
-                color: plotters::style::RED,
-            },
-        ],
-        Some((
-            "frontier (chosen on validation)",
-            report
-                .routes
-                .iter()
-                .filter(|r| r.frontier)
-                .map(point)
-                .collect(),
-        )),
-    )?;
-    let path = run.file("stitch.svg");
-    tinyfit_graph::write_atomic(&path, svg.as_bytes())
-        .with_context(|| format!("cannot write {}", path.display()))
+    for plot in &PLOTS {
+        let points = |routes: &[RouteReport]| -> Vec<(f64, f64)> {
+            routes.iter().filter_map(plot.point).collect()
+        };
+        let frontier: Vec<&RouteReport> = report.routes.iter().filter(|r| r.frontier).collect();
+        if points(&report.routes).is_empty() {
+            continue;
+        }
+        let svg = plot::scatter_svg(
+            plot.title,
+            plot.x_label,
+            &[
+                plot::Series {
+                    name: "anchors",
+                    points: points(&report.routes[..anchors]),
+                    marker: plot::Marker::Square,
+                    color: plotters::style::BLUE,
+                },
+                plot::Series {
+                    name: "stitches",
+                    points: points(&report.routes[anchors..]),
+                    marker: plot::Marker::Circle,
+                    color: plotters::style::RED,
+                },
+                plot::Series {
+                    name: "trained alone (intermediate sizes)",
+                    points: report.baselines.iter().filter_map(plot.baseline).collect(),
+                    marker: plot::Marker::Triangle,
+                    color: plotters::style::RGBColor(0, 140, 60),
+                },
+            ],
+            Some((
+                "frontier (chosen on validation)",
+                frontier.into_iter().filter_map(plot.point).collect(),
+            )),
+        )?;
+        let path = run.file(plot.file);
+        tinyfit_graph::write_atomic(&path, svg.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn print_initialised(cfg: &StitchConfig, validation: &[RouteScore]) {
@@ -334,25 +427,96 @@ fn print_initialised(cfg: &StitchConfig, validation: &[RouteScore]) {
 
 fn print_routes(report: &StitchReport, splits: &tinyfit_data::Splits) {
     println!(
-        "{:<44} {:>8} {:>11} {:>9} {:>9}  frontier",
-        "route", "params", "MACs", "val %", "test %"
+        "{:<44} {:>8} {:>11} {:>7} {:>7} {:>8} {:>8} {:>8} {:>7} {:>7}  frontier",
+        "route",
+        "params",
+        "MACs",
+        "val %",
+        "test %",
+        "int8 val",
+        "int8 tst",
+        "flash B",
+        "arena B",
+        "ms"
     );
     for r in &report.routes {
         println!(
-            "{:<44} {:>8} {:>11} {:>9.2} {:>9.2}  {}",
+            "{:<44} {:>8} {:>11} {:>7.2} {:>7.2} {:>8.2} {:>8.2} {:>8} {:>7} {:>7}  {}",
             r.route,
             crate::report::thousands(r.params),
             crate::report::thousands(r.macs),
             100.0 * r.validation_accuracy,
             100.0 * r.test_accuracy,
+            100.0 * r.int8.validation_accuracy,
+            100.0 * r.int8.test_accuracy,
+            crate::report::thousands(r.int8.const_bytes as u64),
+            crate::report::thousands(r.int8.arena_bytes as u64),
+            r.int8
+                .latency_ms
+                .map_or_else(|| "-".to_string(), |ms| format!("{ms:.2}")),
             if r.frontier { "*" } else { "" }
         );
     }
     println!(
-        "(validation {} samples, test {} samples; frontier: accuracy against MACs on validation, \
-         ties broken by validation loss)",
+        "(validation {} samples, test {} samples; frontier: float accuracy against MACs on \
+         validation, ties broken by validation loss; all routes in one package: {} B of \
+         constants)",
         splits.val.len(),
-        splits.test.len()
+        splits.test.len(),
+        crate::report::thousands(report.package.const_bytes as u64)
+    );
+}
+
+/// Sets each baseline's frontier route: of the routes on the validation frontier that cost no
+/// more MACs, the most accurate on validation (the frontier's costliest one within budget).
+fn compare_with_frontier(baselines: &mut [BaselineReport], routes: &[RouteReport]) {
+    for b in baselines {
+        let best = routes
+            .iter()
+            .filter(|r| r.frontier && r.macs <= b.macs)
+            .max_by(|x, y| {
+                x.validation_accuracy
+                    .total_cmp(&y.validation_accuracy)
+                    .then(y.validation_loss.total_cmp(&x.validation_loss))
+            });
+        b.frontier_route = best.map(|r| r.route.clone());
+        b.frontier_test_gain = best.map(|r| r.test_accuracy - b.test_accuracy);
+    }
+}
+
+fn print_baselines(baselines: &[BaselineReport]) {
+    if baselines.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<14} {:>11} {:>7} {:>7} {:>8} {:>7}  best frontier route within its MACs (test gain)",
+        "trained alone", "MACs", "val %", "test %", "int8 tst", "ms"
+    );
+    for b in baselines {
+        println!(
+            "{:<14} {:>11} {:>7.2} {:>7.2} {:>8.2} {:>7}  {}",
+            b.run,
+            crate::report::thousands(b.macs),
+            100.0 * b.validation_accuracy,
+            100.0 * b.test_accuracy,
+            100.0 * b.int8.test_accuracy,
+            b.int8
+                .latency_ms
+                .map_or_else(|| "-".to_string(), |ms| format!("{ms:.2}")),
+            match (&b.frontier_route, b.frontier_test_gain) {
+                (Some(r), Some(g)) => format!("{r} ({:+.2} points)", 100.0 * g),
+                _ => "(no frontier route this cheap)".to_string(),
+            }
+        );
+    }
+    let wins = baselines
+        .iter()
+        .filter(|b| b.frontier_test_gain.is_some_and(|g| g >= 0.0))
+        .count();
+    println!(
+        "the stitched frontier matches or beats the model trained alone at {wins} of {} \
+         intermediate budgets (float test accuracy; routes chosen on validation)",
+        baselines.len()
     );
 }
 
