@@ -63,6 +63,11 @@ pub struct StitchConfig {
     /// AdamW's decoupled weight decay.
     #[serde(default)]
     pub weight_decay: f64,
+    /// Keep the anchors' batch-norm statistics as trained during joint training
+    /// ([`crate::model::SnNet::with_frozen_batch_norms`]); by default (the reference's full
+    /// fine-tuning) every route's batches update them.
+    #[serde(default)]
+    pub freeze_batch_norms: bool,
     /// Weight α of hard distillation from the largest anchor (as trained, frozen); 0 for none.
     #[serde(default)]
     pub distill_alpha: f64,

@@ -107,6 +107,19 @@ impl SnNet {
         })
     }
 
+    /// This SN-Net with the anchors' batch-norm statistics frozen for joint training
+    /// ([`GraphModel::with_frozen_batch_norms`]): every route normalises with the statistics
+    /// the anchors were trained with, and stitched routes cannot shift them away from what the
+    /// anchors alone need (the reference's ViTs have layer norms and no such statistics).
+    pub fn with_frozen_batch_norms(mut self) -> Self {
+        self.anchors = self
+            .anchors
+            .into_iter()
+            .map(GraphModel::with_frozen_batch_norms)
+            .collect();
+        self
+    }
+
     /// The routes, anchors first.
     pub fn routes(&self) -> &[Route] {
         &self.plan.routes

@@ -82,13 +82,18 @@ pub struct BatchNorm {
     pub eps: f64,
     /// Weight of the batch statistic in the running averages.
     pub momentum: f64,
+    /// Normalise with the running averages in training too, and leave them as they are:
+    /// fine-tuning that must not move the statistics other paths through the layer rely on
+    /// (SN-Net's joint training, where stitched routes feed an anchor's layers).
+    pub frozen: bool,
 }
 
 impl BatchNorm {
     /// Normalises over every axis but the channel axis (1). Training (an autodiff input)
-    /// uses batch statistics and updates the running averages; inference uses the averages.
+    /// uses batch statistics and updates the running averages, unless [`BatchNorm::frozen`];
+    /// inference uses the averages.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        if !x.device().is_autodiff() {
+        if !x.device().is_autodiff() || self.frozen {
             return burn::tensor::module::batch_norm(
                 x,
                 self.gamma.val(),

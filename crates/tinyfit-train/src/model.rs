@@ -65,6 +65,7 @@ impl GraphModel {
                     running_var: RunningState::new(layers::tensor(w("running_var"), device)),
                     eps: bn.eps,
                     momentum: bn.momentum,
+                    frozen: false,
                 }),
                 Op::Linear(_) => {
                     let pytorch = layers::tensor::<2>(w("weight"), device);
@@ -383,6 +384,16 @@ impl GraphModel {
             }
         }
         out
+    }
+
+    /// This model with every batch norm's statistics frozen ([`BatchNorm::frozen`]).
+    pub fn with_frozen_batch_norms(mut self) -> Self {
+        for layer in &mut self.layers {
+            if let Layer::BatchNorm(bn) = layer {
+                bn.frozen = true;
+            }
+        }
+        self
     }
 
     /// Copies every weight and running statistic to the host, in PyTorch layouts; weights

@@ -253,3 +253,35 @@ fn training_batch_norm_updates_running_variance_unbiased() {
     assert_close(&w.tensors["bn.running_mean"].data, &[0.4]);
     assert_close(&w.tensors["bn.running_var"].data, &[0.9 + 0.1 * 20.0 / 3.0]);
 }
+
+#[test]
+fn frozen_batch_norm_trains_with_the_running_statistics_and_keeps_them() {
+    let graph = Graph::from_value(json!({
+        "inputs": [{"name": "x", "shape": [1, 2]}],
+        "nodes": [{"name": "bn", "op": "batch_norm"}]
+    }))
+    .unwrap();
+    let analysis = graph.analyze().unwrap();
+    let mut weights = init::pytorch_default(&graph, &analysis, 0);
+    weights.tensors.get_mut("bn.running_mean").unwrap().data = vec![2.0];
+    weights.tensors.get_mut("bn.running_var").unwrap().data = vec![4.0];
+    let device = cpu().autodiff();
+    let model = GraphModel::new(&graph, &weights, &device)
+        .unwrap()
+        .with_frozen_batch_norms();
+    let x = Value::R3(Tensor::from_data(
+        TensorData::new(vec![1f32, 3.0, 5.0, 7.0], [2, 1, 2]),
+        &device,
+    ));
+    let Value::R3(y) = model.forward(vec![x]).swap_remove(0) else {
+        panic!("rank 3 expected")
+    };
+    let s = (4f32 + 1e-5).sqrt();
+    assert_close(
+        y.into_data().as_slice::<f32>().unwrap(),
+        &[-1.0 / s, 1.0 / s, 3.0 / s, 5.0 / s],
+    );
+    let w = model.weights();
+    assert_close(&w.tensors["bn.running_mean"].data, &[2.0]);
+    assert_close(&w.tensors["bn.running_var"].data, &[4.0]);
+}

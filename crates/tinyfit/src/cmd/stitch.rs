@@ -200,6 +200,9 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         save_checkpoint(&run, &net, &progress)?;
     }
 
+    if cfg.freeze_batch_norms {
+        net = net.with_frozen_batch_norms();
+    }
     let teacher = (cfg.distill_alpha > 0.0)
         .then(|| {
             GraphModel::new(
