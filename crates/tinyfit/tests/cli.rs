@@ -1037,6 +1037,33 @@ fn stitch_setup(dir: &Path, epochs: usize) -> PathBuf {
     )
 }
 
+/// A stitching config whose baselines are not trained yet is refused before any work, naming
+/// the field and the run.
+#[test]
+fn stitch_refuses_untrained_baselines_up_front() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write(
+        dir.path(),
+        "stitch.toml",
+        "[stitch]\nanchors = [\"anchor-s\", \"anchor-m\"]\nblocks = [\"relu1\"]\n\
+         epochs = 1\nbatch_size = 64\nlr = 0.001\nbaselines = [\"widths/w10\"]\n",
+    );
+    let out = tinyfit()
+        .args(["stitch", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("stitch.baselines lists") && stderr.contains("widths/w10"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("run").exists());
+}
+
 /// Acceptance (#8): `tinyfit stitch` builds the space, resumes after a kill from its last
 /// checkpoint, refuses to overwrite a run without `--resume`, and reports every route with its
 /// cost and the validation frontier; least-squares stitching layers start far better than

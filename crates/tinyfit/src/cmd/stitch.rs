@@ -122,6 +122,19 @@ pub fn run(args: &StitchArgs) -> Result<()> {
     cfg.epochs = args.epochs.unwrap_or(cfg.epochs);
     cfg.validate()
         .map_err(|e| anyhow!("config {}: {e}", config.display()))?;
+    // Baselines are measured at the end: refuse missing ones before any training.
+    if let Some(missing) = cfg
+        .baselines
+        .iter()
+        .find(|p| !p.join("report.json").is_file())
+    {
+        bail!(
+            "config {}: stitch.baselines lists {}, which is no finished training run (it has no \
+             report.json); train the baselines first (scripts/stitch_baselines.py) or leave it out",
+            config.display(),
+            missing.display()
+        );
+    }
     let run = args.run.run_dir();
     let mut progress: Progress =
         run.start_or_resume(&cfg, args.run.resume, "stitching", "stitch")?;
