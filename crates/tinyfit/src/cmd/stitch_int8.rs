@@ -107,7 +107,7 @@ pub fn deploy(
     let dir = run.file("package");
     write_package(&dir, &switchable, None)?;
     let bar = ProgressBar::new(programs.len() as u64).with_style(
-        ProgressStyle::with_template("int8 routes [{bar:30}] {pos}/{len} ({elapsed}) {msg}")
+        ProgressStyle::with_template("int8 routes [{bar:30}] {pos}/{len} ({elapsed})")
             .expect("valid template")
             .progress_chars("=> "),
     );
@@ -133,6 +133,12 @@ pub fn deploy(
                 Ok((sizes, policy, trace)) => (Some(sizes), Some(policy.preferred), trace),
                 Err(e) => {
                     eprintln!("note: the package was not run on {}: {e:#}", board.title);
+                    // Figures of the routes measured before the failure would be a partial set.
+                    for r in &mut routes {
+                        r.latency_ms = None;
+                        r.switch_cycles = None;
+                        r.differing_test_samples = None;
+                    }
                     (None, None, Vec::new())
                 }
             }
