@@ -310,3 +310,44 @@ impl Policy {
             .map(|r| r.route)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(route: usize, accuracy: f64, latency_us: u32, sram_bytes: u32) -> RouteCost {
+        RouteCost {
+            route,
+            accuracy,
+            latency_us,
+            sram_bytes,
+        }
+    }
+
+    #[test]
+    fn the_policy_runs_the_most_accurate_route_that_fits() {
+        let policy = Policy::new(&[
+            route(0, 0.80, 1_000, 100),
+            route(1, 0.90, 5_000, 400),
+            route(2, 0.85, 2_000, 200),
+            // Beaten by route 2 on accuracy and both costs: never worth running.
+            route(3, 0.84, 3_000, 300),
+            // As accurate as route 1 but slower: route 1 goes first.
+            route(4, 0.90, 6_000, 300),
+        ]);
+        let order: Vec<usize> = policy.preferred.iter().map(|r| r.route).collect();
+        assert_eq!(order, [1, 4, 2, 0]);
+        let choose = |latency_us, sram_bytes| {
+            policy.choose(Budget {
+                latency_us,
+                sram_bytes,
+            })
+        };
+        assert_eq!(choose(10_000, 1_000), Some(1));
+        assert_eq!(choose(10_000, 300), Some(4));
+        assert_eq!(choose(4_000, 1_000), Some(2));
+        assert_eq!(choose(1_000, 1_000), Some(0));
+        assert_eq!(choose(999, 1_000), None);
+        assert_eq!(choose(10_000, 99), None);
+    }
+}

@@ -1,8 +1,8 @@
 //! The routes of an SN-Net, quantised together and linked into one switchable int8 program:
 //! every layer is stored once, each route runs exactly as it runs alone — in tinyfit's runtime
 //! and, generated as C, on an emulated Cortex-M4 after `tinyfit_set_route` — and routes
-//! quantised apart are refused (synthetic windows, untrained anchors: a test of the linking,
-//! not of accuracy).
+//! quantised apart are refused; the packaged run-time policy picks, for each budget, the route
+//! it promises (synthetic windows, untrained anchors: a test of the linking, not of accuracy).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use std::time::Duration;
 use tinyfit_compress::ptq::quantize_together;
 use tinyfit_compress::{PtqConfig, quantize};
 use tinyfit_deploy::emulator::{self, Core};
-use tinyfit_deploy::{Program, SwitchError, codegen, lower};
+use tinyfit_deploy::{Budget, Policy, Program, RouteCost, SwitchError, codegen, lower};
 use tinyfit_stitch::route_model::RouteModel;
 use tinyfit_train::cpu;
 
@@ -108,6 +108,70 @@ fn the_switchable_package_runs_every_route_bit_exactly_on_a_cortex_m4() {
     let got = emulator::run(&elf, Core::M4, &stream, Duration::from_secs(300))
         .unwrap_or_else(|e| panic!("{e}"));
     let expected: Vec<u8> = expected.iter().map(|&v| v as u8).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn the_packaged_policy_picks_the_route_it_promises_for_each_budget() {
+    let (_, programs) = routes();
+    let switchable = Program::switchable(&programs).unwrap();
+    // Synthetic costs (accuracy falls with the route index, latency grows with its MACs).
+    let costs: Vec<RouteCost> = programs
+        .iter()
+        .enumerate()
+        .map(|(r, p)| RouteCost {
+            route: r,
+            accuracy: 1.0 - r as f64 / 100.0,
+            latency_us: (p.report().iter().map(|op| op.macs).sum::<u64>() / 100) as u32,
+            sram_bytes: switchable.route_arena_bytes(r).unwrap() as u32,
+        })
+        .collect();
+    let policy = Policy::new(&costs);
+    let dir = tempfile::tempdir().unwrap();
+    let options = codegen::Options {
+        policy: Some(policy.clone()),
+        ..Default::default()
+    };
+    codegen::generate_with(&switchable, &options)
+        .write(dir.path())
+        .unwrap();
+    let elf = emulator::build(dir.path(), Core::M4).unwrap_or_else(|e| panic!("{e}"));
+    let x = &inputs(&programs[0], 1)[0];
+    let mut budgets: Vec<Budget> = costs
+        .iter()
+        .map(|c| Budget {
+            latency_us: c.latency_us,
+            sram_bytes: c.sram_bytes,
+        })
+        .collect();
+    budgets.push(Budget {
+        latency_us: 0,
+        sram_bytes: u32::MAX,
+    });
+    let mut stream = Vec::new();
+    let mut expected = Vec::new();
+    for b in &budgets {
+        stream.push(0xff);
+        stream.extend(b.latency_us.to_le_bytes());
+        stream.extend(b.sram_bytes.to_le_bytes());
+        stream.extend(x.iter().map(|&v| v as u8));
+        match policy.choose(*b) {
+            Some(r) => {
+                expected.push(r as u8);
+                expected.extend(
+                    programs[r]
+                        .run(&[x])
+                        .unwrap()
+                        .concat()
+                        .iter()
+                        .map(|&v| v as u8),
+                );
+            }
+            None => expected.push(0xff),
+        }
+    }
+    let got = emulator::run(&elf, Core::M4, &stream, Duration::from_secs(300))
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(got, expected);
 }
 
