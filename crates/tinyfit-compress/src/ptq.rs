@@ -161,9 +161,10 @@ fn tie_shared_inputs(
     let mut reads: BTreeMap<(&str, usize), Vec<String>> = BTreeMap::new();
     for (graph, _, analysis) in models {
         let names: Vec<String> = slot_names(graph).collect();
+        let fused = analysis.fused_activations(graph);
         for (node, info) in graph.nodes.iter().zip(&analysis.nodes) {
             for (k, &v) in info.inputs.iter().enumerate() {
-                let source = names[range_source(graph, analysis, slot(v))].clone();
+                let source = names[range_source(graph, analysis, &fused, slot(v))].clone();
                 let tied = reads.entry((node.name.as_str(), k)).or_default();
                 if !tied.contains(&source) {
                     tied.push(source);
@@ -225,8 +226,14 @@ fn copied_from(graph: &Graph, analysis: &tinyfit_graph::Analysis, s: usize) -> u
 }
 
 /// The slot whose calibrated range decides slot `s`'s quantisation: the value it copies its
-/// quantisation from, or the activation fused into that value's producer.
-fn range_source(graph: &Graph, analysis: &tinyfit_graph::Analysis, s: usize) -> usize {
+/// quantisation from, or the activation fused into that value's producer (`fused`: the
+/// analysis's [`fused_activations`](tinyfit_graph::Analysis::fused_activations)).
+fn range_source(
+    graph: &Graph,
+    analysis: &tinyfit_graph::Analysis,
+    fused: &[Option<usize>],
+    s: usize,
+) -> usize {
     let mut s = s;
     loop {
         let from = copied_from(graph, analysis, s);
@@ -236,7 +243,7 @@ fn range_source(graph: &Graph, analysis: &tinyfit_graph::Analysis, s: usize) -> 
         s = from;
     }
     match s.checked_sub(1) {
-        Some(i) => analysis.fused_activations(graph)[i].map_or(s, |j| j + 1),
+        Some(i) => fused[i].map_or(s, |j| j + 1),
         None => s,
     }
 }

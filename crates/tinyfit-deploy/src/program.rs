@@ -184,6 +184,13 @@ impl Program {
 
     /// As [`Program::run`], reusing `arena` (at least [`MemoryPlan::arena_bytes`] long).
     pub fn run_in(&self, arena: &mut [i8], inputs: &[&[i8]]) -> Result<Vec<Vec<i8>>, RunError> {
+        if self
+            .routing
+            .as_ref()
+            .is_some_and(|r| r.chooser == Chooser::Caller)
+        {
+            return self.run_route(arena, 0, inputs);
+        }
         let model = self.model();
         let checked = model.check().map_err(RunError::Runtime)?;
         self.load_inputs(arena, inputs)?;
@@ -193,9 +200,6 @@ impl Program {
                 .map_err(RunError::Runtime)?;
             return self.read_outputs(arena, &self.outputs);
         };
-        if routing.chooser == Chooser::Caller {
-            return self.run_route(arena, 0, inputs);
-        }
         for i in 0..routing.common {
             self.host
                 .step(&checked, i, arena)

@@ -10,7 +10,6 @@
 
 use std::collections::HashMap;
 
-use tinyfit_micro::fixed_point::QuantizedMultiplier;
 use tinyfit_micro::{Kernel, Span};
 
 use crate::host::Engine;
@@ -216,13 +215,10 @@ fn same_constants(
     route: &Program,
     c: &tinyfit_micro::Constants,
 ) -> bool {
-    let multipliers = |p: &Program, s: Span| -> Vec<QuantizedMultiplier> {
-        s.of(&p.multipliers).unwrap_or(&[]).to_vec()
-    };
     linked.clamp == c.clamp
         && linked.filter.of(&out.weights) == c.filter.of(&route.weights)
         && linked.bias.of(&out.biases) == c.bias.of(&route.biases)
-        && multipliers(out, linked.multipliers) == multipliers(route, c.multipliers)
+        && linked.multipliers.of(&out.multipliers) == c.multipliers.of(&route.multipliers)
 }
 
 impl Program {

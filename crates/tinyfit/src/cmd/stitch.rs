@@ -268,8 +268,8 @@ pub fn run(args: &StitchArgs) -> Result<()> {
     let plain = net.valid();
     let validation = evaluate(&plain, &splits.val, 256);
     let test = evaluate(&plain, &splits.test, 256);
-    let analyses = plain
-        .route_models()
+    let models = plain.route_models();
+    let analyses = models
         .iter()
         .map(|m| m.graph.analyze())
         .collect::<Result<Vec<_>, _>>()?;
@@ -281,7 +281,7 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         .map(boards::board)
         .transpose()
         .map_err(|e| anyhow!("config {}: stitch.board: {e}", config.display()))?;
-    let (int8, package) = stitch_int8::deploy(&run, &plain, &splits, board)?;
+    let (int8, package) = stitch_int8::deploy(&run, &models, &splits, board)?;
     let mut baselines = stitch_baselines::measure(
         &cfg.baselines,
         &trained[0],
@@ -305,6 +305,7 @@ pub fn run(args: &StitchArgs) -> Result<()> {
             int8,
         })
         .collect();
+    compare_with_frontier(&mut baselines, &routes);
     let report = StitchReport {
         config: &cfg,
         anchors: names,
@@ -312,13 +313,8 @@ pub fn run(args: &StitchArgs) -> Result<()> {
         stitching_layers: plain.layers.len(),
         package,
         routes,
-        baselines: Vec::new(),
-        progress: &progress,
-    };
-    compare_with_frontier(&mut baselines, &report.routes);
-    let report = StitchReport {
         baselines,
-        ..report
+        progress: &progress,
     };
     run.write_json("stitch.json", &report)?;
     write_plots(&run, &report)?;
@@ -467,9 +463,7 @@ fn print_routes(report: &StitchReport, splits: &tinyfit_data::Splits) {
             100.0 * r.int8.test_accuracy,
             crate::report::thousands(r.int8.const_bytes as u64),
             crate::report::thousands(r.int8.arena_bytes as u64),
-            r.int8
-                .latency_ms
-                .map_or_else(|| "-".to_string(), |ms| format!("{ms:.2}")),
+            milliseconds(r.int8.latency_ms),
             if r.frontier { "*" } else { "" }
         );
     }
@@ -481,6 +475,11 @@ fn print_routes(report: &StitchReport, splits: &tinyfit_data::Splits) {
         splits.test.len(),
         crate::report::thousands(report.package.const_bytes as u64)
     );
+}
+
+/// A latency for the tables, `-` where there is none.
+fn milliseconds(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "-".to_string(), |ms| format!("{ms:.2}"))
 }
 
 /// Sets each baseline's frontier route: of the routes on the validation frontier that cost no
@@ -516,9 +515,7 @@ fn print_baselines(baselines: &[BaselineReport]) {
             100.0 * b.validation_accuracy,
             100.0 * b.test_accuracy,
             100.0 * b.int8.test_accuracy,
-            b.int8
-                .latency_ms
-                .map_or_else(|| "-".to_string(), |ms| format!("{ms:.2}")),
+            milliseconds(b.int8.latency_ms),
             match (&b.frontier_route, b.frontier_test_gain) {
                 (Some(r), Some(g)) => format!("{r} ({:+.2} points)", 100.0 * g),
                 _ => "(no frontier route this cheap)".to_string(),

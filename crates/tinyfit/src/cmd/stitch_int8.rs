@@ -21,7 +21,7 @@ use tinyfit_data::{Dataset, Splits};
 use tinyfit_deploy::boards::Board;
 use tinyfit_deploy::emulator::{self, Core, ElfSizes};
 use tinyfit_deploy::{Budget, Policy, Program, RouteCost, codegen, cost};
-use tinyfit_stitch::model::SnNet;
+use tinyfit_stitch::route_model::RouteModel;
 
 use crate::cmd::deploy::profile_package;
 use crate::cmd::eval::int8_metrics;
@@ -87,15 +87,15 @@ pub fn latency_ms(program: &Program, board: &Board, core: Core, dir: &Path) -> R
         .latency_ms)
 }
 
-/// Quantises, links and measures every route of `net`; writes the package to `package/` in
-/// `run`. Returns each route's figures and the package's.
+/// Quantises, links and measures every route of an SN-Net (`models`:
+/// [`tinyfit_stitch::model::SnNet::route_models`]); writes the package to `package/` in `run`.
+/// Returns each route's figures and the package's.
 pub fn deploy(
     run: &RunDir,
-    net: &SnNet,
+    models: &[RouteModel],
     splits: &Splits,
     board: Option<&Board>,
 ) -> Result<(Vec<Int8Route>, PackageReport)> {
-    let models = net.route_models();
     let pairs: Vec<_> = models.iter().map(|m| (&m.graph, &m.weights)).collect();
     let quantized = quantize_together(&pairs, &splits.train, &PtqConfig::default())
         .context("post-training quantisation of the routes")?;
