@@ -199,7 +199,8 @@ fn slot(v: ValueRef) -> usize {
 }
 
 /// The earlier slot whose quantisation slot `s` takes, or `s` where it has its own: values the
-/// int8 runtime cannot rescale (pooling, flatten, pad, reshape, identity and dropout outputs)
+/// int8 runtime cannot rescale (pooling, flatten, pad, reshape, shuffle, identity and dropout
+/// outputs)
 /// take their input's, an activation takes its producer's.
 fn copied_from(graph: &Graph, analysis: &tinyfit_graph::Analysis, s: usize) -> usize {
     let Some(i) = s.checked_sub(1) else {
@@ -216,6 +217,7 @@ fn copied_from(graph: &Graph, analysis: &tinyfit_graph::Analysis, s: usize) -> u
             | Op::Flatten
             | Op::Pad(_)
             | Op::Reshape(_)
+            | Op::ChannelShuffle(_)
             | Op::Identity
             | Op::Dropout(_),
             [input, ..],

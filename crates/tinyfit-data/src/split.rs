@@ -82,6 +82,28 @@ impl Splits {
         })
     }
 
+    /// The three splits resampled to `steps` positions along the time axis
+    /// ([`Dataset::resampled`]); the normalisation is kept (interpolation commutes with it).
+    pub fn resampled(&self, steps: usize) -> Result<Splits> {
+        let shape = &self.train.sample_shape;
+        if shape.len() < 2 {
+            return Err(DataError::Config(format!(
+                "cannot resample samples of shape {shape:?} to {steps} time steps: they have no time axis"
+            )));
+        }
+        if steps < 2 {
+            return Err(DataError::Config(format!(
+                "cannot resample to {steps} time steps; expected at least 2"
+            )));
+        }
+        Ok(Splits {
+            train: self.train.resampled(steps),
+            val: self.val.resampled(steps),
+            test: self.test.resampled(steps),
+            norm: self.norm.clone(),
+        })
+    }
+
     /// Sample counts.
     pub fn sizes(&self) -> SplitSizes {
         SplitSizes {

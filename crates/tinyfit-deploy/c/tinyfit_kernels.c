@@ -1106,6 +1106,20 @@ void tf_pad(const int8_t *input, tf_shape in, int32_t top, int32_t left, int8_t 
     }
 }
 
+void tf_channel_shuffle(const int8_t *input, int32_t pixels, int32_t c, int32_t groups,
+                        int8_t *output) {
+    const int32_t per_group = c / groups;
+    for (int32_t p = 0; p < pixels; p++) {
+        const int8_t *src = input + p * c;
+        int8_t *dst = output + p * c;
+        for (int32_t g = 0; g < groups; g++) {
+            for (int32_t j = 0; j < per_group; j++) {
+                dst[j * groups + g] = src[g * per_group + j];
+            }
+        }
+    }
+}
+
 /* gemmlowp's SaturatingRoundingMultiplyByPOT. */
 static int32_t multiply_by_pot(int32_t x, int32_t exponent) {
     if (exponent > 0) {

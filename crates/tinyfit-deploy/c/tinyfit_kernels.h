@@ -161,6 +161,11 @@ void tf_concat_part(const int8_t *part, int32_t pixels, int32_t c, int8_t *outpu
 void tf_pad(const int8_t *input, tf_shape in, int32_t top, int32_t left, int8_t value,
             int8_t *output, tf_shape out);
 
+/* ShuffleNet's channel shuffle of `pixels` channels-last pixels of `c` channels: output
+ * channel j * groups + g is input channel g * (c / groups) + j. */
+void tf_channel_shuffle(const int8_t *input, int32_t pixels, int32_t c, int32_t groups,
+                        int8_t *output);
+
 /* Softmax over rows of `row` values (`n` values in all). */
 void tf_softmax(const int8_t *input, int32_t n, int32_t row, const tf_softmax_params *p,
                 int8_t *output);

@@ -609,6 +609,13 @@ fn emit_operation<'p>(
             at(out),
             shape(out.shape)
         ),
+        Kernel::ChannelShuffle { groups } => format!(
+            "    tf_channel_shuffle({}, {}, {}, {groups}, {});\n",
+            at(tensor(0)),
+            out.shape.h * out.shape.w,
+            out.shape.c,
+            at(out)
+        ),
         Kernel::Softmax(p) => {
             let _ = writeln!(
                 statics,

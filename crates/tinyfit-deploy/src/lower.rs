@@ -305,6 +305,14 @@ impl<'q> Lowering<'q> {
                     left: left as u32,
                 }
             }
+            Op::ChannelShuffle(s) => {
+                if !same_quantisation(out_affine, &x_info) {
+                    return Err("a channel shuffle must keep its input's quantisation".into());
+                }
+                Kernel::ChannelShuffle {
+                    groups: s.groups as u32,
+                }
+            }
             Op::Reshape(r) => {
                 // Channels-last bytes equal channels-first ones only when a tensor has one
                 // channel or one pixel.
@@ -714,6 +722,7 @@ fn kernel_kind(k: &Kernel) -> &'static str {
         Kernel::Concat => "concat",
         Kernel::Reshape => "reshape",
         Kernel::Pad { .. } => "pad",
+        Kernel::ChannelShuffle { .. } => "channel_shuffle",
         Kernel::Softmax { .. } => "softmax",
         Kernel::Requantize { .. } => "requantize",
     }

@@ -17,8 +17,8 @@ mod weights;
 pub use error::{GraphError, Result};
 pub use graph::{Analysis, Graph, Input, Node, NodeAnalysis, ValueRef};
 pub use op::{
-    BatchNorm, Concat, Conv, Dropout, Extent, Linear, Mean, Op, Pad, PadMode, Padding, Pool,
-    Reshape,
+    BatchNorm, ChannelShuffle, Concat, Conv, Dropout, Extent, Linear, Mean, Op, Pad, PadMode,
+    Padding, Pool, Reshape,
 };
 pub use summary::{LayerRow, Summary};
 pub use weights::{Tensor, Weights};

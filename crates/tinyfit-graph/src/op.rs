@@ -51,6 +51,10 @@ pub enum Op {
     /// Mean over every spatial axis, like `global_avg_pool`, written as TFLite's `MEAN` when
     /// quantised (its integer arithmetic differs from average pooling's).
     Mean(Mean),
+    /// ShuffleNet's channel shuffle: the channels, seen as a `[groups, C / groups]` grid, are
+    /// read out column by column, so that each group of the next grouped convolution sees
+    /// channels from every group of the previous one.
+    ChannelShuffle(ChannelShuffle),
 }
 
 impl Op {
@@ -77,6 +81,7 @@ impl Op {
             Op::Reshape(_) => "reshape",
             Op::Pad(_) => "pad",
             Op::Mean(_) => "mean",
+            Op::ChannelShuffle(_) => "channel_shuffle",
         }
     }
 
@@ -187,6 +192,23 @@ pub struct Mean {
     /// Keep the spatial axes with size 1 (`[C, 1, 1]`) instead of dropping them (`[C]`).
     #[serde(default)]
     pub keep_dims: bool,
+}
+
+/// Channel shuffle hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelShuffle {
+    /// Groups the channels are split into; must divide the channel count.
+    pub groups: usize,
+}
+
+impl ChannelShuffle {
+    /// The input channel that output channel `c` of a `channels`-channel shuffle reads:
+    /// output `j · groups + g` takes input `g · (channels / groups) + j`.
+    pub fn source(&self, c: usize, channels: usize) -> usize {
+        let per_group = channels / self.groups;
+        (c % self.groups) * per_group + c / self.groups
+    }
 }
 
 /// Dropout hyper-parameters.

@@ -129,6 +129,16 @@ pub fn infer(op: &Op, inputs: &[&[usize]]) -> Result<OpShape, String> {
             }
             Ok(plain(out))
         }
+        Op::ChannelShuffle(s) => {
+            expect_rank_at_least(x, 2)?;
+            if s.groups == 0 || !x[0].is_multiple_of(s.groups) {
+                return Err(format!(
+                    "{} groups do not divide the {} channels of {x:?}",
+                    s.groups, x[0]
+                ));
+            }
+            Ok(plain(x.to_vec()))
+        }
         Op::Reshape(r) => {
             if r.shape.is_empty() || r.shape.len() > 3 || numel(&r.shape) != numel(x) {
                 return Err(format!(

@@ -228,6 +228,9 @@ fn run(model: &Model, op: &Operation, arena: &mut [i8]) {
             output,
             out.shape,
         ),
+        Kernel::ChannelShuffle { groups } => {
+            kernels::channel_shuffle(input, x.shape.c, groups as usize, output)
+        }
         Kernel::Softmax(params) => kernels::softmax(input, x.shape.c, &params, output),
         Kernel::Requantize { multiplier } => {
             kernels::requantize(input, x.zero_point, multiplier, out.zero_point, output)

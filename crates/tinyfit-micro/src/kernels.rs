@@ -698,6 +698,20 @@ pub fn pad(
     }
 }
 
+/// ShuffleNet's channel shuffle of channels-last pixels of `channels` channels: output channel
+/// `j · groups + g` of each pixel is input channel `g · (channels / groups) + j`.
+pub fn channel_shuffle(input: &[i8], channels: usize, groups: usize, output: &mut [i8]) {
+    let per_group = channels / groups;
+    for (src, dst) in input
+        .chunks_exact(channels)
+        .zip(output.chunks_exact_mut(channels))
+    {
+        for (c, v) in dst.iter_mut().enumerate() {
+            *v = src[(c % groups) * per_group + c / groups];
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;

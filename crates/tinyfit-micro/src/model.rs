@@ -120,6 +120,12 @@ pub enum Kernel {
         /// Columns added to the left.
         left: u32,
     },
+    /// ShuffleNet's channel shuffle: in every pixel, output channel `j · groups + g` is input
+    /// channel `g · (C / groups) + j`.
+    ChannelShuffle {
+        /// Groups the channels are split into.
+        groups: u32,
+    },
     /// Softmax over the channel axis.
     Softmax(SoftmaxParams),
     /// Rescaling to another scale and zero point.
@@ -353,6 +359,13 @@ impl Model<'_> {
                 expect(
                     x.c == y.c && x.h + top as usize <= y.h && x.w + left as usize <= y.w,
                     "padded shape",
+                )
+            }
+            Kernel::ChannelShuffle { groups } => {
+                let x = ins(0)?.shape;
+                expect(
+                    x == out.shape && groups > 0 && x.c % groups as usize == 0,
+                    "shuffle groups",
                 )
             }
             Kernel::Softmax(p) => {

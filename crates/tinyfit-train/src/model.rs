@@ -265,6 +265,17 @@ impl GraphModel {
             }
             (Op::Flatten, _, _, x) => Value::R2(x.into_flat()),
             (Op::Reshape(r), _, _, x) => x.reshape(&r.shape),
+            (Op::ChannelShuffle(s), _, _, x) => {
+                // [N, C, P] -> [N, g, C/g, P] -> [N, C/g, g, P] -> [N, C, P], as ShuffleNet.
+                let dims = x.dims();
+                let (n, c) = (dims[0], dims[1]);
+                let positions: usize = dims[2..].iter().product();
+                let grid: Tensor<4> = x
+                    .into_flat()
+                    .reshape([n, s.groups, c / s.groups, positions]);
+                let shuffled: Tensor<2> = grid.swap_dims(1, 2).flatten(1, 3);
+                Value::R2(shuffled).reshape(out_shape)
+            }
             (Op::Pad(p), _, _, x) => {
                 let pairs: Vec<(usize, usize)> = p.padding.iter().map(|&[b, a]| (b, a)).collect();
                 each_rank!(x, t => t.pad(pairs.clone(), burn::tensor::ops::PadMode::Constant(0.0)))

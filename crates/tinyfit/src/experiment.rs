@@ -104,6 +104,10 @@ impl DistillSection {
 pub struct ModelSection {
     /// Graph file (`.json` or `.toml`).
     pub graph: PathBuf,
+    /// The model's input resolution, where it differs from the data's: every window resampled
+    /// to this many time steps (samples of a sensor window, frames of a spectrogram).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_steps: Option<usize>,
 }
 
 /// A config file read only for its `[data]` section.
@@ -119,6 +123,16 @@ impl Experiment {
         let mut only: DataOnly = read_toml(path, "config")?;
         only.data.resolve_paths(config_folder(path));
         Ok(only.data)
+    }
+
+    /// The data split as configured, normalised with `norm` when given (else fitted on the
+    /// training split), at the model's input resolution.
+    pub fn splits(&self, norm: Option<tinyfit_data::ChannelNorm>) -> Result<tinyfit_data::Splits> {
+        let splits = self.data.load(norm)?;
+        Ok(match self.model.time_steps {
+            Some(steps) => splits.resampled(steps)?,
+            None => splits,
+        })
     }
 
     /// Reads `path`, resolving relative paths in it against the file's folder.

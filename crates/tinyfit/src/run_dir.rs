@@ -83,7 +83,7 @@ pub struct TrainedRun {
 impl TrainedRun {
     /// The run's train/validation/test splits, normalised as in training.
     pub fn splits(&self) -> Result<tinyfit_data::Splits> {
-        Ok(self.experiment.data.load(Some(self.norm.clone()))?)
+        self.experiment.splits(Some(self.norm.clone()))
     }
 }
 

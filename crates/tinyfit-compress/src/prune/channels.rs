@@ -193,7 +193,9 @@ pub fn units(graph: &Graph, analysis: &Analysis) -> Units {
                     }
                 }
             }
-            Op::Linear(_) | Op::Softmax | Op::Reshape(_) => {
+            // A shuffle's permutation depends on the channel count: removing channels would
+            // change which channels each later group reads.
+            Op::Linear(_) | Op::Softmax | Op::Reshape(_) | Op::ChannelShuffle(_) => {
                 for &v in &info.inputs {
                     pin(&mut pinned, v);
                 }

@@ -321,6 +321,13 @@ impl<'a> Writer<'a> {
                     )
                 }
                 Kernel::Requantize { .. } => (fb::BuiltinOperator::Quantize, vec![inputs[0]], None),
+                Kernel::ChannelShuffle { .. } => {
+                    return Err(fail(
+                        "channel shuffle has no TFLite builtin (it would take RESHAPE, TRANSPOSE, \
+                         RESHAPE); it runs in tinyfit's runtime and C packages only"
+                            .into(),
+                    ));
+                }
             };
             ins.shrink_to_fit();
             let output = op.output as i32;

@@ -38,7 +38,7 @@ pub fn run(
     let graph = Graph::load(&exp.model.graph)?;
     let analysis = graph.analyze()?;
 
-    let splits = exp.data.load(None)?;
+    let splits = exp.splits(None)?;
     let sizes = splits.sizes();
     println!(
         "data: {} classes, samples {:?}; train {} ({} subjects), validation {} ({} subjects), test {} ({} subjects)",

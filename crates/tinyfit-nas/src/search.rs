@@ -1,0 +1,286 @@
+//! The search loop: proposals from a strategy, evaluated a batch at a time in parallel, each
+//! trial logged as it finishes; a rerun replays the log and evaluates only what is missing.
+//!
+//! Every proposal is a pure function of the seed, its index and the trials before its batch,
+//! so a resumed search proposes exactly what the uninterrupted one would have.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::architecture::Architecture;
+use crate::error::NasError;
+use crate::reward::Reward;
+use crate::space::SearchSpace;
+use crate::trials::{Cost, Shard, Trial, TrialLog};
+
+/// How candidates are proposed.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Strategy {
+    /// Regularized evolution (Real et al., AAAI 2019): `population` random candidates, then
+    /// each new one mutates the best of `sample` drawn from the `population` most recent, and
+    /// the oldest leaves (aging).
+    Evolution {
+        /// Candidates alive at once.
+        population: usize,
+        /// Tournament size.
+        sample: usize,
+    },
+    /// Every candidate drawn uniformly from the space (the baseline).
+    Random,
+}
+
+impl Strategy {
+    /// The name printed in reports.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Strategy::Evolution { .. } => "regularized evolution",
+            Strategy::Random => "random search",
+        }
+    }
+}
+
+/// A candidate to evaluate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Proposal {
+    /// Index within the shard's search.
+    pub index: usize,
+    /// The candidate.
+    pub architecture: Architecture,
+    /// The trial it mutates, if any.
+    pub parent: Option<usize>,
+}
+
+/// What evaluating a candidate measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Its cost on the board.
+    pub cost: Cost,
+    /// Validation accuracy after the proxy schedule, or why it was not trained.
+    pub accuracy: Result<f64, String>,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// Everything that decides which candidates a search proposes and how it ranks them.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The search's fingerprint, stamped on every trial.
+    pub search: String,
+    /// The choices.
+    pub space: SearchSpace,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Trials in the whole search (all shards).
+    pub trials: usize,
+    /// Candidates proposed together and evaluated in parallel.
+    pub batch: usize,
+    /// The search's seed.
+    pub seed: u64,
+    /// This machine's shard.
+    pub shard: Shard,
+    /// The reward.
+    pub reward: Reward,
+    /// The latency target of the reward, ms.
+    pub target_ms: f64,
+}
+
+/// Checks a candidate against the hard limits without training it (flash and SRAM of its
+/// int8 program); mutations and samples that fail are redrawn.
+pub type Fits<'a> = dyn Fn(&Architecture) -> bool + Sync + 'a;
+
+/// Evaluates one candidate: cost, then (within the limits) proxy training.
+pub type Evaluate<'a> = dyn Fn(&Proposal) -> Result<Evaluation, String> + Sync + 'a;
+
+/// Draws before giving up on finding a candidate within the limits.
+const MAX_DRAWS: usize = 1000;
+
+impl Plan {
+    /// Checks the numbers a config gives.
+    pub fn validate(&self) -> Result<(), NasError> {
+        self.space.validate().map_err(NasError::Config)?;
+        if self.trials == 0 || self.batch == 0 {
+            return Err(NasError::Config(
+                "search.trials and search.parallel must be at least 1".into(),
+            ));
+        }
+        if let Strategy::Evolution { population, sample } = self.strategy
+            && (sample == 0 || sample > population)
+        {
+            return Err(NasError::Config(format!(
+                "search.strategy: a tournament of {sample} from a population of {population}; expected 1 ≤ sample ≤ population"
+            )));
+        }
+        if self.target_ms.is_nan() || self.target_ms <= 0.0 {
+            return Err(NasError::Config(format!(
+                "search.latency_target_ms = {}; expected a positive latency",
+                self.target_ms
+            )));
+        }
+        Ok(())
+    }
+
+    /// The proposal for trial `index`, given the trials before its batch (`history`, in
+    /// index order). `None` when no candidate within the limits was found in `MAX_DRAWS`.
+    pub fn propose(&self, index: usize, history: &[Trial], fits: &Fits) -> Option<Proposal> {
+        let seed = self.shard.seed(self.seed) ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let parent = match self.strategy {
+            Strategy::Evolution { population, sample } if index >= population => {
+                let alive = &history[history.len().saturating_sub(population)..];
+                let drawn =
+                    rand::seq::index::sample(&mut rng, alive.len(), sample.min(alive.len()));
+                drawn
+                    .into_iter()
+                    .map(|i| &alive[i])
+                    .max_by(|a, b| a.reward.total_cmp(&b.reward).then(b.index.cmp(&a.index)))
+            }
+            _ => None,
+        };
+        (0..MAX_DRAWS).find_map(|_| {
+            let architecture = match parent {
+                Some(p) => self.space.mutate(&p.architecture, &mut rng),
+                None => self.space.sample(&mut rng),
+            };
+            fits(&architecture).then(|| Proposal {
+                index,
+                architecture,
+                parent: parent.map(|p| p.index),
+            })
+        })
+    }
+
+    /// Runs this shard's search to its budget: `finished` are the trials already in `log`;
+    /// the rest are proposed a batch at a time, evaluated in parallel (one thread per
+    /// candidate), and appended to `log` as each finishes; `done` sees every new trial.
+    /// Returns all the shard's trials in index order.
+    pub fn run(
+        &self,
+        log: &mut TrialLog,
+        finished: Vec<Trial>,
+        fits: &Fits,
+        evaluate: &Evaluate,
+        done: &mut dyn FnMut(&Trial),
+    ) -> Result<Vec<Trial>, NasError> {
+        self.validate()?;
+        let budget = self.shard.budget(self.trials);
+        let mut by_index: Vec<Option<Trial>> = vec![None; budget];
+        for t in finished {
+            if t.shard != self.shard.index || t.index >= budget {
+                return Err(NasError::Config(format!(
+                    "the log holds trial {} of shard {}, outside shard {}'s {budget} trials; resume with the same --shard and trial count",
+                    t.index,
+                    t.shard + 1,
+                    self.shard
+                )));
+            }
+            let slot = t.index;
+            by_index[slot] = Some(t);
+        }
+        let mut start = 0;
+        while start < budget {
+            let end = (start + self.batch).min(budget);
+            let history: Vec<Trial> = by_index[..start].iter().flatten().cloned().collect();
+            let missing: Vec<Proposal> = (start..end)
+                .filter(|&i| by_index[i].is_none())
+                .map(|i| {
+                    self.propose(i, &history, fits).ok_or_else(|| {
+                        NasError::Config(format!(
+                            "no candidate within the flash and SRAM limits in {MAX_DRAWS} draws from the space; widen the space or raise the limits"
+                        ))
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            let results = std::sync::Mutex::new(Vec::new());
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::scope(|scope| -> Result<(), NasError> {
+                for p in &missing {
+                    let tx = tx.clone();
+                    scope.spawn(move || {
+                        let _ = tx.send((p, evaluate(p)));
+                    });
+                }
+                drop(tx);
+                for (p, outcome) in rx {
+                    let e = outcome.map_err(|message| NasError::Evaluation {
+                        index: p.index,
+                        architecture: p.architecture.describe(),
+                        message,
+                    });
+                    match e {
+                        Ok(e) => {
+                            let trial = self.trial(p, e);
+                            log.append(&trial)?;
+                            done(&trial);
+                            results.lock().expect("not poisoned").push(trial);
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(())
+            })?;
+            for t in results.into_inner().expect("not poisoned") {
+                let slot = t.index;
+                by_index[slot] = Some(t);
+            }
+            start = end;
+        }
+        Ok(by_index.into_iter().flatten().collect())
+    }
+
+    fn trial(&self, p: &Proposal, e: Evaluation) -> Trial {
+        let (val_accuracy, over_limits) = match e.accuracy {
+            Ok(a) => (Some(a), None),
+            Err(why) => (None, Some(why)),
+        };
+        Trial {
+            search: self.search.clone(),
+            shard: self.shard.index,
+            index: p.index,
+            architecture: p.architecture.clone(),
+            parent: p.parent,
+            cost: e.cost,
+            val_accuracy,
+            over_limits,
+            reward: val_accuracy.map_or(0.0, |a| {
+                self.reward.value(a, e.cost.latency_ms, self.target_ms)
+            }),
+            seconds: e.seconds,
+        }
+    }
+}
+
+/// The trained trials no other beats on both validation accuracy and latency, by latency.
+pub fn pareto(trials: &[Trial]) -> Vec<&Trial> {
+    let mut trained: Vec<&Trial> = trials.iter().filter(|t| t.val_accuracy.is_some()).collect();
+    trained.sort_by(|a, b| {
+        a.cost.latency_ms.total_cmp(&b.cost.latency_ms).then(
+            b.val_accuracy
+                .unwrap_or(0.0)
+                .total_cmp(&a.val_accuracy.unwrap_or(0.0)),
+        )
+    });
+    let mut best = f64::NEG_INFINITY;
+    trained
+        .into_iter()
+        .filter(|t| {
+            let a = t.val_accuracy.unwrap_or(0.0);
+            let keep = a > best;
+            best = best.max(a);
+            keep
+        })
+        .collect()
+}
+
+/// The trial with the highest reward (ties: the earlier shard and index).
+pub fn best(trials: &[Trial]) -> Option<&Trial> {
+    trials
+        .iter()
+        .filter(|t| t.val_accuracy.is_some())
+        .max_by(|a, b| {
+            a.reward
+                .total_cmp(&b.reward)
+                .then((b.shard, b.index).cmp(&(a.shard, a.index)))
+        })
+}
