@@ -8,6 +8,8 @@
 //! - [`Plan`]: MnasNet's search loop with its reward ([`Reward`]), regularized evolution or
 //!   random search ([`Strategy`]), candidates evaluated in parallel, every trial logged
 //!   ([`TrialLog`]) so that a search resumes after a kill and shards merge ([`trials::merge`]).
+//! - [`scale_widths`]: a hand-designed graph made narrower or wider, the baseline a searched
+//!   model is compared with at the same latency.
 //!
 //! Costs and training are the caller's ([`Evaluate`]): the CLI measures each candidate on the
 //! board's cost model (its int8 package profiled on the emulated core) and trains it briefly.
@@ -19,6 +21,7 @@ pub mod reward;
 pub mod search;
 pub mod space;
 pub mod trials;
+mod widths;
 
 pub use architecture::{Architecture, BlockKind, Compound, Stage, Stem};
 pub use error::NasError;
@@ -26,3 +29,4 @@ pub use reward::Reward;
 pub use search::{Evaluate, Evaluation, Fits, Plan, Proposal, Strategy, best, pareto};
 pub use space::SearchSpace;
 pub use trials::{Cost, Shard, Trial, TrialLog};
+pub use widths::scale_widths;

@@ -77,6 +77,11 @@ enum Command {
     /// training with one route per step, every route evaluated, the accuracy–MACs frontier;
     /// stitch.json.
     Stitch(cmd::stitch::StitchArgs),
+    /// Hardware-aware architecture search over the block families (fire, depthwise-separable,
+    /// inverted residual, ShuffleNet): MnasNet's reward on the board's latency estimate, flash
+    /// and SRAM as hard limits; every trial logged to trials.jsonl (resumable, shardable); the
+    /// best candidate and a hand-designed baseline of its latency trained fully; search.json.
+    Search(cmd::search::SearchArgs),
     /// A compression pipeline (distill, prune, QAT steps) from a trained run: every step
     /// quantised, deployed on one board and measured, in one table and compress.json.
     Compress {
@@ -184,6 +189,7 @@ fn main() -> ExitCode {
         Command::Compress { config, out } => cmd::compress::run(&config, out),
         Command::Ditmos(args) => cmd::ditmos::run(&args),
         Command::Stitch(args) => cmd::stitch::run(&args),
+        Command::Search(args) => cmd::search::run(&args),
         Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {

@@ -1139,3 +1139,115 @@ fn stitch_runs_resumes_after_a_kill_and_least_squares_beats_default_init() {
     let header = std::fs::read_to_string(out.join("package/model.h")).unwrap();
     assert!(header.contains("#define TINYFIT_ROUTES 6"), "{header}");
 }
+
+/// Acceptance (#9): `tinyfit search` logs every trial as it finishes; killed mid-way, it
+/// refuses to start over without `--resume` and resumes without re-running finished trials;
+/// it then trains the best candidate and the baseline scaled to its latency, both measured
+/// on the board (within its limits) and in int8. Shards run apart and merge.
+#[test]
+fn search_resumes_after_a_kill_without_rerunning_trials_and_shards_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fixture("tiny_search.toml");
+    let out = dir.path().join("search");
+    let run = || {
+        let mut cmd = tinyfit();
+        cmd.args(["search", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&out);
+        cmd
+    };
+    let log = out.join("trials.jsonl");
+    let lines = || {
+        std::fs::read_to_string(&log)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let mut child = run()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while lines() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no trial finished"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the search ended before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = std::fs::read_to_string(&log).unwrap();
+    let finished = before.lines().count();
+    assert!(finished < 6, "the search finished before the kill");
+    assert!(!out.join("search.json").exists());
+
+    fails_with(&mut run(), "already holds a search");
+    let resumed = run().arg("--resume").output().unwrap();
+    let (stdout, stderr) = text(&resumed);
+    assert!(resumed.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(&format!("resuming: {finished} of 6 trials finished")),
+        "{stdout}"
+    );
+    let after = std::fs::read_to_string(&log).unwrap();
+    assert!(after.starts_with(&before), "finished trials were rewritten");
+    let mut indices: Vec<u64> = after
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["index"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    indices.sort_unstable();
+    assert_eq!(
+        indices,
+        (0..6).collect::<Vec<_>>(),
+        "a trial ran twice or not at all"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("search.json")).unwrap()).unwrap();
+    for name in ["best", "baseline"] {
+        let f = &report[name];
+        assert_eq!(f["fits"], true, "{f}");
+        assert!(f["int8_test"].as_f64().unwrap() > 0.3, "{f}");
+        assert!(f["cost"]["latency_ms"].as_f64().unwrap() > 0.0, "{f}");
+    }
+    let searched = report["best"]["cost"]["latency_ms"].as_f64().unwrap();
+    let baseline = report["baseline"]["cost"]["latency_ms"].as_f64().unwrap();
+    assert!(
+        (baseline / searched - 1.0).abs() < 0.25,
+        "baseline at {baseline} ms, searched model at {searched} ms"
+    );
+    assert!(out.join("searched/model.safetensors").exists());
+
+    // Two shards into one folder, then merged.
+    let sharded = dir.path().join("sharded");
+    for shard in ["1/2", "2/2"] {
+        let out = tinyfit()
+            .args(["search", "--config"])
+            .arg(&config)
+            .args(["--trials", "4", "--shard", shard, "--out"])
+            .arg(&sharded)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{:?}", text(&out));
+    }
+    let merged = tinyfit()
+        .args(["search", "--config"])
+        .arg(&config)
+        .args(["--trials", "4", "--merge", "--search-only", "--out"])
+        .arg(&sharded)
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&merged);
+    assert!(merged.status.success(), "{stderr}");
+    assert!(stdout.contains("merged 4 trials of 2 shard(s)"), "{stdout}");
+}

@@ -12,6 +12,8 @@ pub mod inspect;
 pub mod prune;
 pub mod qat;
 pub mod quantize;
+pub mod search;
+pub mod search_cost;
 pub mod stitch;
 pub mod stitch_baselines;
 pub mod stitch_int8;
