@@ -26,7 +26,7 @@ mod widths;
 pub use architecture::{Architecture, BlockKind, Compound, Stage, Stem};
 pub use error::NasError;
 pub use reward::Reward;
-pub use search::{Evaluate, Evaluation, Fits, Plan, Proposal, Strategy, best, pareto};
+pub use search::{Evaluate, Evaluation, Fits, Plan, Proposal, Score, Strategy, best, pareto};
 pub use space::SearchSpace;
 pub use trials::{Cost, Shard, Trial, TrialLog};
 pub use widths::scale_widths;

@@ -52,13 +52,23 @@ pub struct Proposal {
     pub parent: Option<usize>,
 }
 
+/// A trained candidate's validation figures after the proxy schedule.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Score {
+    /// Validation accuracy (0–1), the reward's ACC.
+    pub accuracy: f64,
+    /// Validation loss: ranks candidates of equal reward (a saturated validation split gives
+    /// many the same accuracy).
+    pub loss: f64,
+}
+
 /// What evaluating a candidate measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
     /// Its cost on the board.
     pub cost: Cost,
-    /// Validation accuracy after the proxy schedule, or why it was not trained.
-    pub accuracy: Result<f64, String>,
+    /// Validation figures after the proxy schedule, or why it was not trained.
+    pub score: Result<Score, String>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -122,8 +132,19 @@ impl Plan {
     }
 
     /// The proposal for trial `index`, given the trials before its batch (`history`, in
-    /// index order). `None` when no candidate within the limits was found in `MAX_DRAWS`.
-    pub fn propose(&self, index: usize, history: &[Trial], fits: &Fits) -> Option<Proposal> {
+    /// index order) and the architectures proposed before it in its batch (`batch`).
+    ///
+    /// Proposals are new: training is seeded, so evaluating an architecture again would
+    /// repeat its figures and waste a trial. A mutation that repeats one is redrawn; after
+    /// `MAX_DRAWS / 2` such draws the proposal is drawn from the whole space instead. `None`
+    /// when no new candidate within the limits was found in `MAX_DRAWS` draws.
+    pub fn propose(
+        &self,
+        index: usize,
+        history: &[Trial],
+        batch: &[Architecture],
+        fits: &Fits,
+    ) -> Option<Proposal> {
         let seed = self.shard.seed(self.seed) ^ (index as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let mut rng = StdRng::seed_from_u64(seed);
         let parent = match self.strategy {
@@ -134,19 +155,23 @@ impl Plan {
                 drawn
                     .into_iter()
                     .map(|i| &alive[i])
-                    .max_by(|a, b| a.reward.total_cmp(&b.reward).then(b.index.cmp(&a.index)))
+                    .max_by(|a, b| ranking(a, b))
             }
             _ => None,
         };
-        (0..MAX_DRAWS).find_map(|_| {
-            let architecture = match parent {
-                Some(p) => self.space.mutate(&p.architecture, &mut rng),
-                None => self.space.sample(&mut rng),
+        let seen =
+            |a: &Architecture| batch.contains(a) || history.iter().any(|t| t.architecture == *a);
+        (0..MAX_DRAWS).find_map(|draw| {
+            let (architecture, parent) = match parent {
+                Some(p) if draw < MAX_DRAWS / 2 => {
+                    (self.space.mutate(&p.architecture, &mut rng), Some(p.index))
+                }
+                _ => (self.space.sample(&mut rng), None),
             };
-            fits(&architecture).then(|| Proposal {
+            (!seen(&architecture) && fits(&architecture)).then_some(Proposal {
                 index,
                 architecture,
-                parent: parent.map(|p| p.index),
+                parent,
             })
         })
     }
@@ -182,16 +207,25 @@ impl Plan {
         while start < budget {
             let end = (start + self.batch).min(budget);
             let history: Vec<Trial> = by_index[..start].iter().flatten().cloned().collect();
-            let missing: Vec<Proposal> = (start..end)
-                .filter(|&i| by_index[i].is_none())
-                .map(|i| {
-                    self.propose(i, &history, fits).ok_or_else(|| {
-                        NasError::Config(format!(
-                            "no candidate within the flash and SRAM limits in {MAX_DRAWS} draws from the space; widen the space or raise the limits"
-                        ))
-                    })
-                })
-                .collect::<Result<_, _>>()?;
+            // The batch's proposals in index order; a finished trial's is its logged one.
+            let mut batch: Vec<Architecture> = Vec::new();
+            let mut missing: Vec<Proposal> = Vec::new();
+            for (i, finished) in by_index.iter().enumerate().take(end).skip(start) {
+                let architecture = match finished {
+                    Some(t) => t.architecture.clone(),
+                    None => {
+                        let p = self.propose(i, &history, &batch, fits).ok_or_else(|| {
+                            NasError::Config(format!(
+                                "no new candidate within the flash and SRAM limits in {MAX_DRAWS} draws from the space; widen the space or raise the limits"
+                            ))
+                        })?;
+                        let a = p.architecture.clone();
+                        missing.push(p);
+                        a
+                    }
+                };
+                batch.push(architecture);
+            }
             let results = std::sync::Mutex::new(Vec::new());
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::scope(|scope| -> Result<(), NasError> {
@@ -230,10 +264,11 @@ impl Plan {
     }
 
     fn trial(&self, p: &Proposal, e: Evaluation) -> Trial {
-        let (val_accuracy, over_limits) = match e.accuracy {
-            Ok(a) => (Some(a), None),
+        let (score, over_limits) = match e.score {
+            Ok(s) => (Some(s), None),
             Err(why) => (None, Some(why)),
         };
+        let val_accuracy = score.map(|s| s.accuracy);
         Trial {
             search: self.search.clone(),
             shard: self.shard.index,
@@ -242,6 +277,7 @@ impl Plan {
             parent: p.parent,
             cost: e.cost,
             val_accuracy,
+            val_loss: score.map(|s| s.loss),
             over_limits,
             reward: val_accuracy.map_or(0.0, |a| {
                 self.reward.value(a, e.cost.latency_ms, self.target_ms)
@@ -273,14 +309,21 @@ pub fn pareto(trials: &[Trial]) -> Vec<&Trial> {
         .collect()
 }
 
-/// The trial with the highest reward (ties: the earlier shard and index).
+/// The trial with the highest reward (ties: the lower validation loss, then the earlier shard
+/// and index).
 pub fn best(trials: &[Trial]) -> Option<&Trial> {
     trials
         .iter()
         .filter(|t| t.val_accuracy.is_some())
-        .max_by(|a, b| {
-            a.reward
-                .total_cmp(&b.reward)
-                .then((b.shard, b.index).cmp(&(a.shard, a.index)))
-        })
+        .max_by(|a, b| ranking(a, b))
+}
+
+/// Orders trials from worst to best: reward, then lower validation loss, then earlier shard
+/// and index.
+fn ranking(a: &Trial, b: &Trial) -> std::cmp::Ordering {
+    let loss = |t: &Trial| t.val_loss.unwrap_or(f64::INFINITY);
+    a.reward
+        .total_cmp(&b.reward)
+        .then(loss(b).total_cmp(&loss(a)))
+        .then((b.shard, b.index).cmp(&(a.shard, a.index)))
 }

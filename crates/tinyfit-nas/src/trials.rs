@@ -45,6 +45,9 @@ pub struct Trial {
     /// Validation accuracy after the proxy schedule; `None` where the candidate exceeded a
     /// limit and was not trained.
     pub val_accuracy: Option<f64>,
+    /// Validation loss after the proxy schedule (ranks trials of equal reward).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_loss: Option<f64>,
     /// Why it was not trained, if it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub over_limits: Option<String>,

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tinyfit_nas::trials::merge;
 use tinyfit_nas::{
-    Architecture, BlockKind, Cost, Evaluation, Plan, Proposal, Reward, SearchSpace, Shard, Stem,
-    Strategy, Trial, TrialLog,
+    Architecture, BlockKind, Cost, Evaluation, Plan, Proposal, Reward, Score, SearchSpace, Shard,
+    Stem, Strategy, Trial, TrialLog,
 };
 
 fn space() -> SearchSpace {
@@ -73,7 +73,10 @@ fn synthetic(p: &Proposal) -> Evaluation {
             sram_bytes: 0,
             latency_ms,
         },
-        accuracy: Ok(0.5 + family + 0.3 * (1.0 - (-(capacity as f64) / 60.0).exp())),
+        score: Ok(Score {
+            accuracy: 0.5 + family + 0.3 * (1.0 - (-(capacity as f64) / 60.0).exp()),
+            loss: 1.0,
+        }),
         seconds: 0.0,
     }
 }
@@ -100,6 +103,8 @@ fn a_killed_search_resumes_without_rerunning_finished_trials() {
     let whole = run(&plan, whole_dir.path(), &|p| Ok(synthetic(p))).unwrap();
     assert_eq!(whole.len(), 20);
     assert!(whole.iter().skip(6).all(|t| t.parent.is_some()));
+    let distinct: std::collections::HashSet<_> = whole.iter().map(|t| &t.architecture).collect();
+    assert_eq!(distinct.len(), 20, "an architecture was evaluated twice");
 
     // The first attempt dies at trial 13 (a kill, as far as the log can tell).
     let dir = tempfile::tempdir().unwrap();
@@ -192,7 +197,10 @@ fn needle(p: &Proposal) -> Evaluation {
             + usize::from(s.groups == 2);
     }
     Evaluation {
-        accuracy: Ok(0.5 + 0.5 * matching as f64 / 13.0),
+        score: Ok(Score {
+            accuracy: 0.5 + 0.5 * matching as f64 / 13.0,
+            loss: 1.0,
+        }),
         ..synthetic(p)
     }
 }

@@ -14,7 +14,7 @@ use tinyfit_deploy::boards::Board;
 use tinyfit_deploy::emulator::{self, Core};
 use tinyfit_deploy::{Program, codegen, cost};
 use tinyfit_graph::{Graph, Weights};
-use tinyfit_nas::{Architecture, Cost, Evaluation, Proposal};
+use tinyfit_nas::{Architecture, Cost, Evaluation, Proposal, Score};
 use tinyfit_train::{Observer, TrainConfig, TrainOptions, init};
 
 use crate::cmd::deploy::profile_package;
@@ -211,7 +211,7 @@ impl Candidates {
         let graph = self.graph(&p.architecture)?;
         let program = self.program(&graph, None, &splits)?;
         let cost = self.measure(&graph, &program, &dir.join("package"))?;
-        let accuracy = match self.over_limits(&cost) {
+        let score = match self.over_limits(&cost) {
             Some(why) => Err(why),
             None => {
                 let outcome = tinyfit_train::train(
@@ -223,14 +223,18 @@ impl Candidates {
                     TrainOptions::default(),
                     &mut Quiet,
                 )?;
-                Ok(outcome.history[outcome.best_epoch].val_accuracy)
+                let selected = &outcome.history[outcome.best_epoch];
+                Ok(Score {
+                    accuracy: selected.val_accuracy,
+                    loss: selected.val_loss,
+                })
             }
         };
         std::fs::remove_dir_all(&dir)
             .with_context(|| format!("cannot remove {}", dir.display()))?;
         Ok(Evaluation {
             cost,
-            accuracy,
+            score,
             seconds: started.elapsed().as_secs_f64(),
         })
     }
