@@ -126,8 +126,8 @@ fn host(t: Tensor<2>) -> Vec<f32> {
 }
 
 /// The epochs of `phase` (schedule from epoch `offset`) over the samples `members` of `data`
-/// shuffled by `seed`: a fresh optimiser each epoch, one step a batch on the loss `loss` gives
-/// for the model and the batch's sample indices.
+/// shuffled by `seed`: a fresh optimiser and the device's generator reseeded each epoch, one
+/// step a batch on the loss `loss` gives for the model and the batch's sample indices.
 #[allow(clippy::too_many_arguments)]
 fn epochs<M: Module>(
     mut model: M,
@@ -138,7 +138,13 @@ fn epochs<M: Module>(
     seed: u64,
     mut loss: impl FnMut(&M, &[usize]) -> Tensor<1>,
 ) -> M {
+    let device = model.devices().first().cloned();
     for epoch in offset..offset + phase.epochs {
+        // Dropout draws from the device's generator: seeded by epoch, so that a run resumed
+        // from a checkpoint draws what the uninterrupted run drew.
+        if let Some(device) = &device {
+            device.seed(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+        }
         let lr = phase.lr_at(epoch);
         let mut optim = sgd(lr);
         for indices in shuffled(members, seed, epoch).chunks(batch_size.max(1)) {

@@ -163,7 +163,7 @@ impl Architecture {
         Ok(graph)
     }
 
-    /// A short description: `t128 stem16 | ir k3 e4 w24 d2 s2 | ...`.
+    /// A short description: `t128 stem16 / ir e4 k3 w24 d2 s2 / ...`.
     pub fn describe(&self) -> String {
         let mut out = format!("t{} stem{}", self.time_steps, self.stem.width);
         for s in self.stages.iter().map(Stage::resolved) {
@@ -175,7 +175,7 @@ impl Architecture {
                 BlockKind::Shuffle => format!("shuf g{} e{}", s.groups, s.expansion),
             };
             out += &format!(
-                " | {tag} k{} w{} d{} s{}",
+                " / {tag} k{} w{} d{} s{}",
                 s.kernel, s.width, s.depth, s.stride
             );
         }
@@ -277,7 +277,7 @@ mod tests {
         assert!(
             base()
                 .describe()
-                .starts_with("t128 stem16 | shuf g4 e4 k3 w32 d2 s2")
+                .starts_with("t128 stem16 / shuf g4 e4 k3 w32 d2 s2")
         );
     }
 }

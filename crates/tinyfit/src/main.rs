@@ -82,6 +82,11 @@ enum Command {
     /// and SRAM as hard limits; every trial logged to trials.jsonl (resumable, shardable); the
     /// best candidate and a hand-designed baseline of its latency trained fully; search.json.
     Search(cmd::search::SearchArgs),
+    /// The main job: every method on one dataset and board (strong and small models,
+    /// compression, DiTMoS, SN-Net, architecture search), each candidate deployed and
+    /// measured, the most accurate one within the budget chosen; summary.json, report.html,
+    /// the winner's C package and .tflite. Finished stages are reused on a rerun.
+    Run(cmd::run::RunArgs),
     /// A compression pipeline (distill, prune, QAT steps) from a trained run: every step
     /// quantised, deployed on one board and measured, in one table and compress.json.
     Compress {
@@ -190,6 +195,7 @@ fn main() -> ExitCode {
         Command::Ditmos(args) => cmd::ditmos::run(&args),
         Command::Stitch(args) => cmd::stitch::run(&args),
         Command::Search(args) => cmd::search::run(&args),
+        Command::Run(args) => cmd::run::run(&args),
         Command::Prune(args) => cmd::prune::run(&args),
         Command::Inspect { model } => cmd::inspect::run(&model),
         Command::Data {

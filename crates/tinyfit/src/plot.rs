@@ -35,6 +35,18 @@ pub fn scatter_svg(
     series: &[Series],
     line: Option<(&str, Vec<(f64, f64)>)>,
 ) -> Result<String> {
+    scatter_with_limits_svg(title, x_label, series, line, &[])
+}
+
+/// [`scatter_svg`] with vertical dashed lines at named costs (a board's or a budget's
+/// limits), the axis widened to show them.
+pub fn scatter_with_limits_svg(
+    title: &str,
+    x_label: &str,
+    series: &[Series],
+    line: Option<(&str, Vec<(f64, f64)>)>,
+    limits: &[(&str, f64)],
+) -> Result<String> {
     let all: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
@@ -44,7 +56,9 @@ pub fn scatter_svg(
     }
     let (x_min, x_max) = all
         .iter()
-        .fold((f64::INFINITY, 0.0f64), |(lo, hi), &(x, _)| {
+        .map(|p| p.0)
+        .chain(limits.iter().map(|l| l.1))
+        .fold((f64::INFINITY, 0.0f64), |(lo, hi), x| {
             (lo.min(x), hi.max(x))
         });
     let (y_min, y_max) = all
@@ -64,7 +78,7 @@ pub fn scatter_svg(
             .x_label_area_size(44)
             .y_label_area_size(56)
             .build_cartesian_2d(
-                (x_min.max(1.0) * 0.8..x_max * 1.25).log_scale(),
+                (x_min.max(1e-3) * 0.8..x_max * 1.25).log_scale(),
                 (y_min - pad)..(y_max + pad).min(100.5),
             )
             .map_err(|e| fail(&e))?;
@@ -82,6 +96,21 @@ pub fn scatter_svg(
                 .map_err(|e| fail(&e))?
                 .label(name)
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK));
+        }
+        let (y_lo, y_hi) = (y_min - pad, (y_max + pad).min(100.5));
+        for &(name, x) in limits {
+            let dashes = (0..20).map(|i| {
+                let t = |k: f64| y_lo + (y_hi - y_lo) * k / 20.0;
+                PathElement::new(
+                    vec![(x, t(i as f64)), (x, t(i as f64 + 0.5))],
+                    RED.stroke_width(2),
+                )
+            });
+            chart
+                .draw_series(dashes)
+                .map_err(|e| fail(&e))?
+                .label(name)
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], RED.stroke_width(2)));
         }
         for s in series {
             let color = s.color;
@@ -121,8 +150,10 @@ fn format_cost(x: f64) -> String {
         format!("{:.1}M", x / 1e6)
     } else if x >= 1e3 {
         format!("{:.0}k", x / 1e3)
-    } else {
+    } else if x >= 10.0 {
         format!("{x:.0}")
+    } else {
+        format!("{x:.2}")
     }
 }
 

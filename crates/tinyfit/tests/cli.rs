@@ -1251,3 +1251,177 @@ fn search_resumes_after_a_kill_without_rerunning_trials_and_shards_merge() {
     assert!(merged.status.success(), "{stderr}");
     assert!(stdout.contains("merged 4 trials of 2 shard(s)"), "{stdout}");
 }
+
+/// The fields of summary.json that do not depend on timing or on the output folder: each
+/// candidate's name and figures, and the winner.
+fn summary_figures(out: &Path) -> serde_json::Value {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let candidates: Vec<serde_json::Value> = s["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let mut c = c.clone();
+            let o = c.as_object_mut().unwrap();
+            o.remove("run");
+            o.remove("train_seconds");
+            c
+        })
+        .collect();
+    serde_json::json!({
+        "candidates": candidates,
+        "winner": s["winner"]["candidate"],
+        "confusion": s["winner"]["confusion"],
+    })
+}
+
+/// Acceptance (#10): `tinyfit run` runs every configured method as a stage, writes
+/// summary.json (valid against its documented schema) and report.html, and the winner's
+/// package and .tflite; killed during the DiTMoS stage and rerun, it reuses the finished
+/// stages (its log says so) and ends with the figures of an uninterrupted run.
+#[test]
+fn run_reuses_finished_stages_after_a_kill_and_matches_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = fixture("tiny_run.toml");
+    let run = |out: &Path| {
+        let mut cmd = tinyfit();
+        cmd.arg("run")
+            .arg(&config)
+            .args(["--quick", "--out"])
+            .arg(out);
+        cmd
+    };
+    let whole = dir.path().join("whole");
+    let done = run(&whole).output().unwrap();
+    assert!(done.status.success(), "{:?}", text(&done));
+
+    let killed = dir.path().join("killed");
+    let mut child = run(&killed)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let ditmos_checkpoint = || {
+        std::fs::read_dir(killed.join("stages"))
+            .map(|entries| {
+                entries.flatten().any(|e| {
+                    e.file_name().to_string_lossy().starts_with("ditmos-")
+                        && e.path().join("run/progress.json").exists()
+                })
+            })
+            .unwrap_or(false)
+    };
+    while !ditmos_checkpoint() {
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "DiTMoS never checkpointed"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !killed.join("summary.json").exists(),
+        "the run finished before the kill"
+    );
+    let rerun = run(&killed).output().unwrap();
+    let (stdout, stderr) = text(&rerun);
+    assert!(rerun.status.success(), "{stderr}");
+    let log = std::fs::read_to_string(killed.join("run.log")).unwrap();
+    for reused in ["strong", "compress"] {
+        assert!(
+            log.contains(&format!("stage {reused}: reused, not recomputed")),
+            "{log}"
+        );
+    }
+    assert!(log.contains("stage ditmos: resuming"), "{log}");
+    assert!(stdout.contains("winner:"), "{stdout}");
+    assert_eq!(summary_figures(&killed), summary_figures(&whole));
+
+    // The summary validates against the documented schema, which is the one the code writes.
+    let schema = tinyfit().args(["run", "--schema"]).output().unwrap();
+    let (generated, _) = text(&schema);
+    let documented = std::fs::read_to_string(repo().join("docs/summary.schema.json")).unwrap();
+    assert_eq!(
+        generated.trim(),
+        documented.trim(),
+        "docs/summary.schema.json is stale"
+    );
+    let validate = Command::new("python3")
+        .args(["-c", "import json, sys, jsonschema; jsonschema.validate(json.load(open(sys.argv[1])), json.load(open(sys.argv[2])))"])
+        .arg(killed.join("summary.json"))
+        .arg(repo().join("docs/summary.schema.json"))
+        .output()
+        .unwrap();
+    assert!(validate.status.success(), "{:?}", text(&validate));
+
+    // The winner's artefacts.
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(killed.join("summary.json")).unwrap())
+            .unwrap();
+    let winner = &summary["winner"];
+    assert_eq!(winner["qemu_differing_bytes"], 0, "{winner}");
+    assert!(killed.join("winner/package/model.c").exists());
+    renders_in_chromium(&killed.join("report.html"));
+}
+
+/// Loads `report` in headless Chromium: every table and plot is in the rendered page, the
+/// page logs no errors, and a screenshot goes to `target/ci-artifacts/report.png`.
+fn renders_in_chromium(report: &Path) {
+    let url = format!("file://{}", report.display());
+    let chromium = |extra: &[&str]| {
+        Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--enable-logging=stderr",
+                "--v=0",
+            ])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap_or_else(|e| panic!("chromium (installed by .ci/setup): {e}"))
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let (page, log) = text(&dom);
+    assert!(dom.status.success(), "{log}");
+    for id in [
+        "winner",
+        "comparison",
+        "plot-latency",
+        "plot-sram",
+        "compress",
+        "ditmos-routing",
+        "ditmos-cka",
+        "plot-search",
+        "confusion",
+        "stages",
+    ] {
+        assert!(
+            page.contains(&format!("id=\"{id}\"")),
+            "no #{id} in the rendered page"
+        );
+    }
+    assert!(
+        page.matches("<svg").count() >= 3,
+        "fewer than three plots rendered"
+    );
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught") || l.contains("Failed to load"))
+        .collect();
+    assert!(errors.is_empty(), "the page logged: {errors:?}");
+    let artefacts = repo().join("target/ci-artifacts");
+    std::fs::create_dir_all(&artefacts).unwrap();
+    let shot = artefacts.join("report.png");
+    let screenshot = format!("--screenshot={}", shot.display());
+    let out = chromium(&[&screenshot, "--window-size=1280,4000", "--hide-scrollbars"]);
+    assert!(out.status.success() && shot.exists(), "{:?}", text(&out));
+}

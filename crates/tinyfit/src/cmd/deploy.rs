@@ -88,16 +88,34 @@ pub fn run(args: &DeployArgs) -> Result<()> {
     } else {
         model.to_path_buf()
     };
-    let bytes = std::fs::read(&file).with_context(|| {
-        format!(
-            "cannot read {} (expected an int8 .tflite file or a run folder quantised by \
-             `tinyfit quantize`)",
-            file.display()
-        )
-    })?;
-    let quant =
-        tinyfit_deploy::tflite::import(&bytes).with_context(|| file.display().to_string())?;
-    let mut program = tinyfit_deploy::lower(&quant).with_context(|| file.display().to_string())?;
+    let mut program = if model.is_dir() && !file.exists() && model.join("model.json").exists() {
+        // A trained run without a .tflite (its ops have no TFLite builtins, or it was never
+        // quantised): quantised here as `tinyfit quantize` would.
+        let trained = RunDir(model.to_path_buf()).load()?;
+        let splits = trained.splits()?;
+        let weight_bits = trained
+            .experiment
+            .weight_bits
+            .iter()
+            .filter(|&(_, &b)| b != tinyfit_train::WeightBits::Int8)
+            .map(|(l, &b)| (l.clone(), b))
+            .collect();
+        println!(
+            "{} has no model_int8.tflite: quantising the run (post-training, 1,024 calibration samples)",
+            model.display()
+        );
+        super::quantize::ptq(&trained, &splits, 1024, &weight_bits)?.1
+    } else {
+        let bytes = std::fs::read(&file).with_context(|| {
+            format!(
+                "cannot read {} (expected an int8 .tflite file, or a run folder of `tinyfit train` or `tinyfit quantize`)",
+                file.display()
+            )
+        })?;
+        let quant =
+            tinyfit_deploy::tflite::import(&bytes).with_context(|| file.display().to_string())?;
+        tinyfit_deploy::lower(&quant).with_context(|| file.display().to_string())?
+    };
     let routed = args.routed || args.slicing || model.join("ditmos.json").exists();
     let mut sliced = false;
     if routed {
@@ -304,6 +322,8 @@ struct Verification {
     differing_predictions: usize,
     /// Accuracy of the package's predictions on the split.
     accuracy: f64,
+    /// The package's predictions on the split, `[true][predicted]`.
+    confusion: Vec<Vec<usize>>,
 }
 
 /// MACs of one inference: every operation, or for a routed program the common ones and the
@@ -395,6 +415,8 @@ fn verify(model: &Path, program: &Program, elf: &Path, core: Core) -> Result<Ver
     let mut differing_bytes = 0;
     let mut differing_predictions = 0;
     let mut correct = 0;
+    let classes = data.class_names.len();
+    let mut confusion = vec![vec![0usize; classes]; classes];
     for ((want, got), &label) in expected.iter().zip(got.chunks(per_sample)).zip(&labels) {
         let flat: Vec<i8> = want.concat();
         differing_bytes += flat
@@ -422,6 +444,11 @@ fn verify(model: &Path, program: &Program, elf: &Path, core: Core) -> Result<Ver
         let (mine, package) = (predicted(want), predicted(&theirs));
         differing_predictions += usize::from(mine != package);
         correct += usize::from(package.1 == label as usize);
+        if let Some(row) = confusion.get_mut(label as usize)
+            && let Some(cell) = row.get_mut(package.1)
+        {
+            *cell += 1;
+        }
     }
     Ok(Verification {
         split: "test",
@@ -430,6 +457,7 @@ fn verify(model: &Path, program: &Program, elf: &Path, core: Core) -> Result<Ver
         differing_bytes,
         differing_predictions,
         accuracy: correct as f64 / data.len().max(1) as f64,
+        confusion,
     })
 }
 

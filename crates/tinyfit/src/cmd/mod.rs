@@ -12,6 +12,7 @@ pub mod inspect;
 pub mod prune;
 pub mod qat;
 pub mod quantize;
+pub mod run;
 pub mod search;
 pub mod search_cost;
 pub mod stitch;

@@ -153,12 +153,33 @@ struct QuantReport {
     /// Layers with weights below int8, and their grid.
     #[serde(skip_serializing_if = "Precision::is_empty")]
     weight_bits: Precision,
-    tflite_bytes: usize,
+    /// Size of `model_int8.tflite`; absent where the model's ops have no TFLite builtins.
+    tflite_bytes: Option<usize>,
     flash_bytes: usize,
     arena_bytes: usize,
     arena_lower_bound: usize,
     validation: Comparison,
     test: Comparison,
+}
+
+/// Post-training quantisation of a trained run as `tinyfit quantize` does it (calibrated on
+/// `calibration` training samples, weights on `weight_bits` where not int8), lowered to the
+/// int8 runtime.
+pub fn ptq(
+    trained: &TrainedRun,
+    splits: &Splits,
+    calibration: usize,
+    weight_bits: &Precision,
+) -> Result<(tinyfit_graph::quant::QuantGraph, tinyfit_deploy::Program)> {
+    let config = PtqConfig {
+        calibration_samples: calibration,
+        weight_bits: weight_bits.clone(),
+        ..PtqConfig::default()
+    };
+    let quant = quantize(&trained.graph, &trained.weights, &splits.train, config)
+        .context("post-training quantisation")?;
+    let program = tinyfit_deploy::lower(&quant)?;
+    Ok((quant, program))
 }
 
 /// Quantises the run `args.run` (calibrating on its training split) and reports float vs int8.
@@ -175,19 +196,26 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         .into_iter()
         .filter(|&(_, b)| b != WeightBits::Int8)
         .collect();
-
-    let config = PtqConfig {
-        calibration_samples,
-        weight_bits: weight_bits.clone(),
-        ..PtqConfig::default()
-    };
-    let quant = quantize(&trained.graph, &trained.weights, &splits.train, config)
-        .context("post-training quantisation")?;
-    let program = tinyfit_deploy::lower(&quant)?;
-    let bytes = tinyfit_deploy::tflite::export_lowered(&quant, &program, Default::default())
-        .context("TFLite export")?;
+    let (quant, program) = ptq(&trained, &splits, calibration_samples, &weight_bits)?;
     let out = run.file("model_int8.tflite");
-    write_atomic(&out, &bytes).with_context(|| format!("cannot write {}", out.display()))?;
+    // A model whose ops TFLite cannot express (grouped convolutions, channel shuffles) has no
+    // .tflite; its int8 figures below come from the program all the same, and `tinyfit
+    // deploy` quantises the run itself.
+    let bytes = match tinyfit_deploy::tflite::export_lowered(&quant, &program, Default::default()) {
+        Ok(bytes) => {
+            write_atomic(&out, &bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            Some(bytes)
+        }
+        Err(e) => {
+            if out.exists() {
+                std::fs::remove_file(&out)
+                    .with_context(|| format!("cannot remove the stale {}", out.display()))?;
+            }
+            println!("no .tflite: {e} (`tinyfit deploy` quantises the run itself)");
+            None
+        }
+    };
 
     let device = cpu();
     let model = GraphModel::new(&trained.graph, &trained.weights, &device)?;
@@ -211,7 +239,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     let report = QuantReport {
         calibration_samples: splits.train.len().min(calibration_samples),
         weight_bits,
-        tflite_bytes: bytes.len(),
+        tflite_bytes: bytes.as_ref().map(Vec::len),
         // As the generated C stores them: compact filters where they pay.
         flash_bytes: program.const_bytes()
             - codegen::bytes_saved(&codegen::compact_layers_of(&program, &Default::default())),
@@ -221,7 +249,9 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         test: compare(&splits.test)?,
     };
     run.write_json("quantization.json", &report)?;
-    println!("wrote {} ({} bytes)", out.display(), bytes.len());
+    if let Some(bytes) = &bytes {
+        println!("wrote {} ({} bytes)", out.display(), bytes.len());
+    }
     println!(
         "constants in flash (weights as the generated C stores them, biases, multipliers) {} B; arena {} B (lower bound {} B)",
         report.flash_bytes, report.arena_bytes, report.arena_lower_bound

@@ -398,6 +398,8 @@ fn search(plan: &Plan, candidates: &Candidates, log_path: &Path) -> Result<Vec<T
         },
     )?;
     bar.finish();
+    // Trial folders are removed as trials finish; the folder itself once all have.
+    let _ = std::fs::remove_dir(candidates.scratch());
     Ok(trials)
 }
 

@@ -105,6 +105,11 @@ impl Candidates {
         Ok(splits)
     }
 
+    /// The folder trial folders are made in.
+    pub fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
     /// The data at their own resolution.
     pub fn splits(&self) -> &Splits {
         &self.splits
