@@ -83,6 +83,21 @@ fn one() -> usize {
     1
 }
 
+impl BlockKind {
+    /// Whether the family reads a stage's width ratio (`expansion`).
+    pub fn uses_expansion(self) -> bool {
+        matches!(
+            self,
+            BlockKind::InvertedResidual | BlockKind::Fire | BlockKind::Shuffle
+        )
+    }
+
+    /// Whether the family reads a stage's channel groups.
+    pub fn uses_groups(self) -> bool {
+        self == BlockKind::Shuffle
+    }
+}
+
 impl Stage {
     /// The stage as built: widths of a ShuffleNet stage rounded up to a multiple of its groups
     /// (so that the grouped convolutions split evenly), every width at least 1.
@@ -161,6 +176,22 @@ impl Architecture {
         let graph = net.classifier(classes);
         graph.analyze().map_err(|e| e.to_string())?;
         Ok(graph)
+    }
+
+    /// The architecture with the genes no block reads set to 1: two architectures that build
+    /// the same graph have the same canonical form.
+    pub fn canonical(&self) -> Architecture {
+        let mut a = self.clone();
+        for s in &mut a.stages {
+            *s = s.resolved();
+            if !s.block.uses_expansion() {
+                s.expansion = 1;
+            }
+            if !s.block.uses_groups() {
+                s.groups = 1;
+            }
+        }
+        a
     }
 
     /// A short description: `t128 stem16 / ir e4 k3 w24 d2 s2 / ...`.

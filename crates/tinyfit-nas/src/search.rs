@@ -134,8 +134,9 @@ impl Plan {
     /// The proposal for trial `index`, given the trials before its batch (`history`, in
     /// index order) and the architectures proposed before it in its batch (`batch`).
     ///
-    /// Proposals are new: training is seeded, so evaluating an architecture again would
-    /// repeat its figures and waste a trial. A mutation that repeats one is redrawn; after
+    /// Proposals are new — their graphs differ from every earlier one's
+    /// ([`Architecture::canonical`]): training is seeded, so evaluating an architecture again
+    /// would repeat its figures and waste a trial. A mutation that repeats one is redrawn; after
     /// `MAX_DRAWS / 2` such draws the proposal is drawn from the whole space instead. `None`
     /// when no new candidate within the limits was found in `MAX_DRAWS` draws.
     pub fn propose(
@@ -159,8 +160,11 @@ impl Plan {
             }
             _ => None,
         };
-        let seen =
-            |a: &Architecture| batch.contains(a) || history.iter().any(|t| t.architecture == *a);
+        let seen = |a: &Architecture| {
+            let a = a.canonical();
+            batch.iter().any(|b| b.canonical() == a)
+                || history.iter().any(|t| t.architecture.canonical() == a)
+        };
         (0..MAX_DRAWS).find_map(|draw| {
             let (architecture, parent) = match parent {
                 Some(p) if draw < MAX_DRAWS / 2 => {

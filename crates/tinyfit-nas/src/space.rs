@@ -118,21 +118,37 @@ impl SearchSpace {
     }
 
     /// `parent` with one gene redrawn to another of its choices (regularized evolution's
-    /// mutation); genes with a single choice are never picked. The parent itself when no gene
-    /// has two choices.
+    /// mutation); genes with a single choice, and genes the stage's block family does not read
+    /// (an expansion of a separable stage, the groups of a non-ShuffleNet one), are never
+    /// picked. The parent itself when no gene can change.
     pub fn mutate(&self, parent: &Architecture, rng: &mut impl Rng) -> Architecture {
         let mut genes = Vec::new();
         if self.time_steps.len() > 1 {
             genes.push(Gene::TimeSteps);
         }
-        for s in 0..parent.stages.len() {
+        for (s, stage) in parent.stages.iter().enumerate() {
+            let block = stage.block;
             let per_stage = [
                 (self.blocks.len(), Gene::Block(s)),
                 (self.kernels.len(), Gene::Kernel(s)),
-                (self.expansions.len(), Gene::Expansion(s)),
+                (
+                    if block.uses_expansion() {
+                        self.expansions.len()
+                    } else {
+                        0
+                    },
+                    Gene::Expansion(s),
+                ),
                 (self.widths.len(), Gene::Width(s)),
                 (self.depths.len(), Gene::Depth(s)),
-                (self.groups.len(), Gene::Groups(s)),
+                (
+                    if block.uses_groups() {
+                        self.groups.len()
+                    } else {
+                        0
+                    },
+                    Gene::Groups(s),
+                ),
             ];
             genes.extend(
                 per_stage
