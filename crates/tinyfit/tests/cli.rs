@@ -1369,6 +1369,23 @@ fn run_reuses_finished_stages_after_a_kill_and_matches_an_uninterrupted_run() {
     assert_eq!(winner["qemu_differing_bytes"], 0, "{winner}");
     assert!(killed.join("winner/package/model.c").exists());
     renders_in_chromium(&killed.join("report.html"));
+
+    // A budget nothing meets: refused, naming the closest candidates; the report still written.
+    let tight = run(&killed)
+        .args(["--latency-ms", "0.01"])
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&tight);
+    assert_eq!(tight.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no candidate meets the budget (0.01 ms")
+            && stderr.contains("the closest:"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("latency") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
 
 /// Loads `report` in headless Chromium: every table and plot is in the rendered page, the
