@@ -28,21 +28,16 @@ use crate::cmd::search_cost::{Candidates, Limits};
 use crate::cmd::train::train_run;
 use crate::experiment::{Experiment, ModelSection};
 use crate::report::thousands;
-use crate::run_dir::{Report, RunDir, config_folder, read_toml, resolve};
+use crate::run_dir::{Report, ResumableArgs, RunDir, config_folder, read_toml, resolve};
 
 /// `tinyfit search` arguments.
 #[derive(clap::Args)]
 pub struct SearchArgs {
-    /// Config file (TOML: [data], [search] with [search.space] and [search.proxy], [train],
-    /// optional [baseline]).
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Output folder (default: runs/<config file name>).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Continue the search in the output folder: finished trials are kept, not re-run.
-    #[arg(long)]
-    pub resume: bool,
+    /// The config (TOML: [data], [search] with [search.space] and [search.proxy], [train],
+    /// optional [baseline]), output folder and `--resume` (finished trials are kept, not
+    /// re-run).
+    #[command(flatten)]
+    pub run: ResumableArgs,
     /// Run shard i of n (1-based), e.g. 2/4: an independent search with a seed of its own
     /// and its share of the trials, logged to trials-i-of-n.jsonl; no final training.
     #[arg(long)]
@@ -181,8 +176,9 @@ struct SearchReport<'a> {
 
 /// Runs `tinyfit search`.
 pub fn run(args: &SearchArgs) -> Result<()> {
-    let mut file: SearchFile = read_toml(&args.config, "search config")?;
-    let base = config_folder(&args.config);
+    let config = &args.run.config;
+    let mut file: SearchFile = read_toml(config, "search config")?;
+    let base = config_folder(config);
     file.data.resolve_paths(base);
     resolve(base, file.baseline.iter_mut().map(|b| &mut b.graph));
     if let Some(s) = args.strategy {
@@ -194,10 +190,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     if let Some(trials) = args.trials {
         file.search.trials = trials;
     }
-    let out = args.out.clone().unwrap_or_else(|| {
-        let stem = args.config.file_stem().unwrap_or_default();
-        PathBuf::from("runs").join(stem)
-    });
+    let out = args.run.run_dir().0;
     let shard = match &args.shard {
         Some(s) => Shard::parse(s).map_err(anyhow::Error::msg)?,
         None => Shard::ALL,
@@ -234,7 +227,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     plan.validate()?;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let log_path = out.join(shard.log_name());
-    if !args.merge && !args.resume && log_path.exists() {
+    if !args.merge && !args.run.resume && log_path.exists() {
         bail!(
             "{} already holds a search ({}); pass --resume to continue it, or choose another --out",
             out.display(),
@@ -312,7 +305,7 @@ pub fn run(args: &SearchArgs) -> Result<()> {
     if shard.count > 1 {
         println!(
             "shard {shard} done; copy every shard's trials-*.jsonl into one folder and run `tinyfit search --config {} --out FOLDER --merge`",
-            args.config.display()
+            config.display()
         );
         return Ok(());
     }

@@ -244,19 +244,24 @@ fn words(parts: &[&str]) -> Vec<String> {
     parts.iter().map(|s| s.to_string()).collect()
 }
 
+/// `tinyfit COMMAND` on the stage's config into `out`, continuing what a killed run left.
+fn resumable(command: &str, out: &str) -> Vec<String> {
+    words(&[
+        command,
+        "--config",
+        "{dir}/config.toml",
+        "--out",
+        out,
+        "--resume",
+    ])
+}
+
 /// `train` into `{dir}/<name>` (the run folder is named after the stage: SN-Net names its
 /// anchors by their folders), then `quantize` and `deploy` it for `board`.
 fn train_commands(name: &str, board: &str) -> Vec<Vec<String>> {
     let run = format!("{{dir}}/{name}");
     vec![
-        words(&[
-            "train",
-            "--config",
-            "{dir}/config.toml",
-            "--out",
-            &run,
-            "--resume",
-        ]),
+        resumable("train", &run),
         words(&["quantize", &run]),
         words(&["deploy", &run, "--board", board, "--out", "{dir}/package"]),
     ]
@@ -330,14 +335,7 @@ impl Plan<'_> {
             let mut c = self.method("ditmos", p)?;
             c.set("ditmos.strong", strong_run.clone().into())?;
             let cmd = vec![
-                words(&[
-                    "ditmos",
-                    "--config",
-                    "{dir}/config.toml",
-                    "--out",
-                    "{dir}/run",
-                    "--resume",
-                ]),
+                resumable("ditmos", "{dir}/run"),
                 words(&[
                     "deploy",
                     "{dir}/run",
@@ -355,14 +353,7 @@ impl Plan<'_> {
                 let name = format!("anchor{}", i + 1);
                 let c = self.method("anchors", a)?;
                 let run = format!("{{dir}}/{name}");
-                let cmd = vec![words(&[
-                    "train",
-                    "--config",
-                    "{dir}/config.toml",
-                    "--out",
-                    &run,
-                    "--resume",
-                ])];
+                let cmd = vec![resumable("train", &run)];
                 let r = runner.run(&self.stage(&name, &c, cmd), &[]);
                 records.push(r.clone());
                 anchor_records.push(r);
@@ -376,14 +367,7 @@ impl Plan<'_> {
             c.set("stitch.anchors", toml::Value::Array(anchors))?;
             c.set("stitch.baselines", toml::Value::Array(Vec::new()))?;
             c.set("stitch.board", self.board.into())?;
-            let cmd = vec![words(&[
-                "stitch",
-                "--config",
-                "{dir}/config.toml",
-                "--out",
-                "{dir}/run",
-                "--resume",
-            ])];
+            let cmd = vec![resumable("stitch", "{dir}/run")];
             let mut upstream: Vec<&StageRecord> = anchor_records.iter().collect();
             upstream.push(&strong_rec);
             records.push(runner.run(&self.stage("stitch", &c, cmd), &upstream));
@@ -400,14 +384,7 @@ impl Plan<'_> {
                 "search.sram_kib",
                 (budget.sram_bytes as f64 / 1024.0).into(),
             )?;
-            let mut cmd = vec![words(&[
-                "search",
-                "--config",
-                "{dir}/config.toml",
-                "--out",
-                "{dir}/run",
-                "--resume",
-            ])];
+            let mut cmd = vec![resumable("search", "{dir}/run")];
             let finalists: &[&str] = if c.get("baseline").is_some() {
                 &["searched", "baseline"]
             } else {
