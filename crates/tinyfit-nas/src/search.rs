@@ -230,7 +230,7 @@ impl Plan {
                 };
                 batch.push(architecture);
             }
-            let results = std::sync::Mutex::new(Vec::new());
+            // Trials are logged on this thread as their evaluations arrive.
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::scope(|scope| -> Result<(), NasError> {
                 for p in &missing {
@@ -245,23 +245,14 @@ impl Plan {
                         index: p.index,
                         architecture: p.architecture.describe(),
                         message,
-                    });
-                    match e {
-                        Ok(e) => {
-                            let trial = self.trial(p, e);
-                            log.append(&trial)?;
-                            done(&trial);
-                            results.lock().expect("not poisoned").push(trial);
-                        }
-                        Err(e) => return Err(e),
-                    }
+                    })?;
+                    let trial = self.trial(p, e);
+                    log.append(&trial)?;
+                    done(&trial);
+                    by_index[p.index] = Some(trial);
                 }
                 Ok(())
             })?;
-            for t in results.into_inner().expect("not poisoned") {
-                let slot = t.index;
-                by_index[slot] = Some(t);
-            }
             start = end;
         }
         Ok(by_index.into_iter().flatten().collect())

@@ -174,12 +174,18 @@ fn malformed_hapt_line_is_named() {
 }
 
 /// Kills `child` as soon as `marker` (its first checkpoint) exists.
-fn kill_when_exists(mut child: std::process::Child, marker: &Path) {
+fn kill_when_exists(child: std::process::Child, marker: &Path) {
+    kill_when(child, "a checkpoint", 300, || marker.exists());
+}
+
+/// Kills `child` as soon as `ready` holds (`what` it waits for, for the failure message);
+/// fails if that takes over `seconds` or the child ends first.
+fn kill_when(mut child: std::process::Child, what: &str, seconds: u64, ready: impl Fn() -> bool) {
     let started = Instant::now();
-    while !marker.exists() {
+    while !ready() {
         assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no checkpoint appeared"
+            started.elapsed() < Duration::from_secs(seconds),
+            "{what} did not come within {seconds} s"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -1163,25 +1169,12 @@ fn search_resumes_after_a_kill_without_rerunning_trials_and_shards_merge() {
             .map(|t| t.lines().count())
             .unwrap_or(0)
     };
-    let mut child = run()
+    let child = run()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
-    while lines() < 2 {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "no trial finished"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the search ended before the kill"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when(child, "a finished trial", 300, || lines() >= 2);
     let before = std::fs::read_to_string(&log).unwrap();
     let finished = before.lines().count();
     assert!(finished < 6, "the search finished before the kill");
@@ -1297,12 +1290,11 @@ fn run_reuses_finished_stages_after_a_kill_and_matches_an_uninterrupted_run() {
     assert!(done.status.success(), "{:?}", text(&done));
 
     let killed = dir.path().join("killed");
-    let mut child = run(&killed)
+    let child = run(&killed)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let started = Instant::now();
     let ditmos_checkpoint = || {
         std::fs::read_dir(killed.join("stages"))
             .map(|entries| {
@@ -1313,19 +1305,7 @@ fn run_reuses_finished_stages_after_a_kill_and_matches_an_uninterrupted_run() {
             })
             .unwrap_or(false)
     };
-    while !ditmos_checkpoint() {
-        assert!(
-            started.elapsed() < Duration::from_secs(600),
-            "DiTMoS never checkpointed"
-        );
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before the kill"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill_when(child, "a DiTMoS checkpoint", 600, ditmos_checkpoint);
     assert!(
         !killed.join("summary.json").exists(),
         "the run finished before the kill"

@@ -445,10 +445,8 @@ fn deploy_winner(
         ]],
         time_budget: None,
     };
-    let upstream: Vec<&StageRecord> = stages.iter().filter(|s| s.name == c.stage).collect();
-    let upstream: Vec<StageRecord> = upstream.into_iter().cloned().collect();
-    let refs: Vec<&StageRecord> = upstream.iter().collect();
-    let record = runner.run(&stage, &refs);
+    let made_by = stages.iter().find(|s| s.name == c.stage).cloned();
+    let record = runner.run(&stage, &made_by.iter().collect::<Vec<_>>());
     let finished = record.finished();
     let package = record.dir.join("package");
     stages.push(record);

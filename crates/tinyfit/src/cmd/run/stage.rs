@@ -63,11 +63,7 @@ impl Stage {
         }
         feed(data);
         feed(code);
-        h.finalize()
-            .iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        short_hex(&h.finalize())
     }
 }
 
@@ -140,13 +136,7 @@ impl Runner {
         let exe = std::env::current_exe().context("cannot locate the tinyfit binary")?;
         let bytes =
             std::fs::read(&exe).with_context(|| format!("cannot read {}", exe.display()))?;
-        let code = Sha1::digest(&bytes)
-            .iter()
-            .take(8)
-            .fold(String::new(), |mut s, b| {
-                let _ = write!(s, "{b:02x}");
-                s
-            });
+        let code = short_hex(&Sha1::digest(&bytes));
         let log_path = root.join("run.log");
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -365,9 +355,13 @@ pub fn data_fingerprint(path: &Path) -> Result<String> {
         h.update(name.as_bytes());
         h.update(size.to_le_bytes());
     }
-    Ok(h.finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(short_hex(&h.finalize()))
+}
+
+/// The first 8 bytes of a digest in hex: enough to tell stages, data and binaries apart.
+fn short_hex(digest: &[u8]) -> String {
+    digest.iter().take(8).fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
